@@ -1,0 +1,105 @@
+"""Callnfy Integrations: Google Calendar and Zapier for Callnfy accounts."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, g, request, send_from_directory
+from werkzeug.exceptions import UnsupportedMediaType
+
+from .config import ConfigError, load_config
+
+__all__ = ["create_app", "ConfigError"]
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+MIGRATIONS_DIR = PACKAGE_ROOT.parent / "migrations"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from `config` (tests) or from the environment (everything else)."""
+    settings = dict(load_config() if config is None else config)
+    app = Flask(__name__, instance_path=settings.get("INSTANCE_DIR") or str(PACKAGE_ROOT.parent / "instance"))
+    app.config.update(settings)
+    app.json.sort_keys = False  # keep the envelope's order: success first
+
+    from .logs import configure_logging
+
+    configure_logging(app.config["LOG_LEVEL"])
+    _attach_embedded_services(app)
+
+    from . import models  # noqa: F401  (registers every table)
+    from .cli import register_commands
+    from .errors import register_error_handlers
+    from .api import Api
+    from .extensions import cors, db, jwt, migrate
+    from .queues import init_redis
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    jwt.init_app(app)
+    cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=False)
+    init_redis(app)
+    api = Api(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    _register_blueprints(api)
+    register_error_handlers(app)
+    _register_request_hooks(app)
+    _register_docs_assets(app)
+    register_commands(app)
+    return app
+
+
+def _attach_embedded_services(app: Flask) -> None:
+    """Outside production, a missing DATABASE_URL / REDIS_URL means the embedded servers."""
+    if app.config["SQLALCHEMY_DATABASE_URI"] and app.config["REDIS_URL"]:
+        return
+    if app.config["APP_ENV"] == "production":  # load_config refuses this; keep the guard local too
+        raise ConfigError("DATABASE_URL and REDIS_URL are required in production")
+    from .embedded import start_postgres, start_redis
+
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = start_postgres(os.path.join(app.instance_path, "postgres"))
+    if not app.config["REDIS_URL"]:
+        app.config["REDIS_URL"] = start_redis(os.path.join(app.instance_path, "redis"))
+
+
+def _register_blueprints(api) -> None:
+    from .health.views import blp as health_blp
+    from .integrations.views import blp as integrations_blp
+
+    for blueprint in (health_blp, integrations_blp):
+        api.register_blueprint(blueprint)
+
+
+def _register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        supplied = request.headers.get("X-Request-ID", "")
+        g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+    @app.before_request
+    def require_json_bodies() -> None:
+        # A body we would parse must be JSON; anything else is refused before a view sees it.
+        if request.method in ("POST", "PUT", "PATCH") and (request.content_length or request.headers.get(
+                "Transfer-Encoding")) and not request.is_json:
+            raise UnsupportedMediaType()
+
+    @app.after_request
+    def echo_request_id(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        return response
+
+
+def _register_docs_assets(app: Flask) -> None:
+    """Serve Swagger UI's assets from the installed package: /docs works offline, no CDN."""
+    import swagger_ui_bundle
+
+    @app.get("/docs/assets/<path:filename>")
+    def swagger_ui_asset(filename: str):
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)

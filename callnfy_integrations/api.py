@@ -1,0 +1,102 @@
+"""flask-smorest wiring for the house envelope: success bodies, 400 validation errors and their docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint as SmorestBlueprint
+from webargs.flaskparser import FlaskParser
+
+from .errors import ApiError, ValidationFailed
+
+
+class ErrorSchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"example": "VALIDATION_ERROR"})
+    message = ma.fields.String(required=True)
+    details = ma.fields.Raw(metadata={"description": "Per-field messages or other context"})
+
+
+class ErrorEnvelopeSchema(ma.Schema):
+    success = ma.fields.Boolean(required=True, metadata={"example": False})
+    error = ma.fields.Nested(ErrorSchema, required=True)
+
+
+class MessageDump(dict):
+    """A dumped `MessageSchema`: the envelope puts its text in `message` rather than `data`."""
+
+
+class MessageSchema(ma.Schema):
+    message = ma.fields.String(required=True)
+
+    @ma.post_dump
+    def _mark(self, data: dict, **kwargs: Any) -> MessageDump:
+        return MessageDump(data)
+
+
+class MessageEnvelopeSchema(ma.Schema):
+    success = ma.fields.Boolean(required=True, metadata={"example": True})
+    message = ma.fields.String(required=True)
+
+
+class ArgumentsParser(FlaskParser):
+    """webargs parser whose failures are our 400 envelope instead of smorest's 422 body."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+    def handle_error(self, error, req, schema, *, error_status_code, error_headers):
+        raise ValidationFailed(details=_flatten_locations(error.messages))
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        raise ApiError("Request body is not valid JSON", code="MALFORMED_JSON")
+
+
+def _flatten_locations(messages: Any) -> Any:
+    # webargs nests messages under the location ("json", "query"); clients want the fields.
+    if isinstance(messages, dict) and len(messages) == 1:
+        (location, fields), = messages.items()
+        if location in ("json", "query", "form", "headers", "view_args", "path", "querystring"):
+            return fields
+    return messages
+
+
+_doc_envelopes: dict[tuple[type, bool], type[ma.Schema]] = {}
+
+
+class Blueprint(SmorestBlueprint):
+    """A smorest Blueprint that wraps every success body in `{"success": true, ...}`."""
+
+    ARGUMENTS_PARSER = ArgumentsParser()
+
+    @staticmethod
+    def _prepare_response_content(data: Any) -> Any:
+        if isinstance(data, MessageDump):
+            return {"success": True, "message": data["message"]}
+        return {"success": True, "data": data}
+
+    @staticmethod
+    def _make_doc_response_schema(schema: Any) -> Any:
+        if schema is None:
+            return None
+        schema_cls = schema if isinstance(schema, type) else type(schema)
+        if issubclass(schema_cls, MessageSchema):
+            return MessageEnvelopeSchema
+        many = bool(getattr(schema, "many", False))
+        key = (schema_cls, many)
+        if key not in _doc_envelopes:
+            name = schema_cls.__name__.removesuffix("Schema") + ("List" if many else "") + "EnvelopeSchema"
+            _doc_envelopes[key] = type(name, (ma.Schema,), {
+                "success": ma.fields.Boolean(required=True, metadata={"example": True}),
+                "data": ma.fields.Nested(schema_cls(many=many), required=True),
+            })
+        return _doc_envelopes[key]
+
+
+class Api(SmorestApi):
+    """flask-smorest Api documenting the error envelope; errors.py handles the errors themselves."""
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
+
+    def _register_error_handlers(self) -> None:
+        """The app-wide handlers in errors.py own every error response."""

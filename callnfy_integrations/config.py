@@ -1,0 +1,159 @@
+"""Service configuration: the only module that reads the environment (DESIGN §3)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+APP_ENVS = ("production", "development", "testing")
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL")
+
+# Development-only values: published here on purpose, refused in production.
+DEV_JWT_SECRET_KEY = "callnfy-dev-jwt-secret-change-me"
+DEV_ENCRYPTION_KEY = base64.b64encode(b"callnfy-dev-encryption-key-32b!!").decode()
+
+GOOGLE_ENDPOINTS = {
+    "GOOGLE_AUTHORIZE_URL": "https://accounts.google.com/o/oauth2/v2/auth",
+    "GOOGLE_TOKEN_URL": "https://oauth2.googleapis.com/token",
+    "GOOGLE_USERINFO_URL": "https://openidconnect.googleapis.com/v1/userinfo",
+    "GOOGLE_REVOKE_URL": "https://oauth2.googleapis.com/revoke",
+    "GOOGLE_CALENDAR_API_URL": "https://www.googleapis.com/calendar/v3/",
+}
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable service; the message says what to fix."""
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def normalize_database_url(url: str | None) -> str | None:
+    """Pin the psycopg2 driver: Heroku hands out postgres://, and SQLAlchemy 2.1 maps a bare
+    postgresql:// to psycopg 3, which this service does not ship."""
+    if not url:
+        return None
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+def _encryption_keys(raw: str) -> list[bytes]:
+    keys = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            key = base64.b64decode(part, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError("ENCRYPTION_KEYS: each key must be base64") from None
+        if len(key) != 32:
+            raise ConfigError("ENCRYPTION_KEYS: each key must decode to 32 bytes")
+        keys.append(key)
+    if not keys:
+        raise ConfigError("ENCRYPTION_KEYS: at least one key is required")
+    return keys
+
+
+def _retry_schedule(raw: str) -> list[int]:
+    try:
+        schedule = [int(p) for p in raw.split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE: comma-separated whole seconds expected") from None
+    if not schedule or any(s < 0 for s in schedule):
+        raise ConfigError("WEBHOOK_RETRY_SCHEDULE: at least one non-negative delay expected")
+    return schedule
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Build the Flask config from an environment mapping; raise ConfigError when it cannot run."""
+    env = dict(os.environ if environ is None else environ)
+    get = lambda name, default=None: (env.get(name) or "").strip() or default  # noqa: E731
+
+    app_env = get("APP_ENV", "production")
+    if app_env not in APP_ENVS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)} (got {app_env!r})")
+    production = app_env == "production"
+
+    if production:
+        missing = [name for name in REQUIRED_IN_PRODUCTION if not get(name)]
+        if missing:
+            raise ConfigError("missing required environment variables: " + ", ".join(missing))
+
+    algorithm = get("JWT_ALGORITHM", "HS256")
+    if algorithm not in ("HS256", "RS256"):
+        raise ConfigError("JWT_ALGORITHM must be HS256 or RS256")
+    public_key = get("JWT_PUBLIC_KEY")
+    if algorithm == "RS256" and not public_key:
+        raise ConfigError("JWT_PUBLIC_KEY is required when JWT_ALGORITHM is RS256")
+
+    public_api_url = get("PUBLIC_API_URL", "http://localhost:5000").rstrip("/")
+    frontend_url = get("FRONTEND_URL", "http://localhost:3000").rstrip("/")
+
+    config: dict[str, Any] = {
+        "APP_ENV": app_env,
+        "TESTING": app_env == "testing",
+        "SECRET_KEY": get("SECRET_KEY") or secrets.token_hex(32),
+        "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),
+        "PORT": int(get("PORT", "5000")),
+        "INSTANCE_DIR": get("INSTANCE_DIR"),
+        # Database
+        "SQLALCHEMY_DATABASE_URI": normalize_database_url(get("DATABASE_URL")),
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_size": int(get("DATABASE_POOL_SIZE", "5")),
+            "max_overflow": int(get("DATABASE_MAX_OVERFLOW", "5")),
+            "pool_recycle": 300,
+            "connect_args": {"connect_timeout": 5, "application_name": "callnfy-integrations"},
+        },
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "REDIS_URL": get("REDIS_URL"),
+        # Auth: tokens come from Callnfy's auth service; this service only verifies them.
+        "JWT_SECRET_KEY": get("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY),
+        "JWT_ALGORITHM": algorithm,
+        "JWT_DECODE_ALGORITHMS": [algorithm],
+        "JWT_PUBLIC_KEY": public_key,
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "JWT_DECODE_LEEWAY": 30,
+        "ENCRYPTION_KEYS": _encryption_keys(get("ENCRYPTION_KEYS", DEV_ENCRYPTION_KEY)),
+        # URLs
+        "PUBLIC_API_URL": public_api_url,
+        "FRONTEND_URL": frontend_url,
+        "CORS_ORIGINS": [frontend_url],
+        # Google
+        "GOOGLE_CLIENT_ID": get("GOOGLE_CLIENT_ID"),
+        "GOOGLE_CLIENT_SECRET": get("GOOGLE_CLIENT_SECRET"),
+        **{name: get(name, default) for name, default in GOOGLE_ENDPOINTS.items()},
+        # Webhooks
+        "WEBHOOK_ALLOWED_HOSTS": [
+            h.strip().lower() for h in get("WEBHOOK_ALLOWED_HOSTS", "hooks.zapier.com").split(",") if h.strip()
+        ],
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": _flag(get("WEBHOOK_ALLOW_PRIVATE_NETWORKS")),
+        "WEBHOOK_RETRY_SCHEDULE": _retry_schedule(
+            get("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+        ),
+        # Operations
+        "ADMIN_USERNAME": get("ADMIN_USERNAME"),
+        "ADMIN_PASSWORD": get("ADMIN_PASSWORD"),
+        "SCHEDULER_HEARTBEAT_SECONDS": int(get("SCHEDULER_HEARTBEAT_SECONDS", "60")),
+        # HTTP
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "JSON_SORT_KEYS": False,
+        "PROPAGATE_EXCEPTIONS": False,
+        # OpenAPI (flask-smorest)
+        "API_TITLE": "Callnfy Integrations",
+        "API_VERSION": "1.0.0",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "/docs",
+        "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",  # served from the swagger-ui-bundle package
+    }
+    return config

@@ -1,0 +1,1 @@
+"""A user's connections to Google Calendar and Zapier, and their combined status."""

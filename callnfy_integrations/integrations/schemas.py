@@ -1,0 +1,26 @@
+"""Response shapes of the integrations area."""
+
+import marshmallow as ma
+
+from ..timestamps import Timestamp
+
+
+class GoogleCalendarStatusSchema(ma.Schema):
+    connected = ma.fields.Boolean(required=True)
+    email = ma.fields.String(allow_none=True)
+    syncMode = ma.fields.String(allow_none=True, metadata={"enum": ["one-way", "two-way"]})
+    lastSyncAt = Timestamp(allow_none=True)
+    reauthorizationRequired = ma.fields.Boolean(
+        metadata={"description": "Present and true when Google revoked access and the user must reconnect"})
+
+
+class ZapierStatusSchema(ma.Schema):
+    connected = ma.fields.Boolean(required=True)
+    apiKey = ma.fields.String()
+    webhookUrl = ma.fields.String()
+    createdAt = Timestamp()
+
+
+class IntegrationStatusSchema(ma.Schema):
+    googleCalendar = ma.fields.Nested(GoogleCalendarStatusSchema, required=True)
+    zapier = ma.fields.Nested(ZapierStatusSchema, required=True)

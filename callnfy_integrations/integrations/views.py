@@ -1,0 +1,22 @@
+"""HTTP surface of /integrations: parse, authorize, shape the envelope."""
+
+from flask.views import MethodView
+
+from ..api import Blueprint
+from ..auth import current_user_id, login_required
+from . import service
+from .schemas import IntegrationStatusSchema
+
+blp = Blueprint("integrations", __name__, url_prefix="/integrations",
+                description="A user's Google Calendar and Zapier connections")
+
+
+@blp.route("/status")
+class IntegrationStatus(MethodView):
+    decorators = [login_required]
+
+    @blp.response(200, IntegrationStatusSchema)
+    @blp.alt_response(401, description="Missing, invalid or expired token")
+    def get(self):
+        """Connection status of Google Calendar and Zapier"""
+        return service.get_status(current_user_id())

@@ -1,0 +1,41 @@
+"""RQ queues, the Redis connection, and the one way work is put on a queue."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+
+WEBHOOKS = "webhooks"
+CALENDAR = "calendar"
+DEFAULT = "default"
+# Worker priority order: webhook deliveries are latency-sensitive, calendar sync less so.
+ALL_QUEUES = (WEBHOOKS, CALENDAR, DEFAULT)
+
+_EXTENSION = "callnfy_redis"
+
+
+def init_redis(app: Flask) -> None:
+    """Create the app's Redis client; connections are opened lazily, on first use."""
+    app.extensions[_EXTENSION] = Redis.from_url(
+        app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30,
+    )
+
+
+def redis_connection(app: Flask | None = None) -> Redis:
+    return (app or current_app).extensions[_EXTENSION]
+
+
+def get_queue(name: str = DEFAULT, *, connection: Redis | None = None) -> Queue:
+    if name not in ALL_QUEUES:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=connection or redis_connection())
+
+
+def enqueue(func: Callable[..., Any], *args: Any, queue: str = DEFAULT, connection: Redis | None = None,
+            **options: Any) -> Job:
+    """Enqueue `func(*args)` on a named queue; `options` are RQ's (job_id, job_timeout, retry, …)."""
+    return get_queue(queue, connection=connection).enqueue_call(func, args=args, **options)

@@ -1,0 +1,15 @@
+"""The periodic jobs the scheduler process enqueues, and how often."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from rq.cron import CronScheduler
+
+from callnfy_integrations.queues import DEFAULT
+from jobs.maintenance import record_heartbeat
+
+
+def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) -> None:
+    scheduler.register(record_heartbeat, queue_name=DEFAULT, interval=config["SCHEDULER_HEARTBEAT_SECONDS"],
+                       result_ttl=0)

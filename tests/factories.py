@@ -1,0 +1,61 @@
+"""Test data: users, integrations and tokens, written through the real models."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+from callnfy_integrations.config import DEV_JWT_SECRET_KEY
+from callnfy_integrations.crypto import secret_box
+from callnfy_integrations.extensions import db
+from callnfy_integrations.integrations.models import (CONNECTED, GOOGLE_CALENDAR, ONE_WAY, ZAPIER, Integration)
+from callnfy_integrations.integrations.service import ZAPIER_API_KEY_FIELD
+from callnfy_integrations.users.models import User
+
+
+def token(sub: str | uuid.UUID, *, expires_in: int = 600, key: str = DEV_JWT_SECRET_KEY,
+          algorithm: str = "HS256", **claims) -> str:
+    now = datetime.now(timezone.utc)
+    payload = {"sub": str(sub), "exp": now + timedelta(seconds=expires_in), **claims}
+    return jwt.encode(payload, key, algorithm=algorithm)
+
+
+def auth_headers(user_id: uuid.UUID, **kwargs) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user_id, **kwargs)}"}
+
+
+def make_user(user_id: uuid.UUID | None = None, **fields) -> User:
+    user = User(id=user_id or uuid.uuid4(), **fields)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def make_google_integration(user: User, *, email: str = "owner@example.com", status: str = CONNECTED,
+                            sync_mode: str = ONE_WAY, last_sync_at: datetime | None = None) -> Integration:
+    row = Integration(user_id=user.id, provider=GOOGLE_CALENDAR, email=email, status=status,
+                      sync_mode=sync_mode, last_sync_at=last_sync_at)
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def new_api_key() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "czp_" + "".join(secrets.choice(alphabet) for _ in range(40))
+
+
+def make_zapier_integration(user: User, api_key: str | None = None) -> tuple[Integration, str]:
+    import hashlib
+
+    api_key = api_key or new_api_key()
+    row = Integration(user_id=user.id, provider=ZAPIER,
+                      api_key_hash=hashlib.sha256(api_key.encode()).hexdigest(),
+                      api_key_encrypted=secret_box().encrypt(api_key, user_id=user.id, field=ZAPIER_API_KEY_FIELD))
+    db.session.add(row)
+    db.session.commit()
+    return row, api_key

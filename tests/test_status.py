@@ -1,0 +1,99 @@
+"""GET /integrations/status: shapes, first sight, isolation, round trips."""
+
+import re
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import event, select
+
+from callnfy_integrations.extensions import db
+from callnfy_integrations.integrations.models import REAUTHORIZATION_REQUIRED, TWO_WAY
+from callnfy_integrations.users.models import User
+from tests.factories import auth_headers, make_google_integration, make_user, make_zapier_integration
+
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def test_status_not_connected_for_new_user(client, user_id):
+    response = client.get("/integrations/status", headers=auth_headers(user_id))
+    assert response.status_code == 200
+    assert response.json == {"success": True,
+                             "data": {"googleCalendar": {"connected": False}, "zapier": {"connected": False}}}
+
+
+def test_status_creates_user_row_on_first_sight(client, app_ctx, user_id):
+    assert db.session.get(User, user_id) is None
+    client.get("/integrations/status", headers=auth_headers(user_id))
+    db.session.expire_all()
+    user = db.session.get(User, user_id)
+    assert user is not None and user.time_zone == "Europe/London"
+    # Second sight changes nothing.
+    client.get("/integrations/status", headers=auth_headers(user_id))
+    assert db.session.scalar(select(db.func.count()).select_from(User)) == 1
+
+
+def test_status_shows_connected_shapes(client, app_ctx):
+    user = make_user()
+    synced = datetime(2025, 12, 22, 10, 45, 0, 123456, tzinfo=timezone.utc)
+    make_google_integration(user, email="clinic@example.com", sync_mode=TWO_WAY, last_sync_at=synced)
+    _, api_key = make_zapier_integration(user)
+
+    data = client.get("/integrations/status", headers=auth_headers(user.id)).json["data"]
+
+    assert data["googleCalendar"] == {"connected": True, "email": "clinic@example.com", "syncMode": "two-way",
+                                      "lastSyncAt": "2025-12-22T10:45:00.123Z"}
+    zapier = data["zapier"]
+    assert set(zapier) == {"connected", "apiKey", "webhookUrl", "createdAt"}
+    assert zapier["connected"] is True and zapier["apiKey"] == api_key
+    assert zapier["webhookUrl"] == f"https://api.callnfy.test/webhooks/zapier/{user.id}"
+    assert ISO_MS.match(zapier["createdAt"])
+
+
+def test_status_google_never_synced_has_null_last_sync(client, app_ctx):
+    user = make_user()
+    make_google_integration(user)
+    data = client.get("/integrations/status", headers=auth_headers(user.id)).json["data"]
+    assert data["googleCalendar"] == {"connected": True, "email": "owner@example.com", "syncMode": "one-way",
+                                      "lastSyncAt": None}
+
+
+def test_status_shows_reauthorization_required(client, app_ctx):
+    user = make_user()
+    make_google_integration(user, email="lapsed@example.com", status=REAUTHORIZATION_REQUIRED)
+    data = client.get("/integrations/status", headers=auth_headers(user.id)).json["data"]
+    assert data["googleCalendar"] == {"connected": False, "reauthorizationRequired": True,
+                                      "email": "lapsed@example.com"}
+
+
+def test_user_sees_only_their_own_status(client, app_ctx):
+    owner = make_user()
+    make_google_integration(owner)
+    make_zapier_integration(owner)
+    stranger = uuid.uuid4()
+    data = client.get("/integrations/status", headers=auth_headers(stranger)).json["data"]
+    assert data == {"googleCalendar": {"connected": False}, "zapier": {"connected": False}}
+
+
+def test_status_takes_at_most_two_database_round_trips(client, app_ctx):
+    user = make_user()
+    make_google_integration(user)
+    make_zapier_integration(user)
+    client.get("/integrations/status", headers=auth_headers(user.id))  # warm the pool
+
+    trips = []
+    engine = db.engine
+    listeners = [
+        ("before_cursor_execute", lambda conn, cursor, statement, *a: trips.append(statement.split()[0])),
+        ("commit", lambda conn: trips.append("COMMIT")),
+        ("rollback", lambda conn: trips.append("ROLLBACK")),
+    ]
+    for name, fn in listeners:
+        event.listen(engine, name, fn)
+    try:
+        response = client.get("/integrations/status", headers=auth_headers(user.id))
+    finally:
+        for name, fn in listeners:
+            event.remove(engine, name, fn)
+    assert response.json["data"]["zapier"]["connected"] is True
+    assert response.json["data"]["googleCalendar"]["connected"] is True
+    assert len(trips) <= 2, trips
