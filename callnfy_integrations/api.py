@@ -82,6 +82,8 @@ class Blueprint(SmorestBlueprint):
         schema_cls = schema if isinstance(schema, type) else type(schema)
         if issubclass(schema_cls, MessageSchema):
             return MessageEnvelopeSchema
+        if issubclass(schema_cls, (ErrorEnvelopeSchema, MessageEnvelopeSchema)):
+            return schema  # already a whole body
         many = bool(getattr(schema, "many", False))
         key = (schema_cls, many)
         if key not in _doc_envelopes:
@@ -91,6 +93,15 @@ class Blueprint(SmorestBlueprint):
                 "data": ma.fields.Nested(schema_cls(many=many), required=True),
             })
         return _doc_envelopes[key]
+
+
+    def login_required(self, view: Any) -> Any:
+        """`auth.login_required` plus its documentation: bearer security and the 401 response."""
+        from .auth import login_required
+
+        view = self.alt_response(401, schema=ErrorEnvelopeSchema,
+                                  description="Missing, invalid or expired token")(login_required(view))
+        return self.doc(security=[{"bearerAuth": []}])(view)
 
 
 class Api(SmorestApi):

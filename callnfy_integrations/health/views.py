@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from sqlalchemy import text
 
-from ..api import Blueprint
+from ..api import Blueprint, ErrorEnvelopeSchema
 from ..errors import ServiceUnavailable
 from ..extensions import db
 from ..queues import redis_connection
@@ -44,7 +44,7 @@ def _check(name: str, probe) -> str:
 @blp.route("/readyz")
 class Readiness(MethodView):
     @blp.response(200, ReadinessSchema)
-    @blp.alt_response(503, description="PostgreSQL or Redis is unreachable")
+    @blp.alt_response(503, schema=ErrorEnvelopeSchema, description="PostgreSQL or Redis is unreachable")
     def get(self):
         """PostgreSQL and Redis are reachable"""
         checks = {

@@ -3,7 +3,7 @@
 from flask.views import MethodView
 
 from ..api import Blueprint
-from ..auth import current_user_id, login_required
+from ..auth import current_user_id
 from . import service
 from .schemas import IntegrationStatusSchema
 
@@ -13,10 +13,8 @@ blp = Blueprint("integrations", __name__, url_prefix="/integrations",
 
 @blp.route("/status")
 class IntegrationStatus(MethodView):
-    decorators = [login_required]
-
+    @blp.login_required
     @blp.response(200, IntegrationStatusSchema)
-    @blp.alt_response(401, description="Missing, invalid or expired token")
     def get(self):
         """Connection status of Google Calendar and Zapier"""
         return service.get_status(current_user_id())

@@ -1,0 +1,28 @@
+# Two commands matter: `make run` (the whole service, zero configuration) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m callnfy_integrations.devrun
+
+# TEST_DATABASE_URL / TEST_REDIS_URL select real servers; unset, the embedded ones start.
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/status_throughput.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,70 @@
+"""`make run`: embedded services when no URLs are set, migrate, then web + worker + scheduler via honcho."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    from . import embedded
+    from .cli import DEV_USER_ID
+
+    env = dict(os.environ)
+    env.setdefault("APP_ENV", "development")
+    env.setdefault("SECRET_KEY", secrets.token_hex(32))  # one per dev run, shared by its processes
+    env.setdefault("PORT", "5000")
+    instance = Path(env.get("INSTANCE_DIR") or ROOT / "instance")
+    if not env.get("DATABASE_URL"):
+        print("starting embedded PostgreSQL under", instance / "postgres", flush=True)
+        env["DATABASE_URL"] = embedded.start_postgres(instance / "postgres")
+    if not env.get("REDIS_URL"):
+        print("starting embedded Redis under", instance / "redis", flush=True)
+        env["REDIS_URL"] = embedded.start_redis(instance / "redis")
+
+    try:
+        from flask_migrate import upgrade
+
+        from . import create_app
+        from .auth import create_dev_token
+        from .config import load_config
+
+        app = create_app(load_config(env))
+        with app.app_context():
+            upgrade()
+            token = create_dev_token(DEV_USER_ID)
+        app.extensions["sqlalchemy"].engines[None].dispose()
+
+        base = f"http://localhost:{env['PORT']}"
+        print(f"""
+  Callnfy Integrations (development)
+  API        {base}
+  Docs       {base}/docs
+  Dev JWT    {token}
+  Try        curl -H "Authorization: Bearer {token}" {base}/integrations/status
+""", flush=True)
+        honcho = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT),
+                  "-p", env["PORT"], "web", "worker", "scheduler"]
+        process = subprocess.Popen(honcho, env=env, cwd=ROOT)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reaches honcho too (same process group); give it time to stop its children.
+            process.send_signal(signal.SIGINT)
+            try:
+                return process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                return process.wait()
+    finally:
+        embedded.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

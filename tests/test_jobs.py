@@ -1,0 +1,94 @@
+"""Background work: real RQ workers and the scheduler, as processes, on real Redis and PostgreSQL."""
+
+import signal
+import uuid
+
+import pytest
+from flask.views import MethodView
+from rq.job import Job
+
+from callnfy_integrations import create_app
+from callnfy_integrations.api import Blueprint
+from callnfy_integrations.queues import DEFAULT, enqueue, redis_connection
+from jobs.diagnostics import record_worker_probe
+from jobs.maintenance import HEARTBEAT_KEY
+from tests.conftest import run_flask, wait_for
+
+probe = Blueprint("jobprobe", __name__, url_prefix="/job-probe")
+
+
+@probe.route("/<probe_id>")
+class ProbeJob(MethodView):
+    @probe.response(202)
+    def post(self, probe_id):
+        """Enqueue a probe job from a request"""
+        job = enqueue(record_worker_probe, probe_id, queue=DEFAULT)
+        return {"jobId": job.id}
+
+
+@pytest.fixture(scope="module")
+def probe_app(config, app):
+    application = create_app(config)
+    application.extensions["flask-smorest"]["apis"][""]["ext_obj"].register_blueprint(probe)
+    return application
+
+
+def finish(process, timeout=30):
+    out, _ = process.communicate(timeout=timeout)
+    return process.returncode, out
+
+
+def test_job_enqueued_from_a_request_runs_on_a_real_worker(probe_app, process_env):
+    probe_id = uuid.uuid4().hex
+    response = probe_app.test_client().post(f"/job-probe/{probe_id}")
+    assert response.status_code == 202
+    job_id = response.json["data"]["jobId"]
+
+    code, output = finish(run_flask(process_env, "worker", "--burst"))
+    assert code == 0, output
+
+    with probe_app.app_context():
+        connection = redis_connection()
+        job = Job.fetch(job_id, connection=connection)
+        assert job.get_status() == "finished", output
+        assert job.return_value()["probe"] == probe_id
+        assert connection.get(f"callnfy:probe:{probe_id}:finished") is not None
+
+
+def test_worker_finishes_the_current_job_on_sigterm(app, process_env):
+    probe_id = uuid.uuid4().hex
+    with app.app_context():
+        connection = redis_connection()
+        job = enqueue(record_worker_probe, probe_id, 2.0, queue=DEFAULT)
+    worker = run_flask(process_env, "worker")
+    try:
+        wait_for(lambda: connection.get(f"callnfy:probe:{probe_id}:started"), timeout=30)
+        worker.send_signal(signal.SIGTERM)  # what Heroku sends on a restart
+        code, output = finish(worker)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert code == 0, output
+    assert connection.get(f"callnfy:probe:{probe_id}:finished") is not None
+    assert Job.fetch(job.id, connection=connection).get_status() == "finished"
+
+
+def test_scheduler_enqueues_periodic_jobs_that_a_worker_runs(app, process_env):
+    env = {**process_env, "SCHEDULER_HEARTBEAT_SECONDS": "1"}
+    with app.app_context():
+        connection = redis_connection()
+    scheduler = run_flask(env, "scheduler")
+    worker = run_flask(env, "worker")
+    try:
+        first = wait_for(lambda: connection.get(HEARTBEAT_KEY), timeout=30)
+        second = wait_for(lambda: (value := connection.get(HEARTBEAT_KEY)) != first and value, timeout=30)
+        assert second > first  # the periodic job ran again a second later
+        for process in (scheduler, worker):
+            process.send_signal(signal.SIGTERM)
+        results = [finish(p) for p in (scheduler, worker)]
+    finally:
+        for process in (scheduler, worker):
+            if process.poll() is None:
+                process.kill()
+    for code, output in results:
+        assert code == 0, output
