@@ -41,7 +41,7 @@ def main() -> int:
         with app.app_context():
             upgrade()
             token = create_dev_token(DEV_USER_ID)
-        app.extensions["sqlalchemy"].engines[None].dispose()
+            app.extensions["sqlalchemy"].engine.dispose()  # the children open their own connections
 
         base = f"http://localhost:{env['PORT']}"
         print(f"""

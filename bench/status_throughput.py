@@ -1,0 +1,161 @@
+"""Throughput and latency of GET /integrations/status under gunicorn, against a ceiling app.
+
+Both apps run under gunicorn with the Procfile's settings on this machine, loaded by wrk over
+loopback with rotating JWTs of seeded users (each with Google and Zapier rows). Rounds alternate
+ceiling/status so machine noise hits both; medians and the status/ceiling ratio are printed.
+
+    python bench/status_throughput.py [--rounds 3] [--duration 10] [--connections 32] [--users 500]
+
+Needs `wrk` (Debian package). Uses DATABASE_URL's server (a scratch database is created and
+dropped) or the embedded PostgreSQL; REDIS_URL or embedded Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import create_database, drop_database, make_config  # noqa: E402
+
+GUNICORN = ["--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "30",
+            "--keep-alive", "5"]
+LUA = """
+local tokens = {}
+init = function(args)
+  for line in io.lines(args[1]) do tokens[#tokens + 1] = line end
+end
+local i = 0
+request = function()
+  i = (i % #tokens) + 1
+  return wrk.format("GET", nil, {["Authorization"] = "Bearer " .. tokens[i]})
+end
+"""
+
+
+def seed(app, users: int) -> list[str]:
+    from flask_migrate import upgrade
+
+    from callnfy_integrations.auth import create_dev_token
+    from callnfy_integrations.extensions import db
+    from tests.factories import make_google_integration, make_user, make_zapier_integration
+
+    tokens = []
+    with app.app_context():
+        upgrade()
+        for _ in range(users):
+            user = make_user(uuid.uuid4())
+            make_google_integration(user)
+            make_zapier_integration(user)
+            tokens.append(create_dev_token(user.id))
+        db.engine.dispose()
+    return tokens
+
+
+def serve(target: str, port: int, env: dict) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", target, "--bind", f"127.0.0.1:{port}",
+                                *GUNICORN], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            break
+        except Exception as exc:  # 404 from the ceiling app still means "up"
+            if getattr(exc, "code", None):
+                break
+            time.sleep(0.2)
+    return process
+
+
+def to_ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def load(url: str, script: Path, tokens: Path, duration: int, connections: int) -> dict:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
+                          url, "--", str(tokens)], capture_output=True, text=True, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": to_ms(re.search(r"50%\s+(\S+)", out).group(1)),
+        "p99": to_ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--users", type=int, default=500)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is required: apt-get install wrk")
+
+    from callnfy_integrations import create_app, embedded
+
+    server = os.environ.get("DATABASE_URL") or embedded.start_postgres(ROOT / "instance" / "bench-postgres")
+    redis_url = os.environ.get("REDIS_URL") or embedded.start_redis(ROOT / "instance" / "bench-redis")
+    name = f"callnfy_bench_{secrets.token_hex(3)}"
+    database = create_database(server, name)
+    processes = []
+    try:
+        config = make_config(database, redis_url)
+        tokens = seed(create_app(config), args.users)
+        work = Path(tempfile.mkdtemp())
+        (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
+        (work / "rotate.lua").write_text(LUA)
+        env = {**os.environ, "APP_ENV": "testing", "DATABASE_URL": database, "REDIS_URL": redis_url,
+               "LOG_LEVEL": "WARNING", "JWT_SECRET_KEY": config["JWT_SECRET_KEY"]}
+        targets = {"ceiling": ("bench.ceiling_app:app", 5801, "/ceiling"),
+                   "status": ("wsgi:app", 5802, "/integrations/status")}
+        for target, port, _ in targets.values():
+            processes.append(serve(target, port, env))
+        results: dict[str, list[dict]] = {"ceiling": [], "status": []}
+        for name_ in results:  # warm-up: pools, imports, JIT-free but cache-warm
+            load(f"http://127.0.0.1:{targets[name_][1]}{targets[name_][2]}", work / "rotate.lua",
+                 work / "tokens.txt", 3, args.connections)
+        for round_ in range(args.rounds):
+            for name_, (_, port, path) in targets.items():
+                result = load(f"http://127.0.0.1:{port}{path}", work / "rotate.lua", work / "tokens.txt",
+                              args.duration, args.connections)
+                results[name_].append(result)
+                print(f"round {round_ + 1} {name_:8s} {result['rps']:8.1f} req/s  p50 {result['p50']:6.2f} ms  "
+                      f"p99 {result['p99']:6.2f} ms  non-2xx {result['errors']}", flush=True)
+        median = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+                  for n, rs in results.items()}
+        ratio = median["status"]["rps"] / median["ceiling"]["rps"]
+        print(f"\nmedian of {args.rounds} rounds, {args.connections} connections, {args.duration}s each:")
+        for n, m in median.items():
+            print(f"  {n:8s} {m['rps']:8.1f} req/s  p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms")
+        print(f"  status / ceiling throughput: {ratio:.2f}  (goal >= 0.80); status p99 {median['status']['p99']:.1f} ms"
+              f" (goal <= 50 ms)")
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+        drop_database(server, name)
+        embedded.stop_all()
+
+
+if __name__ == "__main__":
+    main()
