@@ -108,8 +108,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Database
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(get("DATABASE_URL")),
         "SQLALCHEMY_ENGINE_OPTIONS": {
-            "pool_size": int(get("DATABASE_POOL_SIZE", "5")),
-            "max_overflow": int(get("DATABASE_MAX_OVERFLOW", "5")),
+            # Per engine and process; two engines (transactional + autocommit reads) per process.
+            "pool_size": int(get("DATABASE_POOL_SIZE", "4")),
+            "max_overflow": int(get("DATABASE_MAX_OVERFLOW", "4")),
             "pool_recycle": 300,
             "connect_args": {"connect_timeout": 5, "application_name": "callnfy-integrations"},
         },

@@ -20,6 +20,7 @@ def main() -> int:
     env.setdefault("APP_ENV", "development")
     env.setdefault("SECRET_KEY", secrets.token_hex(32))  # one per dev run, shared by its processes
     env.setdefault("PORT", "5000")
+    env.setdefault("WEB_CONCURRENCY", "2")
     # The Procfile's commands (gunicorn, flask) live next to this interpreter, in the virtualenv.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     instance = Path(env.get("INSTANCE_DIR") or ROOT / "instance")

@@ -18,6 +18,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# Bind key of the autocommit engine (`db.engines[AUTOCOMMIT_BIND]`): single-statement reads only.
+AUTOCOMMIT_BIND = "autocommit"
+
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 jwt = JWTManager()

@@ -1,4 +1,4 @@
-"""The combined integration status of a user, read in one query."""
+"""The combined integration status of a user, read in one round trip."""
 
 from __future__ import annotations
 
@@ -6,22 +6,36 @@ import uuid
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, select
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert
 
 from ..crypto import secret_box
-from ..extensions import db
+from ..extensions import AUTOCOMMIT_BIND, db
 from ..users.models import User
-from ..users.service import ensure_user
 from .models import CONNECTED, GOOGLE_CALENDAR, ZAPIER, Integration
 
 ZAPIER_API_KEY_FIELD = "zapier.api_key"
+
+_users = User.__table__
+_integrations = Integration.__table__
+# Built once: the user LEFT JOIN their integrations (at most two rows), table columns only, so
+# SQLAlchemy neither re-derives the cache key shape nor adapts ORM annotations per request.
+_STATUS_QUERY = (
+    select(_users.c.id.label("user_id"), _integrations.c.provider, _integrations.c.status, _integrations.c.email,
+           _integrations.c.sync_mode, _integrations.c.last_sync_at, _integrations.c.api_key_encrypted,
+           _integrations.c.created_at)
+    .select_from(_users.outerjoin(_integrations, _integrations.c.user_id == _users.c.id))
+    .where(_users.c.id == bindparam("user_id"))
+)
+_CREATE_USER = insert(_users).values(id=bindparam("user_id")).on_conflict_do_nothing(index_elements=["id"])
 
 
 def zapier_webhook_url(user_id: uuid.UUID) -> str:
     return f"{current_app.config['PUBLIC_API_URL']}/webhooks/zapier/{user_id}"
 
 
-def google_status(row: Integration | None) -> dict[str, Any]:
+def google_status(row: Any) -> dict[str, Any]:
+    """`row` is an Integration or a status-query row of the google_calendar provider."""
     if row is None:
         return {"connected": False}
     if row.status != CONNECTED:
@@ -29,27 +43,24 @@ def google_status(row: Integration | None) -> dict[str, Any]:
     return {"connected": True, "email": row.email, "syncMode": row.sync_mode, "lastSyncAt": row.last_sync_at}
 
 
-def zapier_status(row: Integration | None) -> dict[str, Any]:
+def zapier_status(row: Any, user_id: uuid.UUID) -> dict[str, Any]:
+    """`row` is an Integration or a status-query row of the zapier provider."""
     if row is None or row.api_key_encrypted is None:
         return {"connected": False}
-    api_key = secret_box().decrypt(row.api_key_encrypted, user_id=row.user_id, field=ZAPIER_API_KEY_FIELD)
-    return {"connected": True, "apiKey": api_key, "webhookUrl": zapier_webhook_url(row.user_id),
+    api_key = secret_box().decrypt(row.api_key_encrypted, user_id=user_id, field=ZAPIER_API_KEY_FIELD)
+    return {"connected": True, "apiKey": api_key, "webhookUrl": zapier_webhook_url(user_id),
             "createdAt": row.created_at}
 
 
 def get_status(user_id: uuid.UUID) -> dict[str, Any]:
     """Status of both providers; creates the user's row the first time it is seen."""
-    # One round trip: the user joined to their integrations (at most two rows).
-    rows = db.session.execute(
-        select(User.id, Integration)
-        .outerjoin(Integration, and_(Integration.user_id == User.id))
-        .where(User.id == user_id)
-    ).all()
-    if not rows:
-        ensure_user(user_id)
-        db.session.commit()
-    by_provider = {row.Integration.provider: row.Integration for row in rows if row.Integration is not None}
+    # Autocommit: a lone SELECT needs no BEGIN/ROLLBACK round trips around it.
+    with db.engines[AUTOCOMMIT_BIND].connect() as conn:
+        rows = conn.execute(_STATUS_QUERY, {"user_id": user_id}).all()
+        if not rows:
+            conn.execute(_CREATE_USER, {"user_id": user_id})
+    by_provider = {row.provider: row for row in rows if row.provider is not None}
     return {
         "googleCalendar": google_status(by_provider.get(GOOGLE_CALENDAR)),
-        "zapier": zapier_status(by_provider.get(ZAPIER)),
+        "zapier": zapier_status(by_provider.get(ZAPIER), user_id),
     }

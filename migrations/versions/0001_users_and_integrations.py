@@ -25,7 +25,7 @@ def upgrade():
     )
     op.create_table(
         "integrations",
-        sa.Column("id", sa.UUID(), nullable=False),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("user_id", sa.UUID(), nullable=False),
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("status", sa.String(length=32), server_default="connected", nullable=False),

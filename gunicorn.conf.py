@@ -1,0 +1,13 @@
+"""Gunicorn settings of the web dyno; the bench serves its ceiling app with this same file.
+
+Workers come from WEB_CONCURRENCY (Heroku sets it per dyno size) and the bind address from PORT,
+both read by gunicorn itself.
+"""
+
+wsgi_app = "wsgi:app"
+worker_class = "gthread"  # threads overlap the I/O waits on PostgreSQL and Redis
+threads = 4  # 4 per process: enough to overlap I/O; more only adds GIL contention and tail latency
+timeout = 30
+graceful_timeout = 25  # Heroku sends SIGKILL 30 s after SIGTERM
+keepalive = 5
+control_socket_disable = True  # not used on a dyno; several local servers would fight over it
