@@ -44,7 +44,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     jwt.init_app(app)
-    cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=False)
+    cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=False,
+                  expose_headers=["X-Pagination", "X-Request-ID"])
     init_redis(app)
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
@@ -83,10 +84,12 @@ def _configure_autocommit_bind(app: Flask) -> None:
 
 
 def _register_blueprints(api) -> None:
+    from .appointments.views import blp as appointments_blp
+    from .calls.views import blp as calls_blp
     from .health.views import blp as health_blp
     from .integrations.views import blp as integrations_blp
 
-    for blueprint in (health_blp, integrations_blp):
+    for blueprint in (health_blp, integrations_blp, appointments_blp, calls_blp):
         api.register_blueprint(blueprint)
 
 

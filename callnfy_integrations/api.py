@@ -68,6 +68,7 @@ class Blueprint(SmorestBlueprint):
     """A smorest Blueprint that wraps every success body in `{"success": true, ...}`."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
+    PAGINATION_ARGUMENTS_PARSER = ArgumentsParser()
 
     @staticmethod
     def _prepare_response_content(data: Any) -> Any:

@@ -144,6 +144,12 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "ADMIN_USERNAME": get("ADMIN_USERNAME"),
         "ADMIN_PASSWORD": get("ADMIN_PASSWORD"),
         "SCHEDULER_HEARTBEAT_SECONDS": int(get("SCHEDULER_HEARTBEAT_SECONDS", "60")),
+        # Outbox: how often the sweeper runs, and how long a committed event waits for its own
+        # dispatch job before the sweeper assumes the job was lost.
+        "OUTBOX_SWEEP_SECONDS": int(get("OUTBOX_SWEEP_SECONDS", "30")),
+        "OUTBOX_GRACE_SECONDS": int(get("OUTBOX_GRACE_SECONDS", "60")),
+        # Domain
+        "DEFAULT_PHONE_REGION": get("DEFAULT_PHONE_REGION", "GB"),
         # HTTP
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "JSON_SORT_KEYS": False,

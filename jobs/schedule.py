@@ -7,9 +7,11 @@ from typing import Any, Mapping
 from rq.cron import CronScheduler
 
 from callnfy_integrations.queues import DEFAULT
+from jobs.events import sweep_outbox
 from jobs.maintenance import record_heartbeat
 
 
 def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) -> None:
     scheduler.register(record_heartbeat, queue_name=DEFAULT, interval=config["SCHEDULER_HEARTBEAT_SECONDS"],
                        result_ttl=0)
+    scheduler.register(sweep_outbox, queue_name=DEFAULT, interval=config["OUTBOX_SWEEP_SECONDS"], result_ttl=0)

@@ -1,0 +1,1 @@
+"""Appointments: booked by Callnfy (or imported from Google), rescheduled, cancelled, completed."""

@@ -1,0 +1,82 @@
+"""Request and response shapes of /appointments."""
+
+import marshmallow as ma
+from marshmallow import validate
+
+from .. import public_ids
+from ..customers.models import EMAIL_MAX, NAME_MAX, PHONE_MAX
+from ..timestamps import Timestamp
+from .models import DURATION_MAX, DURATION_MIN, NOTES_MAX, REASON_MAX, STATUSES
+
+
+
+def Duration(**kwargs) -> ma.fields.Integer:  # noqa: N802 - reads like a field class
+    return ma.fields.Integer(strict=True, validate=validate.Range(DURATION_MIN, DURATION_MAX),
+                             metadata={"description": f"minutes, {DURATION_MIN}-{DURATION_MAX}"}, **kwargs)
+
+
+def When(description: str = "ISO-8601 with a timezone offset or Z", **kwargs) -> ma.fields.AwareDateTime:  # noqa: N802
+    return ma.fields.AwareDateTime(format="iso", metadata={"description": description}, **kwargs)
+
+
+class CustomerFieldsMixin:
+    customerName = ma.fields.String(validate=validate.Length(1, NAME_MAX))
+    customerPhone = ma.fields.String(validate=validate.Length(3, PHONE_MAX),
+                                     metadata={"description": "stored in E.164 when it parses"})
+    customerEmail = ma.fields.Email(allow_none=True, validate=validate.Length(max=EMAIL_MAX))
+
+
+class AppointmentCreateSchema(CustomerFieldsMixin, ma.Schema):
+    customerName = ma.fields.String(required=True, validate=validate.Length(1, NAME_MAX))
+    customerPhone = ma.fields.String(required=True, validate=validate.Length(3, PHONE_MAX))
+    scheduledAt = When(required=True)
+    duration = Duration(load_default=30)
+    notes = ma.fields.String(allow_none=True, validate=validate.Length(max=NOTES_MAX))
+
+
+class AppointmentUpdateSchema(CustomerFieldsMixin, ma.Schema):
+    scheduledAt = When()
+    duration = Duration()
+    notes = ma.fields.String(allow_none=True, validate=validate.Length(max=NOTES_MAX))
+
+    @ma.validates_schema
+    def _not_empty(self, data, **kwargs):
+        if not data:
+            raise ma.ValidationError("Give at least one field to change")
+
+
+class CancelSchema(ma.Schema):
+    reason = ma.fields.String(allow_none=True, validate=validate.Length(max=REASON_MAX))
+
+
+class CompleteSchema(ma.Schema):
+    duration = Duration()
+
+
+class AppointmentQuerySchema(ma.Schema):
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
+    from_ = When("scheduledAt on or after", data_key="from")
+    to = When("scheduledAt before")
+
+    @ma.validates_schema
+    def _window(self, data, **kwargs):
+        if data.get("from_") and data.get("to") and data["to"] <= data["from_"]:
+            raise ma.ValidationError("'to' must be after 'from'", "to")
+
+
+class AppointmentSchema(ma.Schema):
+    id = ma.fields.Function(lambda a: public_ids.encode(public_ids.APPOINTMENT, a.id))
+    customerId = ma.fields.Function(lambda a: public_ids.encode(public_ids.CUSTOMER, a.customer_id))
+    customerName = ma.fields.String(attribute="customer.name")
+    customerPhone = ma.fields.String(attribute="customer.phone")
+    customerEmail = ma.fields.String(attribute="customer.email", allow_none=True)
+    scheduledAt = Timestamp(attribute="scheduled_at")
+    duration = ma.fields.Integer()
+    status = ma.fields.String(metadata={"enum": list(STATUSES)})
+    notes = ma.fields.String(allow_none=True)
+    source = ma.fields.String(metadata={"enum": ["callnfy", "google"]})
+    cancelledAt = Timestamp(attribute="cancelled_at", allow_none=True)
+    cancelReason = ma.fields.String(attribute="cancel_reason", allow_none=True)
+    completedAt = Timestamp(attribute="completed_at", allow_none=True)
+    createdAt = Timestamp(attribute="created_at")
+    updatedAt = Timestamp(attribute="updated_at")

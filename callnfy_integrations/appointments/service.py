@@ -1,0 +1,140 @@
+"""Appointment rules: who may see what, which transitions are legal, and the events each change emits.
+
+These functions are the API other Callnfy code and the Google two-way sync call. Each runs in the
+caller's session and commits unless told not to (`commit=False` lets a caller group several changes,
+e.g. an appointment update with the sync token that revealed it, in one transaction).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ..customers.service import find_or_create_customer, normalize_phone
+from ..errors import Conflict, NotFound
+from ..events import registry
+from ..events.outbox import record_event
+from ..extensions import db
+from ..timestamps import utcnow
+from ..users.service import ensure_user
+from . import payloads
+from .models import CANCELLED, COMPLETED, SCHEDULED, SOURCE_CALLNFY, Appointment
+
+
+class InvalidTransition(Conflict):
+    code = "INVALID_TRANSITION"
+
+
+def _finish(commit: bool) -> None:
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
+
+
+def list_appointments(user_id: uuid.UUID, *, status: str | None = None, starts_from: datetime | None = None,
+                      starts_before: datetime | None = None, offset: int = 0,
+                      limit: int = 20) -> tuple[list[Appointment], int]:
+    """One page of the user's appointments, newest first, and how many match in all."""
+    conditions = [Appointment.user_id == user_id]
+    if status:
+        conditions.append(Appointment.status == status)
+    if starts_from:
+        conditions.append(Appointment.scheduled_at >= starts_from)
+    if starts_before:
+        conditions.append(Appointment.scheduled_at < starts_before)
+    total = db.session.scalar(select(func.count()).select_from(Appointment).where(*conditions))
+    items = db.session.scalars(
+        select(Appointment).where(*conditions)
+        .order_by(Appointment.created_at.desc(), Appointment.id.desc()).offset(offset).limit(limit)
+    ).all()
+    return list(items), total or 0
+
+
+def get_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, *, for_update: bool = False) -> Appointment:
+    """The user's appointment; another user's id is indistinguishable from a missing one (404)."""
+    statement = select(Appointment).where(Appointment.id == appointment_id, Appointment.user_id == user_id)
+    if for_update:  # serialises concurrent transitions of one appointment
+        statement = statement.with_for_update(of=Appointment)
+    appointment = db.session.scalars(statement).one_or_none() if appointment_id else None
+    if appointment is None:
+        raise NotFound("Appointment not found")
+    return appointment
+
+
+def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone: str, scheduled_at: datetime,
+                       duration: int, customer_email: str | None = None, notes: str | None = None,
+                       source: str = SOURCE_CALLNFY, google_event_id: str | None = None,
+                       commit: bool = True) -> Appointment:
+    ensure_user(user_id)
+    customer = find_or_create_customer(user_id, phone=normalize_phone(customer_phone), name=customer_name,
+                                       email=customer_email)
+    appointment = Appointment(id=uuid.uuid4(), user_id=user_id, customer=customer, scheduled_at=scheduled_at,
+                              duration=duration, notes=notes, source=source, status=SCHEDULED, version=1,
+                              google_event_id=google_event_id)
+    db.session.add(appointment)
+    record_event(user_id, registry.APPOINTMENT_CREATED, payloads.created_or_updated(appointment))
+    _finish(commit)
+    return appointment
+
+
+def _require_scheduled(appointment: Appointment, action: str) -> None:
+    if appointment.status != SCHEDULED:
+        raise InvalidTransition(f"Cannot {action} an appointment that is {appointment.status}",
+                                details={"status": appointment.status})
+
+
+def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, changes: dict[str, Any], *,
+                       commit: bool = True) -> Appointment:
+    """Reschedule, change duration or notes, or correct the customer's details (scheduled only)."""
+    appointment = get_appointment(user_id, appointment_id, for_update=True)
+    _require_scheduled(appointment, "change")
+    customer = appointment.customer
+    if "customer_phone" in changes:
+        customer = find_or_create_customer(
+            user_id, phone=normalize_phone(changes["customer_phone"]),
+            name=changes.get("customer_name") or customer.name, email=changes.get("customer_email", customer.email))
+        appointment.customer = customer
+    else:
+        if changes.get("customer_name"):
+            customer.name = changes["customer_name"]
+        if "customer_email" in changes:
+            customer.email = changes["customer_email"]
+    for field in ("scheduled_at", "duration", "notes"):
+        if field in changes:
+            setattr(appointment, field, changes[field])
+    appointment.version += 1
+    db.session.flush()
+    record_event(user_id, registry.APPOINTMENT_UPDATED, payloads.created_or_updated(appointment))
+    _finish(commit)
+    return appointment
+
+
+def cancel_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, reason: str | None = None, *,
+                       commit: bool = True) -> Appointment:
+    appointment = get_appointment(user_id, appointment_id, for_update=True)
+    _require_scheduled(appointment, "cancel")
+    appointment.status = CANCELLED
+    appointment.cancelled_at = utcnow()
+    appointment.cancel_reason = reason
+    appointment.version += 1
+    record_event(user_id, registry.APPOINTMENT_CANCELLED, payloads.cancelled(appointment))
+    _finish(commit)
+    return appointment
+
+
+def complete_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, duration: int | None = None, *,
+                         commit: bool = True) -> Appointment:
+    appointment = get_appointment(user_id, appointment_id, for_update=True)
+    _require_scheduled(appointment, "complete")
+    appointment.status = COMPLETED
+    appointment.completed_at = utcnow()
+    if duration is not None:
+        appointment.duration = duration
+    appointment.version += 1
+    record_event(user_id, registry.APPOINTMENT_COMPLETED, payloads.completed(appointment))
+    _finish(commit)
+    return appointment

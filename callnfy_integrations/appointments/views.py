@@ -1,0 +1,84 @@
+"""HTTP surface of /appointments: parse, authorize, shape the envelope."""
+
+from flask.views import MethodView
+
+from .. import public_ids
+from ..api import Blueprint
+from ..auth import current_user_id
+from . import service
+from .schemas import (AppointmentCreateSchema, AppointmentQuerySchema, AppointmentSchema, AppointmentUpdateSchema,
+                      CancelSchema, CompleteSchema)
+
+blp = Blueprint("appointments", __name__, url_prefix="/appointments",
+                description="Appointments booked by Callnfy or imported from Google Calendar")
+
+FIELD_NAMES = {"customerName": "customer_name", "customerPhone": "customer_phone",
+               "customerEmail": "customer_email", "scheduledAt": "scheduled_at"}
+
+
+def _snake(body: dict) -> dict:
+    return {FIELD_NAMES.get(key, key): value for key, value in body.items()}
+
+
+def _appointment_id(appointment_id: str):
+    return public_ids.decode(public_ids.APPOINTMENT, appointment_id)
+
+
+@blp.route("")
+class Appointments(MethodView):
+    @blp.login_required
+    @blp.arguments(AppointmentQuerySchema, location="query")
+    @blp.response(200, AppointmentSchema(many=True))
+    @blp.paginate()
+    def get(self, query, pagination_parameters):
+        """List appointments, newest first (page metadata in the X-Pagination header)"""
+        items, total = service.list_appointments(
+            current_user_id(), status=query.get("status"), starts_from=query.get("from_"),
+            starts_before=query.get("to"), offset=pagination_parameters.first_item,
+            limit=pagination_parameters.page_size)
+        pagination_parameters.item_count = total
+        return items
+
+    @blp.login_required
+    @blp.arguments(AppointmentCreateSchema)
+    @blp.response(201, AppointmentSchema)
+    def post(self, body):
+        """Book an appointment (the customer is found or created by phone)"""
+        return service.create_appointment(current_user_id(), **_snake(body))
+
+
+@blp.route("/<appointment_id>")
+class AppointmentById(MethodView):
+    @blp.login_required
+    @blp.response(200, AppointmentSchema)
+    def get(self, appointment_id):
+        """One appointment"""
+        return service.get_appointment(current_user_id(), _appointment_id(appointment_id))
+
+    @blp.login_required
+    @blp.arguments(AppointmentUpdateSchema)
+    @blp.response(200, AppointmentSchema)
+    def patch(self, body, appointment_id):
+        """Reschedule, change duration or notes, or correct the customer (scheduled appointments only)"""
+        return service.update_appointment(current_user_id(), _appointment_id(appointment_id), _snake(body))
+
+
+@blp.route("/<appointment_id>/cancel")
+class AppointmentCancel(MethodView):
+    @blp.login_required
+    @blp.arguments(CancelSchema)
+    @blp.response(200, AppointmentSchema)
+    def post(self, body, appointment_id):
+        """Cancel a scheduled appointment"""
+        return service.cancel_appointment(current_user_id(), _appointment_id(appointment_id), body.get("reason"))
+
+
+@blp.route("/<appointment_id>/complete")
+class AppointmentComplete(MethodView):
+    @blp.login_required
+    @blp.arguments(CompleteSchema)
+    @blp.response(200, AppointmentSchema)
+    def post(self, body, appointment_id):
+        """Mark a scheduled appointment completed, optionally with its actual duration"""
+        return service.complete_appointment(current_user_id(), _appointment_id(appointment_id),
+                                            body.get("duration"))

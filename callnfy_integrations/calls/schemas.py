@@ -1,0 +1,33 @@
+"""Request and response shapes of /calls."""
+
+import marshmallow as ma
+from marshmallow import validate
+
+from .. import public_ids
+from ..customers.models import NAME_MAX, PHONE_MAX
+from ..timestamps import Timestamp
+from .models import DURATION_MAX, DURATION_MIN, SENTIMENTS, TRANSCRIPT_MAX, URL_MAX
+
+
+class CallCreateSchema(ma.Schema):
+    customerName = ma.fields.String(allow_none=True, validate=validate.Length(1, NAME_MAX))
+    customerPhone = ma.fields.String(required=True, validate=validate.Length(3, PHONE_MAX))
+    duration = ma.fields.Integer(required=True, strict=True, validate=validate.Range(DURATION_MIN, DURATION_MAX),
+                                 metadata={"description": f"seconds, {DURATION_MIN}-{DURATION_MAX}"})
+    recordingUrl = ma.fields.Url(allow_none=True, schemes={"http", "https"}, require_tld=False,
+                                 validate=validate.Length(max=URL_MAX))
+    transcript = ma.fields.String(allow_none=True, validate=validate.Length(max=TRANSCRIPT_MAX))
+    sentiment = ma.fields.String(allow_none=True, validate=validate.OneOf(SENTIMENTS))
+    receivedAt = ma.fields.AwareDateTime(format="iso", metadata={"description": "default: now"})
+
+
+class CallSchema(ma.Schema):
+    id = ma.fields.Function(lambda c: public_ids.encode(public_ids.CALL, c.id))
+    customerId = ma.fields.Function(lambda c: public_ids.encode(public_ids.CUSTOMER, c.customer_id))
+    customerName = ma.fields.String(attribute="customer.name")
+    customerPhone = ma.fields.String(attribute="customer.phone")
+    duration = ma.fields.Integer()
+    recordingUrl = ma.fields.String(attribute="recording_url", allow_none=True)
+    transcript = ma.fields.String(allow_none=True)
+    sentiment = ma.fields.String(allow_none=True, metadata={"enum": list(SENTIMENTS)})
+    receivedAt = Timestamp(attribute="received_at")

@@ -1,0 +1,39 @@
+"""Customers are found or created by (user, phone); the latest name and email given win."""
+
+from __future__ import annotations
+
+import uuid
+
+import phonenumbers
+from flask import current_app
+from sqlalchemy.dialects.postgresql import insert
+
+from ..extensions import db
+from .models import Customer
+
+
+def normalize_phone(raw: str, region: str | None = None) -> str:
+    """E.164 when the number parses as a possible number, else the input as given (trimmed)."""
+    raw = raw.strip()
+    try:
+        number = phonenumbers.parse(raw, region or current_app.config["DEFAULT_PHONE_REGION"])
+    except phonenumbers.NumberParseException:
+        return raw
+    if not phonenumbers.is_possible_number(number):
+        return raw
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def find_or_create_customer(user_id: uuid.UUID, *, phone: str, name: str | None = None,
+                            email: str | None = None) -> Customer:
+    """The user's customer with this (normalised) phone, created or updated in the caller's transaction."""
+    statement = insert(Customer).values(user_id=user_id, phone=phone, name=name or phone, email=email)
+    changes = {"name": name} if name else {}
+    if email is not None:
+        changes["email"] = email
+    # One statement, safe when two requests meet the same new phone number at once; the no-op
+    # update (phone = phone) makes RETURNING give the existing row too.
+    statement = statement.on_conflict_do_update(
+        index_elements=["user_id", "phone"], set_=changes or {"phone": statement.excluded.phone},
+    ).returning(Customer)
+    return db.session.scalars(statement, execution_options={"populate_existing": True}).one()
