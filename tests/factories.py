@@ -59,3 +59,27 @@ def make_zapier_integration(user: User, api_key: str | None = None) -> tuple[Int
     db.session.add(row)
     db.session.commit()
     return row, api_key
+
+
+def appointment_body(**overrides) -> dict:
+    body = {"customerName": "Ann Example", "customerPhone": "+447700900123", "customerEmail": "ann@example.com",
+            "scheduledAt": "2026-12-01T10:00:00.000Z", "duration": 30, "notes": "First visit"}
+    body.update(overrides)
+    return body
+
+
+def call_body(**overrides) -> dict:
+    body = {"customerName": "Bob Caller", "customerPhone": "+14155550123", "duration": 125,
+            "recordingUrl": "https://recordings.callnfy.test/abc.mp3", "transcript": "Hello, I'd like to book.",
+            "sentiment": "positive", "receivedAt": "2026-11-20T09:30:00.250Z"}
+    body.update(overrides)
+    return body
+
+
+def row_counts() -> dict[str, int]:
+    """Rows per domain table: tests assert a rejected request wrote nothing."""
+    from sqlalchemy import text
+
+    tables = ("users", "customers", "appointments", "calls", "events")
+    with db.engine.connect() as conn:
+        return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}

@@ -94,9 +94,11 @@ def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, cha
     _require_scheduled(appointment, "change")
     customer = appointment.customer
     if "customer_phone" in changes:
+        # A corrected number may belong to a known customer (keep their details unless given)
+        # or to nobody yet (the new customer inherits this one's name).
         customer = find_or_create_customer(
-            user_id, phone=normalize_phone(changes["customer_phone"]),
-            name=changes.get("customer_name") or customer.name, email=changes.get("customer_email", customer.email))
+            user_id, phone=normalize_phone(changes["customer_phone"]), name=changes.get("customer_name"),
+            email=changes.get("customer_email"), default_name=customer.name)
         appointment.customer = customer
     else:
         if changes.get("customer_name"):

@@ -25,9 +25,13 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
 
 
 def find_or_create_customer(user_id: uuid.UUID, *, phone: str, name: str | None = None,
-                            email: str | None = None) -> Customer:
-    """The user's customer with this (normalised) phone, created or updated in the caller's transaction."""
-    statement = insert(Customer).values(user_id=user_id, phone=phone, name=name or phone, email=email)
+                            email: str | None = None, default_name: str | None = None) -> Customer:
+    """The user's customer with this (normalised) phone, created or updated in the caller's transaction.
+
+    `name` and `email` overwrite an existing customer's; `default_name` only names a new one.
+    """
+    statement = insert(Customer).values(user_id=user_id, phone=phone, name=name or default_name or phone,
+                                        email=email)
     changes = {"name": name} if name else {}
     if email is not None:
         changes["email"] = email

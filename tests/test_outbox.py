@@ -1,0 +1,230 @@
+"""The transactional outbox: events commit with their change, dispatch after commit on a real worker,
+each handler runs exactly once, and the sweeper recovers what Redis lost."""
+
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from rq import Queue
+from sqlalchemy import select
+
+from callnfy_integrations import create_app
+from callnfy_integrations.appointments import service as appointments
+from callnfy_integrations.events import registry
+from callnfy_integrations.events.dispatch import dispatch, sweep_due_events
+from callnfy_integrations.events.models import Event, EventHandlerRun
+from callnfy_integrations.extensions import db
+from callnfy_integrations.queues import DEFAULT, enqueue, redis_connection
+from callnfy_integrations.worker import build_worker
+from jobs.events import dispatch_event, sweep_outbox
+from tests.conftest import make_config
+from tests.factories import appointment_body, auth_headers, call_body, row_counts
+
+CALLS_KEY = "test:handler-calls"
+
+
+@pytest.fixture(scope="module")
+def outbox_app(database_url, servers, app):
+    # No grace period: an undispatched event is due for the sweeper at once.
+    return create_app(make_config(database_url, servers["redis"], OUTBOX_GRACE_SECONDS="0"))
+
+
+@pytest.fixture
+def ctx(outbox_app):
+    with outbox_app.app_context():
+        yield outbox_app
+        db.session.remove()
+
+
+def recording_handler(name, fail=None, delay=0.0):
+    """A handler that records (handler, event id) in Redis each time it really runs."""
+
+    def handle(event):
+        time.sleep(delay)
+        if fail and fail():
+            raise RuntimeError(f"{name} is down")
+        redis_connection().rpush(CALLS_KEY, f"{name}:{event.id}")
+
+    return handle
+
+
+@pytest.fixture
+def handlers():
+    names = []
+
+    def add(name, *event_types, **options):
+        registry.register_handler(name, event_types or registry.EVENT_TYPES, recording_handler(name, **options))
+        names.append(name)
+
+    yield add
+    for name in names:
+        registry.unregister_handler(name)
+
+
+def handler_calls():
+    return [item.decode() for item in redis_connection().lrange(CALLS_KEY, 0, -1)]
+
+
+def queue_length():
+    return Queue(DEFAULT, connection=redis_connection()).count
+
+
+def run_worker(application):
+    build_worker(application).work(burst=True)
+
+
+def new_appointment(user_id, commit=True):
+    body = appointment_body()
+    return appointments.create_appointment(
+        user_id, customer_name=body["customerName"], customer_phone=body["customerPhone"],
+        scheduled_at=datetime(2026, 12, 1, 10, tzinfo=timezone.utc),
+        duration=30, commit=commit)
+
+
+def test_event_commits_with_its_change_and_enqueues_one_dispatch(ctx, user_id):
+    appointment = new_appointment(user_id)
+    event = db.session.scalars(select(Event)).one()
+    assert event.type == "appointment.created"
+    assert event.payload["appointmentId"] == "appt_" + appointment.id.hex
+    assert event.dispatched_at is None
+    assert queue_length() == 1
+
+
+def test_rollback_leaves_no_row_no_event_and_no_job(ctx, user_id):
+    new_appointment(user_id, commit=False)
+    assert db.session.scalars(select(Event)).all()  # visible inside the transaction…
+    db.session.rollback()
+    assert row_counts()["appointments"] == 0 and row_counts()["events"] == 0  # …and gone with it
+    assert queue_length() == 0
+    db.session.commit()  # a later, empty commit must not resurrect the forgotten dispatch
+    assert queue_length() == 0
+
+
+def test_failed_request_writes_no_event_and_enqueues_nothing(outbox_app, ctx):
+    client = outbox_app.test_client()
+    response = client.post("/appointments", json=appointment_body(duration=0), headers=auth_headers(uuid.uuid4()))
+    assert response.status_code == 400
+    assert row_counts()["events"] == 0 and queue_length() == 0
+
+
+def test_real_worker_dispatches_to_every_handler_once(outbox_app, ctx, handlers):
+    handlers("audit")
+    handlers("calls-only", registry.CALL_RECEIVED)
+    client = outbox_app.test_client()
+    headers = auth_headers(uuid.uuid4())
+    client.post("/appointments", json=appointment_body(), headers=headers)
+    client.post("/calls", json=call_body(), headers=headers)
+    assert queue_length() == 2
+
+    run_worker(outbox_app)
+
+    events = {e.type: e for e in db.session.scalars(select(Event))}
+    assert sorted(handler_calls()) == sorted([
+        f"audit:{events['appointment.created'].id}", f"audit:{events['call.received'].id}",
+        f"calls-only:{events['call.received'].id}"])
+    assert all(e.dispatched_at is not None and e.last_error is None for e in events.values())
+    assert db.session.scalar(select(db.func.count()).select_from(EventHandlerRun)) == 3
+
+
+def test_failing_handler_is_retried_without_rerunning_the_others(outbox_app, ctx, handlers, user_id):
+    down = {"value": True}
+    handlers("steady")
+    handlers("flaky", fail=lambda: down["value"])
+    appointment = new_appointment(user_id)
+    event = db.session.scalars(select(Event)).one()
+
+    run_worker(outbox_app)
+    db.session.expire_all()
+    event = db.session.get(Event, event.id)
+    assert event.dispatched_at is None and event.attempts == 1
+    assert "flaky: RuntimeError: flaky is down" in event.last_error
+    assert event.next_attempt_at > db.session.scalar(select(db.func.now()))  # backed off
+    assert handler_calls() == [f"steady:{event.id}"]
+
+    down["value"] = False
+    assert dispatch(event.id) is True  # what the sweeper's job does once the event is due again
+    db.session.expire_all()
+    assert db.session.get(Event, event.id).dispatched_at is not None
+    assert sorted(handler_calls()) == sorted([f"steady:{event.id}", f"flaky:{event.id}"])
+    assert appointment.id is not None
+
+
+def test_concurrent_dispatches_of_one_event_run_each_handler_once(outbox_app, ctx, handlers, user_id):
+    handlers("slow", delay=0.3)
+    new_appointment(user_id)
+    event_id = db.session.scalars(select(Event.id)).one()
+    db.session.remove()
+
+    def dispatch_in_own_context():
+        with outbox_app.app_context():
+            dispatch(event_id)
+
+    threads = [threading.Thread(target=dispatch_in_own_context) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert handler_calls() == [f"slow:{event_id}"]
+
+
+def test_sweeper_redispatches_everything_after_redis_is_flushed(outbox_app, ctx, handlers):
+    handlers("zapier-like")
+    handlers("google-like", registry.APPOINTMENT_CREATED, registry.APPOINTMENT_CANCELLED)
+    client = outbox_app.test_client()
+    headers = auth_headers(uuid.uuid4())
+    created = [client.post("/appointments", json=appointment_body(), headers=headers).json["data"]
+               for _ in range(4)]
+    client.post(f"/appointments/{created[0]['id']}/cancel", json={}, headers=headers)
+    client.post("/calls", json=call_body(), headers=headers)
+    assert queue_length() == 6
+
+    redis_connection().flushdb()  # Redis lost every queued dispatch job
+    enqueue(sweep_outbox, queue=DEFAULT)  # as the scheduler does
+    run_worker(outbox_app)  # runs the sweep, then the dispatches it enqueued
+
+    events = db.session.scalars(select(Event)).all()
+    assert len(events) == 6 and all(e.dispatched_at is not None for e in events)
+    expected = [f"zapier-like:{e.id}" for e in events] + [
+        f"google-like:{e.id}" for e in events if e.type in ("appointment.created", "appointment.cancelled")]
+    assert sorted(handler_calls()) == sorted(expected)
+
+    # Duplicate dispatch jobs and later sweeps run nothing again.
+    for event in events:
+        enqueue(dispatch_event, str(event.id))
+    enqueue(sweep_outbox, queue=DEFAULT)
+    run_worker(outbox_app)
+    assert sorted(handler_calls()) == sorted(expected)
+
+
+def test_sweeper_leaves_events_alone_during_their_grace_period(app, user_id):
+    with app.app_context():  # the default 60 s grace
+        new_appointment(user_id)
+        redis_connection().flushdb()
+        assert sweep_due_events() == 0
+        assert queue_length() == 0
+        db.session.remove()
+
+
+def test_sweeper_does_not_reenqueue_what_it_just_enqueued(app, user_id):
+    with app.app_context():  # the default 60 s grace
+        new_appointment(user_id)
+        redis_connection().flushdb()
+        db.session.execute(db.update(Event).values(next_attempt_at=db.func.now() - db.text("interval '1 minute'")))
+        db.session.commit()
+        assert sweep_due_events() == 1  # due: claimed and enqueued, its due time pushed a grace ahead
+        assert sweep_due_events() == 0  # the next sweep leaves it to the job just enqueued
+        assert queue_length() == 1
+        db.session.remove()
+
+
+def test_scheduler_runs_the_sweeper(outbox_app):
+    from rq.cron import CronScheduler
+
+    from jobs.schedule import register_periodic_jobs
+
+    scheduler = CronScheduler(connection=redis_connection(outbox_app))
+    register_periodic_jobs(scheduler, outbox_app.config)
+    jobs = {job.func_name: job.interval for job in scheduler.get_jobs()}
+    assert jobs["jobs.events.sweep_outbox"] == outbox_app.config["OUTBOX_SWEEP_SECONDS"]
