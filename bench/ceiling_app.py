@@ -27,3 +27,20 @@ def ceiling():
     with engine.connect() as conn:
         row = conn.execute(QUERY, {"id": user_id}).first()
     return jsonify({"success": True, "data": {"id": str(row.id), "timeZone": row.time_zone}})
+
+
+WRITE = text("INSERT INTO customers (user_id, name, phone) VALUES (:user_id, 'Bench', :phone)")
+
+
+@app.post("/ceiling/write")
+def ceiling_write():
+    """The least an authenticated write can cost: verify the JWT, INSERT one row, COMMIT."""
+    header = request.headers.get("Authorization", "")
+    try:
+        claims = jwt.decode(header.removeprefix("Bearer "), SECRET, algorithms=["HS256"])
+        user_id = uuid.UUID(claims["sub"])
+    except (jwt.PyJWTError, KeyError, ValueError):
+        return jsonify({"success": False}), 401
+    with engine.begin() as conn:
+        conn.execute(WRITE, {"user_id": user_id, "phone": "+1" + uuid.uuid4().hex[:12]})
+    return jsonify({"success": True}), 201

@@ -13,23 +13,16 @@ dropped) or the embedded PostgreSQL; REDIS_URL or embedded Redis.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.conftest import create_database, drop_database, make_config  # noqa: E402
+from harness import migrate, scratch_environment, serve, stop
 
 LUA = """
 local tokens = {}
@@ -45,15 +38,13 @@ end
 
 
 def seed(app, users: int) -> list[str]:
-    from flask_migrate import upgrade
-
     from callnfy_integrations.auth import create_dev_token
     from callnfy_integrations.extensions import db
     from tests.factories import make_google_integration, make_user, make_zapier_integration
 
+    migrate(app)
     tokens = []
     with app.app_context():
-        upgrade()
         for _ in range(users):
             user = make_user(uuid.uuid4())
             make_google_integration(user)
@@ -61,24 +52,6 @@ def seed(app, users: int) -> list[str]:
             tokens.append(create_dev_token(user.id))
         db.engine.dispose()
     return tokens
-
-
-def serve(target: str, port: int, env: dict) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
-                                "--bind", f"127.0.0.1:{port}", target], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            break
-        except Exception as exc:  # 404 from the ceiling app still means "up"
-            if getattr(exc, "code", None):
-                break
-            time.sleep(0.2)
-    return process
 
 
 def to_ms(value: str) -> float:
@@ -114,55 +87,47 @@ def main() -> None:
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install wrk")
 
-    from callnfy_integrations import create_app, embedded
+    from callnfy_integrations import create_app
 
-    server = os.environ.get("DATABASE_URL") or embedded.start_postgres(ROOT / "instance" / "bench-postgres")
-    redis_url = os.environ.get("REDIS_URL") or embedded.start_redis(ROOT / "instance" / "bench-redis")
-    name = f"callnfy_bench_{secrets.token_hex(3)}"
-    database = create_database(server, name)
     processes = []
-    try:
-        config = make_config(database, redis_url)
-        tokens = seed(create_app(config), args.users)
-        work = Path(tempfile.mkdtemp())
-        (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
-        (work / "rotate.lua").write_text(LUA)
-        env = {**os.environ, "APP_ENV": "testing", "DATABASE_URL": database, "REDIS_URL": redis_url,
-               "LOG_LEVEL": "WARNING", "JWT_SECRET_KEY": config["JWT_SECRET_KEY"],
-               "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2")}
-        targets = {"ceiling": ("bench.ceiling_app:app", 5801, "/ceiling"),
-                   "status": ("wsgi:app", 5802, "/integrations/status")}
-        for target, port, _ in targets.values():
-            processes.append(serve(target, port, env))
-        results: dict[str, list[dict]] = {"ceiling": [], "status": []}
-        for name_ in results:  # warm-up: pools, imports, JIT-free but cache-warm
-            load(f"http://127.0.0.1:{targets[name_][1]}{targets[name_][2]}", work / "rotate.lua",
-                 work / "tokens.txt", 3, args.connections)
-        for round_ in range(args.rounds):
-            for name_, (_, port, path) in targets.items():
-                result = load(f"http://127.0.0.1:{port}{path}", work / "rotate.lua", work / "tokens.txt",
-                              args.duration, args.connections)
-                results[name_].append(result)
-                print(f"round {round_ + 1} {name_:8s} {result['rps']:8.1f} req/s  p50 {result['p50']:6.2f} ms  "
-                      f"p99 {result['p99']:6.2f} ms  non-2xx {result['errors']} {result['socket_errors']}", flush=True)
-        median = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
-                  for n, rs in results.items()}
-        # Each round runs the two apps back to back, so the per-round ratio cancels most machine drift.
-        ratios = [s["rps"] / c["rps"] for s, c in zip(results["status"], results["ceiling"])]
-        ratio = statistics.median(ratios)
-        print(f"\nmedian of {args.rounds} rounds, {args.connections} connections, {args.duration}s each:")
-        for n, m in median.items():
-            print(f"  {n:8s} {m['rps']:8.1f} req/s  p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms")
-        print(f"  status / ceiling throughput, median of per-round ratios: {ratio:.2f}  (goal >= 0.80)"
-              f"  [{', '.join(f'{r:.2f}' for r in ratios)}]")
-        print(f"  p99: status {median['status']['p99']:.1f} ms, ceiling {median['ceiling']['p99']:.1f} ms (goal <= 50 ms)")
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)
-        drop_database(server, name)
-        embedded.stop_all()
+    with scratch_environment() as (config, env):
+        try:
+            _measure(args, create_app(config), env, processes)
+        finally:
+            stop(processes)
+
+
+def _measure(args, app, env: dict, processes: list) -> None:
+    tokens = seed(app, args.users)
+    work = Path(tempfile.mkdtemp())
+    (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
+    (work / "rotate.lua").write_text(LUA)
+    targets = {"ceiling": ("bench.ceiling_app:app", 5801, "/ceiling"),
+               "status": ("wsgi:app", 5802, "/integrations/status")}
+    for target, port, _ in targets.values():
+        processes.append(serve(target, port, env))
+    results: dict[str, list[dict]] = {"ceiling": [], "status": []}
+    for name_ in results:  # warm-up: pools, imports and caches
+        load(f"http://127.0.0.1:{targets[name_][1]}{targets[name_][2]}", work / "rotate.lua",
+             work / "tokens.txt", 3, args.connections)
+    for round_ in range(args.rounds):
+        for name_, (_, port, path) in targets.items():
+            result = load(f"http://127.0.0.1:{port}{path}", work / "rotate.lua", work / "tokens.txt",
+                          args.duration, args.connections)
+            results[name_].append(result)
+            print(f"round {round_ + 1} {name_:8s} {result['rps']:8.1f} req/s  p50 {result['p50']:6.2f} ms  "
+                  f"p99 {result['p99']:6.2f} ms  non-2xx {result['errors']} {result['socket_errors']}", flush=True)
+    median = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+              for n, rs in results.items()}
+    # Each round runs the two apps back to back, so the per-round ratio cancels most machine drift.
+    ratios = [s["rps"] / c["rps"] for s, c in zip(results["status"], results["ceiling"])]
+    ratio = statistics.median(ratios)
+    print(f"\nmedian of {args.rounds} rounds, {args.connections} connections, {args.duration}s each:")
+    for n, m in median.items():
+        print(f"  {n:8s} {m['rps']:8.1f} req/s  p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms")
+    print(f"  status / ceiling throughput, median of per-round ratios: {ratio:.2f}  (goal >= 0.80)"
+          f"  [{', '.join(f'{r:.2f}' for r in ratios)}]")
+    print(f"  p99: status {median['status']['p99']:.1f} ms, ceiling {median['ceiling']['p99']:.1f} ms (goal <= 50 ms)")
 
 
 if __name__ == "__main__":

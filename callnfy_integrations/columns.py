@@ -18,6 +18,9 @@ def uuid_pk() -> Mapped[uuid.UUID]:
 class Timestamps:
     """`created_at` / `updated_at`, kept by the database so every writer agrees on the clock."""
 
+    # Fetch the database's values with RETURNING on INSERT and UPDATE instead of a later SELECT.
+    __mapper_args__ = {"eager_defaults": True}
+
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
                                                  server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,

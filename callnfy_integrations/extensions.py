@@ -21,7 +21,9 @@ NAMING_CONVENTION = {
 # Bind key of the autocommit engine (`db.engines[AUTOCOMMIT_BIND]`): single-statement reads only.
 AUTOCOMMIT_BIND = "autocommit"
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+# expire_on_commit=False: a response serialised after commit must not re-read every row it just wrote.
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION),
+                session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()

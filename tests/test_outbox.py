@@ -13,12 +13,13 @@ from sqlalchemy import select
 from callnfy_integrations import create_app
 from callnfy_integrations.appointments import service as appointments
 from callnfy_integrations.events import registry
-from callnfy_integrations.events.dispatch import dispatch, sweep_due_events
+from callnfy_integrations.events.dispatch import dispatch, drain_ready_events, sweep_due_events
 from callnfy_integrations.events.models import Event, EventHandlerRun
+from callnfy_integrations.events.outbox import READY_KEY
 from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import DEFAULT, enqueue, redis_connection
 from callnfy_integrations.worker import build_worker
-from jobs.events import dispatch_event, sweep_outbox
+from jobs.events import dispatch_event, drain_outbox, sweep_outbox
 from tests.conftest import make_config
 from tests.factories import appointment_body, auth_headers, call_body, row_counts
 
@@ -71,6 +72,10 @@ def queue_length():
     return Queue(DEFAULT, connection=redis_connection()).count
 
 
+def ready_ids():
+    return [item.decode() for item in redis_connection().lrange(READY_KEY, 0, -1)]
+
+
 def run_worker(application):
     build_worker(application).work(burst=True)
 
@@ -83,13 +88,37 @@ def new_appointment(user_id, commit=True):
         duration=30, commit=commit)
 
 
-def test_event_commits_with_its_change_and_enqueues_one_dispatch(ctx, user_id):
+def test_event_commits_with_its_change_and_requests_dispatch(ctx, user_id):
     appointment = new_appointment(user_id)
     event = db.session.scalars(select(Event)).one()
     assert event.type == "appointment.created"
     assert event.payload["appointmentId"] == "appt_" + appointment.id.hex
     assert event.dispatched_at is None
-    assert queue_length() == 1
+    assert ready_ids() == [str(event.id)]
+    assert queue_length() == 1  # one drain job
+
+
+def test_many_commits_share_one_drain_job(outbox_app, ctx, handlers):
+    handlers("audit")
+    client = outbox_app.test_client()
+    headers = auth_headers(uuid.uuid4())
+    for _ in range(25):
+        client.post("/calls", json=call_body(), headers=headers)
+    assert len(ready_ids()) == 25 and queue_length() == 1
+    run_worker(outbox_app)
+    assert len(handler_calls()) == 25 and ready_ids() == []
+    assert db.session.scalar(select(db.func.count()).select_from(Event).where(Event.dispatched_at.is_(None))) == 0
+
+
+def test_a_drain_past_its_budget_hands_over_to_a_new_job(ctx, handlers):
+    handlers("audit")
+    client = ctx.test_client()
+    headers = auth_headers(uuid.uuid4())
+    for _ in range(5):
+        client.post("/calls", json=call_body(), headers=headers)
+    redis_connection().delete(*redis_connection().keys("rq:*"))  # forget the queued drain job
+    assert drain_ready_events(redis_connection(), batch=2, budget_seconds=0) == 2
+    assert len(ready_ids()) == 3 and queue_length() == 1  # the rest went to a fresh drain job
 
 
 def test_rollback_leaves_no_row_no_event_and_no_job(ctx, user_id):
@@ -97,16 +126,16 @@ def test_rollback_leaves_no_row_no_event_and_no_job(ctx, user_id):
     assert db.session.scalars(select(Event)).all()  # visible inside the transaction…
     db.session.rollback()
     assert row_counts()["appointments"] == 0 and row_counts()["events"] == 0  # …and gone with it
-    assert queue_length() == 0
+    assert queue_length() == 0 and ready_ids() == []
     db.session.commit()  # a later, empty commit must not resurrect the forgotten dispatch
-    assert queue_length() == 0
+    assert queue_length() == 0 and ready_ids() == []
 
 
 def test_failed_request_writes_no_event_and_enqueues_nothing(outbox_app, ctx):
     client = outbox_app.test_client()
     response = client.post("/appointments", json=appointment_body(duration=0), headers=auth_headers(uuid.uuid4()))
     assert response.status_code == 400
-    assert row_counts()["events"] == 0 and queue_length() == 0
+    assert row_counts()["events"] == 0 and queue_length() == 0 and ready_ids() == []
 
 
 def test_real_worker_dispatches_to_every_handler_once(outbox_app, ctx, handlers):
@@ -116,7 +145,7 @@ def test_real_worker_dispatches_to_every_handler_once(outbox_app, ctx, handlers)
     headers = auth_headers(uuid.uuid4())
     client.post("/appointments", json=appointment_body(), headers=headers)
     client.post("/calls", json=call_body(), headers=headers)
-    assert queue_length() == 2
+    assert len(ready_ids()) == 2
 
     run_worker(outbox_app)
 
@@ -178,9 +207,9 @@ def test_sweeper_redispatches_everything_after_redis_is_flushed(outbox_app, ctx,
                for _ in range(4)]
     client.post(f"/appointments/{created[0]['id']}/cancel", json={}, headers=headers)
     client.post("/calls", json=call_body(), headers=headers)
-    assert queue_length() == 6
+    assert len(ready_ids()) == 6
 
-    redis_connection().flushdb()  # Redis lost every queued dispatch job
+    redis_connection().flushdb()  # Redis lost the doorbell list and the queued drain job
     enqueue(sweep_outbox, queue=DEFAULT)  # as the scheduler does
     run_worker(outbox_app)  # runs the sweep, then the dispatches it enqueued
 
@@ -190,9 +219,11 @@ def test_sweeper_redispatches_everything_after_redis_is_flushed(outbox_app, ctx,
         f"google-like:{e.id}" for e in events if e.type in ("appointment.created", "appointment.cancelled")]
     assert sorted(handler_calls()) == sorted(expected)
 
-    # Duplicate dispatch jobs and later sweeps run nothing again.
+    # Duplicate dispatch jobs, duplicate doorbell entries and later sweeps run nothing again.
     for event in events:
         enqueue(dispatch_event, str(event.id))
+    redis_connection().rpush(READY_KEY, *[str(e.id) for e in events] * 2)
+    enqueue(drain_outbox, queue=DEFAULT)
     enqueue(sweep_outbox, queue=DEFAULT)
     run_worker(outbox_app)
     assert sorted(handler_calls()) == sorted(expected)
@@ -203,7 +234,7 @@ def test_sweeper_leaves_events_alone_during_their_grace_period(app, user_id):
         new_appointment(user_id)
         redis_connection().flushdb()
         assert sweep_due_events() == 0
-        assert queue_length() == 0
+        assert queue_length() == 0 and ready_ids() == []
         db.session.remove()
 
 
@@ -214,8 +245,8 @@ def test_sweeper_does_not_reenqueue_what_it_just_enqueued(app, user_id):
         db.session.execute(db.update(Event).values(next_attempt_at=db.func.now() - db.text("interval '1 minute'")))
         db.session.commit()
         assert sweep_due_events() == 1  # due: claimed and enqueued, its due time pushed a grace ahead
-        assert sweep_due_events() == 0  # the next sweep leaves it to the job just enqueued
-        assert queue_length() == 1
+        assert sweep_due_events() == 0  # the next sweep leaves it to the drain just requested
+        assert len(ready_ids()) == 1 and queue_length() == 1
         db.session.remove()
 
 

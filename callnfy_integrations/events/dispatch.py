@@ -12,8 +12,8 @@ from sqlalchemy import select, text
 from ..extensions import db
 from ..timestamps import utcnow
 from .models import Event, EventHandlerRun
-from .outbox import enqueue_dispatch
-from .registry import Handler, handlers_for
+from .outbox import request_dispatch
+from .registry import handlers_for
 
 log = logging.getLogger(__name__)
 
@@ -26,44 +26,68 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), BACKOFF_CAP_SECONDS))
 
 
-def _run_handler(event_id: uuid.UUID, handler: Handler) -> None:
-    # The row lock serialises dispatchers of one event (a sweeper re-enqueue racing the original
-    # job): the second waits, then sees the first one's completion mark and skips.
-    event = db.session.execute(select(Event).where(Event.id == event_id).with_for_update()).scalar_one()
-    if db.session.get(EventHandlerRun, (event_id, handler.name)) is None:
-        handler.func(event)
-        db.session.add(EventHandlerRun(event_id=event_id, handler=handler.name))
-    db.session.commit()
-
-
 def dispatch(event_id: uuid.UUID) -> bool:
-    """Run every handler that has not finished with this event; True once all have."""
-    event = db.session.get(Event, event_id)
-    if event is None or event.dispatched_at is not None:
-        db.session.rollback()
-        return True
-    event_type = event.type
-    db.session.rollback()  # each handler gets its own transaction
+    """Run every handler that has not finished with this event; True once all have.
 
+    One transaction: the event row is locked (a concurrent dispatcher of the same event waits, then
+    finds it done), and each handler runs in a savepoint together with its completion mark, so a
+    failing handler undoes only its own work and the others' marks still commit.
+    """
+    event = db.session.execute(select(Event).where(Event.id == event_id).with_for_update()).scalar_one_or_none()
+    if event is None or event.dispatched_at is not None:
+        db.session.commit()
+        return True
+    handlers = handlers_for(event.type)
+    done = set(db.session.scalars(select(EventHandlerRun.handler).where(EventHandlerRun.event_id == event_id))) \
+        if handlers else set()
     failures: list[str] = []
-    for handler in handlers_for(event_type):
+    for handler in handlers:
+        if handler.name in done:
+            continue
         try:
-            _run_handler(event_id, handler)
+            with db.session.begin_nested():
+                handler.func(event)
+                db.session.add(EventHandlerRun(event_id=event_id, handler=handler.name))
         except Exception as exc:
-            db.session.rollback()
             log.exception("event handler failed", extra={"event_id": str(event_id), "handler": handler.name})
             failures.append(f"{handler.name}: {type(exc).__name__}: {exc}")
-
-    event = db.session.execute(select(Event).where(Event.id == event_id).with_for_update()).scalar_one()
     if failures:
         event.attempts += 1
         event.last_error = "; ".join(failures)[:ERROR_MAX]
         event.next_attempt_at = utcnow() + retry_delay(event.attempts)
-    elif event.dispatched_at is None:
+    else:
         event.dispatched_at = utcnow()
         event.last_error = None
     db.session.commit()
     return not failures
+
+
+def drain_ready_events(connection, *, batch: int = 100, budget_seconds: float = 10.0) -> int:
+    """Dispatch the events the doorbell list names, in batches, for at most `budget_seconds`."""
+    import time
+
+    from .outbox import DRAIN_SCHEDULED_KEY, READY_KEY, schedule_drain
+
+    # Cleared before popping: an id pushed from now on is either popped below or schedules a new drain.
+    connection.delete(DRAIN_SCHEDULED_KEY)
+    deadline = time.monotonic() + budget_seconds
+    dispatched = 0
+    while True:
+        raw = connection.lpop(READY_KEY, batch)
+        if not raw:
+            return dispatched
+        for event_id in dict.fromkeys(raw):  # the same id twice in a batch: dispatch once
+            try:
+                dispatch(uuid.UUID(event_id.decode() if isinstance(event_id, bytes) else event_id))
+                dispatched += 1
+            except Exception:  # one bad event must not strand the rest of the batch
+                db.session.rollback()
+                log.exception("event dispatch failed; the sweeper will retry it", extra={"event_id": event_id})
+        if time.monotonic() > deadline:
+            # Long queue: hand over to a fresh job so other queues' work interleaves.
+            if connection.set(DRAIN_SCHEDULED_KEY, 1, nx=True, ex=300):
+                schedule_drain(connection)
+            return dispatched
 
 
 _CLAIM_DUE = text("""
@@ -90,5 +114,5 @@ def sweep_due_events(limit: int = 1000) -> int:
     db.session.commit()
     if event_ids:
         log.info("outbox sweep re-enqueued events", extra={"count": len(event_ids)})
-        enqueue_dispatch(event_ids)
+        request_dispatch(event_ids)
     return len(event_ids)

@@ -1,4 +1,11 @@
-"""Recording events with the change that caused them, and enqueueing their dispatch after commit."""
+"""Recording events with the change that caused them, and handing them to the dispatcher after commit.
+
+Dispatch is coalesced: a commit pushes its event ids onto a Redis list and enqueues one
+`drain_outbox` job only if none is pending, instead of one RQ job per event (each RQ job costs
+several Redis round trips and milliseconds of worker CPU). The drain job empties the list in
+batches. Redis is only a doorbell: PostgreSQL holds the truth, and the sweeper re-rings for events
+still undispatched after their grace period.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
+from redis import Redis
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -18,10 +26,13 @@ from .models import Event
 log = logging.getLogger(__name__)
 
 _PENDING = "callnfy_pending_events"
+READY_KEY = "callnfy:outbox:ready"  # event ids awaiting dispatch, oldest first
+DRAIN_SCHEDULED_KEY = "callnfy:outbox:drain-scheduled"  # set while a drain job waits to start
+DRAIN_FLAG_TTL = 300  # a lost drain job (Redis restart, crash) only delays the next one this long
 
 
 def record_event(user_id: uuid.UUID, event_type: str, payload: dict[str, Any]) -> Event:
-    """Add an event to the current transaction; its dispatch is enqueued only if that commits."""
+    """Add an event to the current transaction; its dispatch is requested only if that commits."""
     grace = timedelta(seconds=current_app.config["OUTBOX_GRACE_SECONDS"])
     event = Event(id=uuid.uuid4(), user_id=user_id, type=event_type, payload=payload,
                   next_attempt_at=utcnow() + grace)
@@ -31,10 +42,10 @@ def record_event(user_id: uuid.UUID, event_type: str, payload: dict[str, Any]) -
 
 
 @sa_event.listens_for(Session, "after_commit")
-def _enqueue_after_commit(session: Session) -> None:
+def _request_dispatch_after_commit(session: Session) -> None:
     event_ids = session.info.pop(_PENDING, None)
     if event_ids:
-        enqueue_dispatch(event_ids)
+        request_dispatch(event_ids)
 
 
 @sa_event.listens_for(Session, "after_rollback")
@@ -43,18 +54,25 @@ def _forget_on_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def enqueue_dispatch(event_ids: list[uuid.UUID]) -> None:
-    """Put one dispatch job per event on the queue; a failure here is repaired by the sweeper."""
-    from jobs.events import dispatch_event
-    from ..queues import DEFAULT, get_queue
+def request_dispatch(event_ids: list[uuid.UUID], connection: Redis | None = None) -> None:
+    """Ring the doorbell for these events; a failure here is repaired by the sweeper."""
+    from ..queues import redis_connection
 
     try:
-        queue = get_queue(DEFAULT)
-        with queue.connection.pipeline() as pipe:
-            for event_id in event_ids:
-                queue.enqueue_call(dispatch_event, args=(str(event_id),), pipeline=pipe,
-                                   result_ttl=0, failure_ttl=86400)
-            pipe.execute()
+        connection = connection or redis_connection()
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.rpush(READY_KEY, *[str(e) for e in event_ids])
+            pipe.set(DRAIN_SCHEDULED_KEY, 1, nx=True, ex=DRAIN_FLAG_TTL)
+            _, newly_scheduled = pipe.execute()
+        if newly_scheduled:
+            schedule_drain(connection)
     except Exception:  # the rows are committed; the sweeper will find them once they are due
-        log.warning("could not enqueue event dispatch; the outbox sweeper will retry", exc_info=True,
+        log.warning("could not request event dispatch; the outbox sweeper will retry", exc_info=True,
                     extra={"events": [str(e) for e in event_ids]})
+
+
+def schedule_drain(connection: Redis) -> None:
+    from jobs.events import drain_outbox
+    from ..queues import DEFAULT, enqueue
+
+    enqueue(drain_outbox, queue=DEFAULT, connection=connection, result_ttl=0, failure_ttl=86400)
