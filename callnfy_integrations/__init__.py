@@ -33,7 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(app.config["LOG_LEVEL"])
     _attach_embedded_services(app)
 
-    from . import models  # noqa: F401  (registers every table)
+    from . import models, transactions  # noqa: F401  (every table; the after-commit hooks)
     from .cli import register_commands
     from .errors import register_error_handlers
     from .api import Api

@@ -6,3 +6,4 @@ from .customers.models import Customer  # noqa: F401
 from .events.models import Event, EventHandlerRun  # noqa: F401
 from .integrations.models import Integration  # noqa: F401
 from .users.models import User  # noqa: F401
+from .zapier.models import WebhookAttempt, WebhookDelivery, ZapierSubscription  # noqa: F401

@@ -35,7 +35,7 @@ def get_queue(name: str = DEFAULT, *, connection: Redis | None = None) -> Queue:
     return Queue(name, connection=connection or redis_connection())
 
 
-def enqueue(func: Callable[..., Any], *args: Any, queue: str = DEFAULT, connection: Redis | None = None,
+def enqueue(func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT, connection: Redis | None = None,
             **options: Any) -> Job:
-    """Enqueue `func(*args)` on a named queue; `options` are RQ's (job_id, job_timeout, retry, …)."""
+    """Enqueue `func(*args)` (a function or its dotted path) on a named queue; `options` are RQ's."""
     return get_queue(queue, connection=connection).enqueue_call(func, args=args, **options)

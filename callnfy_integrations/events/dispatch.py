@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from ..extensions import db
 from ..timestamps import utcnow
 from .models import Event, EventHandlerRun
-from .outbox import request_dispatch
+from .outbox import OUTBOX, request_dispatch
 from .registry import handlers_for
 
 log = logging.getLogger(__name__)
@@ -62,32 +62,22 @@ def dispatch(event_id: uuid.UUID) -> bool:
     return not failures
 
 
-def drain_ready_events(connection, *, batch: int = 100, budget_seconds: float = 10.0) -> int:
-    """Dispatch the events the doorbell list names, in batches, for at most `budget_seconds`."""
-    import time
-
-    from .outbox import DRAIN_SCHEDULED_KEY, READY_KEY, schedule_drain
-
-    # Cleared before popping: an id pushed from now on is either popped below or schedules a new drain.
-    connection.delete(DRAIN_SCHEDULED_KEY)
-    deadline = time.monotonic() + budget_seconds
+def dispatch_batch(event_ids: list[str]) -> int:
+    """Dispatch each event; one that fails to dispatch is left to the sweeper, not the batch."""
     dispatched = 0
-    while True:
-        raw = connection.lpop(READY_KEY, batch)
-        if not raw:
-            return dispatched
-        for event_id in dict.fromkeys(raw):  # the same id twice in a batch: dispatch once
-            try:
-                dispatch(uuid.UUID(event_id.decode() if isinstance(event_id, bytes) else event_id))
-                dispatched += 1
-            except Exception:  # one bad event must not strand the rest of the batch
-                db.session.rollback()
-                log.exception("event dispatch failed; the sweeper will retry it", extra={"event_id": event_id})
-        if time.monotonic() > deadline:
-            # Long queue: hand over to a fresh job so other queues' work interleaves.
-            if connection.set(DRAIN_SCHEDULED_KEY, 1, nx=True, ex=300):
-                schedule_drain(connection)
-            return dispatched
+    for event_id in event_ids:
+        try:
+            dispatch(uuid.UUID(event_id))
+            dispatched += 1
+        except Exception:
+            db.session.rollback()
+            log.exception("event dispatch failed; the sweeper will retry it", extra={"event_id": event_id})
+    return dispatched
+
+
+def drain_ready_events(connection, *, batch: int = 100, budget_seconds: float = 10.0) -> int:
+    """Dispatch the events the outbox doorbell names."""
+    return OUTBOX.drain(connection, dispatch_batch, batch=batch, budget_seconds=budget_seconds)
 
 
 _CLAIM_DUE = text("""
