@@ -37,7 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .cli import register_commands
     from .errors import register_error_handlers
     from .api import Api
-    from .extensions import cors, db, jwt, migrate
+    from .extensions import cors, db, jwt, limiter, migrate
     from .queues import init_redis
 
     _configure_autocommit_bind(app)
@@ -47,8 +47,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=False,
                   expose_headers=["X-Pagination", "X-Request-ID"])
     init_redis(app)
+    _configure_limiter(app)
+    limiter.init_app(app)
+    _trust_proxies(app)
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    api.spec.components.security_scheme("zapierKey", {"type": "apiKey", "in": "header", "name": "X-Callnfy-Key"})
     _register_blueprints(api)
     register_error_handlers(app)
     _register_request_hooks(app)
@@ -83,13 +87,32 @@ def _configure_autocommit_bind(app: Flask) -> None:
     }
 
 
+def _configure_limiter(app: Flask) -> None:
+    url = app.config["REDIS_URL"]
+    # The `limits` library spells a unix-socket Redis as redis+unix://.
+    app.config["RATELIMIT_STORAGE_URI"] = "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
+    app.config["RATELIMIT_SWALLOW_ERRORS"] = True  # Redis down: keys are still checked, just not rate-limited
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind Heroku's router the client address is the last X-Forwarded-For entry."""
+    count = app.config["TRUSTED_PROXY_COUNT"]
+    if count:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
+
+
 def _register_blueprints(api) -> None:
     from .appointments.views import blp as appointments_blp
     from .calls.views import blp as calls_blp
     from .health.views import blp as health_blp
     from .integrations.views import blp as integrations_blp
+    from .zapier import delivery  # noqa: F401  (registers the outbox handler that creates deliveries)
+    from .zapier.views import hooks_blp, keys_blp
 
-    for blueprint in (health_blp, integrations_blp, appointments_blp, calls_blp):
+    for blueprint in (health_blp, integrations_blp, appointments_blp, calls_blp, keys_blp, hooks_blp):
         api.register_blueprint(blueprint)
 
 

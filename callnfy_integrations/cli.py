@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask worker`, `flask scheduler`, `flask dev-token`."""
+"""Flask CLI commands: `flask worker`, `flask scheduler`, `flask dev-token`, `flask rotate-encryption-key`."""
 
 from __future__ import annotations
 
@@ -45,9 +45,21 @@ def dev_token_command(user_id: str | None, days: int) -> None:
     click.echo(create_dev_token(uid, timedelta(days=days)))
 
 
+@click.command("rotate-encryption-key")
+def rotate_encryption_key_command() -> None:
+    """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS.
+
+    Rotation: prepend the new key to ENCRYPTION_KEYS (old keys stay, so everything still decrypts),
+    deploy, run this, then drop the old key.
+    """
+    from .integrations.service import rotate_encryption
+
+    click.echo(f"re-encrypted {rotate_encryption()} secrets with the current key")
+
+
 DEV_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 
 def register_commands(app: Flask) -> None:
-    for command in (worker_command, scheduler_command, dev_token_command):
+    for command in (worker_command, scheduler_command, dev_token_command, rotate_encryption_key_command):
         app.cli.add_command(command)

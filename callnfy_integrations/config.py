@@ -140,6 +140,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBHOOK_RETRY_SCHEDULE": _retry_schedule(
             get("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
         ),
+        "WEBHOOK_SWEEP_SECONDS": int(get("WEBHOOK_SWEEP_SECONDS", "5")),
+        "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "16")),  # sender threads per worker
+        "WEBHOOK_CA_BUNDLE": get("WEBHOOK_CA_BUNDLE"),  # extra CA bundle for hook URLs (tests, private CAs)
+        "ZAPIER_AUTH_FAILURE_LIMIT": get("ZAPIER_AUTH_FAILURE_LIMIT", "20 per minute"),
+        "TRUSTED_PROXY_COUNT": int(get("TRUSTED_PROXY_COUNT", "1" if production else "0")),
         # Operations
         "ADMIN_USERNAME": get("ADMIN_USERNAME"),
         "ADMIN_PASSWORD": get("ADMIN_PASSWORD"),

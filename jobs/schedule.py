@@ -6,12 +6,14 @@ from typing import Any, Mapping
 
 from rq.cron import CronScheduler
 
-from callnfy_integrations.queues import DEFAULT
+from callnfy_integrations.queues import DEFAULT, WEBHOOKS
 from jobs.events import sweep_outbox
 from jobs.maintenance import record_heartbeat
+from jobs.webhooks import sweep_webhooks
 
 
 def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) -> None:
     scheduler.register(record_heartbeat, queue_name=DEFAULT, interval=config["SCHEDULER_HEARTBEAT_SECONDS"],
                        result_ttl=0)
     scheduler.register(sweep_outbox, queue_name=DEFAULT, interval=config["OUTBOX_SWEEP_SECONDS"], result_ttl=0)
+    scheduler.register(sweep_webhooks, queue_name=WEBHOOKS, interval=config["WEBHOOK_SWEEP_SECONDS"], result_ttl=0)

@@ -154,7 +154,8 @@ def test_real_worker_dispatches_to_every_handler_once(outbox_app, ctx, handlers)
         f"audit:{events['appointment.created'].id}", f"audit:{events['call.received'].id}",
         f"calls-only:{events['call.received'].id}"])
     assert all(e.dispatched_at is not None and e.last_error is None for e in events.values())
-    assert db.session.scalar(select(db.func.count()).select_from(EventHandlerRun)) == 3
+    assert db.session.scalar(select(db.func.count()).select_from(EventHandlerRun).where(
+        EventHandlerRun.handler.in_(["audit", "calls-only"]))) == 3
 
 
 def test_failing_handler_is_retried_without_rerunning_the_others(outbox_app, ctx, handlers, user_id):

@@ -30,6 +30,28 @@ _STATUS_QUERY = (
 _CREATE_USER = insert(_users).values(id=bindparam("user_id")).on_conflict_do_nothing(index_elements=["id"])
 
 
+ENCRYPTED_FIELDS = {  # column -> the field name bound into its ciphertext
+    "api_key_encrypted": ZAPIER_API_KEY_FIELD,
+    "access_token_encrypted": "google.access_token",
+    "refresh_token_encrypted": "google.refresh_token",
+}
+
+
+def rotate_encryption() -> int:
+    """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS; returns how many changed."""
+    box = secret_box()
+    rotated = 0
+    for row in db.session.scalars(select(Integration).with_for_update()):
+        for column, field in ENCRYPTED_FIELDS.items():
+            blob = getattr(row, column)
+            if blob is not None and not box.is_current(blob):
+                plaintext = box.decrypt(blob, user_id=row.user_id, field=field)
+                setattr(row, column, box.encrypt(plaintext, user_id=row.user_id, field=field))
+                rotated += 1
+    db.session.commit()
+    return rotated
+
+
 def zapier_webhook_url(user_id: uuid.UUID) -> str:
     return f"{current_app.config['PUBLIC_API_URL']}/webhooks/zapier/{user_id}"
 

@@ -1,0 +1,114 @@
+"""HTTP surface of Zapier: key management (JWT) and the REST hooks Zapier calls (X-Callnfy-Key)."""
+
+from __future__ import annotations
+
+import functools
+
+from flask import current_app, g, request
+from flask_limiter.util import get_remote_address
+from flask.views import MethodView
+
+from .. import public_ids
+from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
+from ..auth import current_user_id
+from ..extensions import limiter
+from . import service
+from .schemas import ApiKeySchema, AuthTestSchema, SampleSchema, SubscribeSchema, SubscriptionSchema
+
+keys_blp = Blueprint("zapier", __name__, url_prefix="/integrations/zapier",
+                     description="The account's Zapier API key")
+hooks_blp = Blueprint("zapier_hooks", __name__, url_prefix="/webhooks/zapier",
+                      description="REST hooks for Zapier, authenticated by X-Callnfy-Key")
+
+
+
+def _address_and_account() -> str:
+    # Zapier calls from shared addresses: counting per (address, account) keeps one tenant's
+    # failing Zap from locking every other tenant out, while guesses at an account stay throttled.
+    return f"{get_remote_address()}|{(request.view_args or {}).get('user_id', '')}"
+
+
+# Only failed key checks count; once over the limit, requests get 429 before any key check.
+limiter.limit(lambda: current_app.config["ZAPIER_AUTH_FAILURE_LIMIT"], key_func=_address_and_account,
+              deduct_when=lambda response: response.status_code == 401)(hooks_blp)
+
+
+@keys_blp.route("/generate-key")
+class GenerateKey(MethodView):
+    @keys_blp.login_required
+    @keys_blp.response(200, ApiKeySchema)
+    def post(self):
+        """Create the account's API key, or return the existing one"""
+        return service.generate_key(current_user_id())
+
+
+@keys_blp.route("/revoke-key")
+class RevokeKey(MethodView):
+    @keys_blp.login_required
+    @keys_blp.response(200, MessageSchema)
+    def delete(self):
+        """Revoke the API key: its subscriptions are deleted and pending deliveries cancelled"""
+        service.revoke_key(current_user_id())
+        return {"message": "Zapier API key revoked successfully"}
+
+
+def key_required(view):
+    """X-Callnfy-Key must be the live key of the `user_id` in the path; every failure is a 401."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        g.zapier_user_id = service.authenticate_key(kwargs["user_id"], request.headers.get("X-Callnfy-Key"))
+        return view(*args, **kwargs)
+
+    wrapper = hooks_blp.alt_response(401, schema=ErrorEnvelopeSchema, description="Wrong, missing or revoked key")(
+        wrapper)
+    wrapper = hooks_blp.alt_response(429, schema=ErrorEnvelopeSchema, description="Too many failed key checks")(
+        wrapper)
+    return hooks_blp.doc(security=[{"zapierKey": []}])(wrapper)
+
+
+@hooks_blp.route("/<user_id>")
+class AuthTest(MethodView):
+    @key_required
+    @hooks_blp.response(200, AuthTestSchema)
+    def get(self, user_id):
+        """Zapier's auth test: the key is valid for this account"""
+        return {"userId": str(g.zapier_user_id), "events": list(service.ZAPIER_EVENTS)}
+
+
+@hooks_blp.route("/<user_id>/subscriptions")
+class Subscriptions(MethodView):
+    @key_required
+    @hooks_blp.arguments(SubscribeSchema)
+    @hooks_blp.response(201, SubscriptionSchema)
+    @hooks_blp.alt_response(200, schema=SubscriptionSchema, description="Already subscribed: the existing one",
+                            success=True)
+    def post(self, body, user_id):
+        """Subscribe a hook URL to an event (https, an allowed host, a public address)"""
+        subscription, created = service.subscribe(g.zapier_user_id, body["hookUrl"], body["event"])
+        return subscription, 201 if created else 200
+
+    @key_required
+    @hooks_blp.response(200, SubscriptionSchema(many=True))
+    def get(self, user_id):
+        """The account's subscriptions"""
+        return service.list_subscriptions(g.zapier_user_id)
+
+
+@hooks_blp.route("/<user_id>/subscriptions/<subscription_id>")
+class SubscriptionById(MethodView):
+    @key_required
+    @hooks_blp.response(200, MessageSchema)
+    def delete(self, user_id, subscription_id):
+        """Unsubscribe (pending deliveries to it are cancelled)"""
+        service.unsubscribe(g.zapier_user_id, public_ids.decode(public_ids.SUBSCRIPTION, subscription_id))
+        return {"message": "Subscription deleted"}
+
+
+@hooks_blp.route("/<user_id>/samples/<event>")
+class Samples(MethodView):
+    @key_required
+    @hooks_blp.response(200, SampleSchema(many=True))
+    def get(self, user_id, event):
+        """The latest real payloads of an event (a realistic example when there are none)"""
+        return service.samples(g.zapier_user_id, event)
