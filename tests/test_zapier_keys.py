@@ -1,0 +1,94 @@
+"""Zapier API keys: format, idempotency, concurrency, hash-only storage, status, revocation."""
+
+import hashlib
+import re
+import threading
+import uuid
+
+from sqlalchemy import text
+
+from callnfy_integrations.extensions import db
+from tests.factories import auth_headers
+
+KEY = re.compile(r"^czp_[A-Za-z0-9]{40}$")
+
+
+def generate(client, user_id):
+    response = client.post("/integrations/zapier/generate-key", headers=auth_headers(user_id))
+    assert response.status_code == 200, response.json
+    return response.json["data"]
+
+
+def test_generate_key_returns_key_webhook_url_and_created_at(client, user_id):
+    data = generate(client, user_id)
+    assert KEY.match(data["apiKey"])
+    assert data["webhookUrl"] == f"https://api.callnfy.test/webhooks/zapier/{user_id}"
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", data["createdAt"])
+
+
+def test_keys_differ_between_users(client):
+    assert generate(client, uuid.uuid4())["apiKey"] != generate(client, uuid.uuid4())["apiKey"]
+
+
+def test_generate_key_returns_existing_key(client, user_id):
+    assert generate(client, user_id) == generate(client, user_id)
+
+
+def test_concurrent_generate_calls_yield_one_key(app, user_id):
+    keys, errors = [], []
+
+    def call():
+        try:
+            keys.append(generate(app.test_client(), user_id)["apiKey"])
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and len(keys) == 8 and len(set(keys)) == 1
+    with app.app_context():
+        assert db.session.scalar(text("SELECT count(*) FROM integrations WHERE provider = 'zapier'")) == 1
+
+
+def test_plaintext_key_is_in_no_column(client, app_ctx, user_id):
+    api_key = generate(client, user_id)["apiKey"]
+    columns = db.session.execute(text("""
+        SELECT table_name, column_name, data_type FROM information_schema.columns
+        WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'bytea', 'jsonb')
+    """)).all()
+    assert columns
+    for table, column, data_type in columns:
+        cast = f"encode({column}, 'escape')" if data_type == "bytea" else f"{column}::text"
+        hits = db.session.scalar(text(f'SELECT count(*) FROM "{table}" WHERE {cast} LIKE :needle'),
+                                 {"needle": f"%{api_key[4:]}%"})
+        assert hits == 0, f"{table}.{column} holds the key"
+    stored = db.session.scalar(text("SELECT api_key_hash FROM integrations WHERE provider = 'zapier'"))
+    assert stored == hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def test_status_shows_connected_zapier(client, user_id):
+    data = generate(client, user_id)
+    status = client.get("/integrations/status", headers=auth_headers(user_id)).json["data"]["zapier"]
+    assert status == {"connected": True, **data}
+
+
+def test_revoke_key_then_status_not_connected_and_new_key_differs(client, user_id):
+    first = generate(client, user_id)["apiKey"]
+    response = client.delete("/integrations/zapier/revoke-key", headers=auth_headers(user_id))
+    assert response.json == {"success": True, "message": "Zapier API key revoked successfully"}
+    status = client.get("/integrations/status", headers=auth_headers(user_id)).json["data"]["zapier"]
+    assert status == {"connected": False}
+    assert generate(client, user_id)["apiKey"] != first
+
+
+def test_revoke_without_key_still_succeeds(client, user_id):
+    response = client.delete("/integrations/zapier/revoke-key", headers=auth_headers(user_id))
+    assert response.status_code == 200 and response.json["message"] == "Zapier API key revoked successfully"
+
+
+def test_key_endpoints_require_a_token(client):
+    assert client.post("/integrations/zapier/generate-key").status_code == 401
+    assert client.delete("/integrations/zapier/revoke-key").status_code == 401
