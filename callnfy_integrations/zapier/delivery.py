@@ -28,7 +28,7 @@ import requests
 from flask import Flask, current_app
 from requests_hardened import Config as HardenedConfig
 from requests_hardened import HTTPSession
-from sqlalchemy import bindparam, delete, insert, text, update
+from sqlalchemy import DateTime, Integer, String, Text, bindparam, delete, insert, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from ..crypto import secret_box
@@ -234,7 +234,22 @@ def next_delay(attempt: int, schedule: list[int], retry_after: float | None) -> 
     return delay
 
 
+_RECORD = text("""
+    UPDATE webhook_deliveries d
+    SET status = o.status, next_attempt_at = coalesce(o.next_attempt_at, d.next_attempt_at),
+        last_status_code = o.status_code, last_error = o.error,
+        delivered_at = CASE WHEN o.status = 'delivered' THEN clock_timestamp() ELSE d.delivered_at END
+    FROM unnest(:ids, :statuses, :next_attempts, :codes, :errors)
+         AS o(id, status, next_attempt_at, status_code, error)
+    WHERE d.id = o.id AND d.status = 'pending'
+""").bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
+                bindparam("statuses", type_=ARRAY(String)),
+                bindparam("next_attempts", type_=ARRAY(DateTime(timezone=True))),
+                bindparam("codes", type_=ARRAY(Integer)), bindparam("errors", type_=ARRAY(Text)))
+
+
 def record(outcomes: list[Outcome]) -> None:
+    """Write a batch's attempts and outcomes in one transaction (one statement each)."""
     if not outcomes:
         return
     schedule = current_app.config["WEBHOOK_RETRY_SCHEDULE"]
@@ -242,20 +257,25 @@ def record(outcomes: list[Outcome]) -> None:
     db.session.execute(insert(WebhookAttempt), [
         {"delivery_id": o.claimed.delivery_id, "attempt": o.claimed.attempt, "status_code": o.status_code,
          "duration_ms": o.duration_ms, "error": o.error and o.error[:ERROR_MAX]} for o in outcomes])
+    rows = {"ids": [], "statuses": [], "next_attempts": [], "codes": [], "errors": []}
     gone_subscriptions = []
     for outcome in outcomes:
-        values: dict = {"last_status_code": outcome.status_code, "last_error": outcome.error}
+        status, next_attempt, error = PENDING, None, outcome.error
         if outcome.delivered:
-            values.update(status=DELIVERED, delivered_at=now, last_error=None)
+            status, error = DELIVERED, None
         elif outcome.status_code == 410:
-            values.update(status=GONE)
+            status = GONE
             gone_subscriptions.append(outcome.claimed.subscription_id)
         else:
             delay = next_delay(outcome.claimed.attempt, schedule, outcome.retry_after)
-            values.update(status=DEAD) if delay is None else values.update(
-                next_attempt_at=now + timedelta(seconds=delay))
-        db.session.execute(update(WebhookDelivery).where(WebhookDelivery.id == outcome.claimed.delivery_id,
-                                                         WebhookDelivery.status == PENDING).values(**values))
+            if delay is None:
+                status = DEAD
+            else:
+                next_attempt = now + timedelta(seconds=delay)
+        for key, value in zip(rows, (outcome.claimed.delivery_id, status, next_attempt, outcome.status_code, error)):
+            rows[key].append(value)
+    # Only still-pending rows change: a delivery cancelled by a revoke meanwhile stays cancelled.
+    db.session.execute(_RECORD, rows)
     if gone_subscriptions:
         # The receiver said the hook is gone for good: stop everything queued for it.
         db.session.execute(update(WebhookDelivery).where(WebhookDelivery.subscription_id.in_(gone_subscriptions),
