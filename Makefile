@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/status_throughput.py
 	$(PY) bench/appointments_throughput.py
+	$(PY) bench/webhook_throughput.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
