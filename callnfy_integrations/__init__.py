@@ -107,12 +107,13 @@ def _trust_proxies(app: Flask) -> None:
 def _register_blueprints(api) -> None:
     from .appointments.views import blp as appointments_blp
     from .calls.views import blp as calls_blp
+    from .google.views import blp as google_blp
     from .health.views import blp as health_blp
     from .integrations.views import blp as integrations_blp
     from .zapier import delivery  # noqa: F401  (registers the outbox handler that creates deliveries)
     from .zapier.views import hooks_blp, keys_blp
 
-    for blueprint in (health_blp, integrations_blp, appointments_blp, calls_blp, keys_blp, hooks_blp):
+    for blueprint in (health_blp, integrations_blp, google_blp, appointments_blp, calls_blp, keys_blp, hooks_blp):
         api.register_blueprint(blueprint)
 
 

@@ -39,3 +39,14 @@ def enqueue(func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT, co
             **options: Any) -> Job:
     """Enqueue `func(*args)` (a function or its dotted path) on a named queue; `options` are RQ's."""
     return get_queue(queue, connection=connection).enqueue_call(func, args=args, **options)
+
+
+def cancel_user_jobs(queue_name: str, user_id, *, connection: Redis | None = None) -> int:
+    """Cancel the queued jobs of one user (jobs carry `meta["user_id"]`); returns how many."""
+    queue = get_queue(queue_name, connection=connection)
+    cancelled = 0
+    for job in Job.fetch_many(queue.get_job_ids(), connection=queue.connection):
+        if job is not None and job.meta.get("user_id") == str(user_id):
+            job.cancel()
+            cancelled += 1
+    return cancelled

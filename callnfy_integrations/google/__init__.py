@@ -1,0 +1,1 @@
+"""Google Calendar: OAuth connection, encrypted tokens and their refresh, disconnect, sync settings."""

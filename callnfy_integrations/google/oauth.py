@@ -1,0 +1,101 @@
+"""Talking OAuth to Google (or the sandbox) with Authlib: authorization URL, state, code, refresh, revoke."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from typing import Any
+
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.requests_client import OAuth2Session
+from flask import current_app
+
+from ..queues import redis_connection
+
+CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
+SCOPES = f"openid email {CALENDAR_SCOPE}"
+STATE_TTL_SECONDS = 600
+HTTP_TIMEOUT = 10
+
+
+class GoogleUnavailable(Exception):
+    """Google cannot be asked right now (not configured, network, 5xx): worth retrying later."""
+
+
+def _state_key(state: str) -> str:
+    return f"callnfy:google:oauth-state:{state}"
+
+
+def redirect_uri() -> str:
+    return f"{current_app.config['PUBLIC_API_URL']}/integrations/google/callback"
+
+
+def client(**kwargs: Any) -> OAuth2Session:
+    config = current_app.config
+    if not config["GOOGLE_CLIENT_ID"] or not config["GOOGLE_CLIENT_SECRET"]:
+        raise GoogleUnavailable("GOOGLE_CLIENT_ID / GOOGLE_CLIENT_SECRET are not configured")
+    session = OAuth2Session(config["GOOGLE_CLIENT_ID"], config["GOOGLE_CLIENT_SECRET"], scope=SCOPES,
+                            redirect_uri=redirect_uri(), code_challenge_method="S256", **kwargs)
+    session.trust_env = False
+    return session
+
+
+def authorization_url(user_id: uuid.UUID) -> str:
+    """A consent URL with PKCE S256; its state (user and verifier) is kept in Redis, single use."""
+    state, verifier = secrets.token_urlsafe(32), generate_token(64)
+    url, _ = client().create_authorization_url(
+        current_app.config["GOOGLE_AUTHORIZE_URL"], state=state, code_verifier=verifier,
+        access_type="offline", prompt="consent", include_granted_scopes="true")
+    redis_connection().set(_state_key(state), json.dumps({"user_id": str(user_id), "code_verifier": verifier}),
+                           ex=STATE_TTL_SECONDS)
+    return url
+
+
+def pop_state(state: str | None) -> dict | None:
+    """The state's user and verifier, at most once; None when unknown, expired or already used."""
+    if not state or len(state) > 200:
+        return None
+    raw = redis_connection().getdel(_state_key(state))
+    return json.loads(raw) if raw else None
+
+
+def exchange_code(code: str, verifier: str) -> dict:
+    return dict(client().fetch_token(current_app.config["GOOGLE_TOKEN_URL"], code=code, code_verifier=verifier,
+                                     timeout=HTTP_TIMEOUT))
+
+
+def refresh(refresh_token: str) -> dict:
+    return dict(client().refresh_token(current_app.config["GOOGLE_TOKEN_URL"], refresh_token=refresh_token,
+                                       timeout=HTTP_TIMEOUT))
+
+
+def fetch_email(access_token: str) -> str:
+    response = requests.get(current_app.config["GOOGLE_USERINFO_URL"], timeout=HTTP_TIMEOUT,
+                            headers={"Authorization": f"Bearer {access_token}"})
+    response.raise_for_status()
+    return response.json()["email"]
+
+
+def revoke(token: str) -> None:
+    """Revoke at Google; an already-invalid token counts as done, network errors and 5xx are raised."""
+    try:
+        response = requests.post(current_app.config["GOOGLE_REVOKE_URL"], data={"token": token},
+                                 timeout=HTTP_TIMEOUT)
+    except requests.RequestException as exc:
+        raise GoogleUnavailable(f"revoke failed: {type(exc).__name__}") from None
+    if response.status_code >= 500:
+        raise GoogleUnavailable(f"revoke failed: HTTP {response.status_code}")
+
+
+def stop_channel(access_token: str, channel_id: str, resource_id: str) -> None:
+    """channels.stop; a channel Google no longer knows (404) counts as stopped."""
+    base = current_app.config["GOOGLE_CALENDAR_API_URL"].rstrip("/")
+    try:
+        response = requests.post(f"{base}/channels/stop", json={"id": channel_id, "resourceId": resource_id},
+                                 headers={"Authorization": f"Bearer {access_token}"}, timeout=HTTP_TIMEOUT)
+    except requests.RequestException as exc:
+        raise GoogleUnavailable(f"channels.stop failed: {type(exc).__name__}") from None
+    if response.status_code >= 500 or response.status_code == 429:
+        raise GoogleUnavailable(f"channels.stop failed: HTTP {response.status_code}")

@@ -1,0 +1,117 @@
+"""Connecting, disconnecting and configuring a user's Google Calendar."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from urllib.parse import urlencode
+
+from authlib.integrations.base_client.errors import OAuthError
+from flask import current_app
+from rq import Retry
+from sqlalchemy import select
+
+from ..errors import ApiError, Conflict, NotFound, ValidationFailed
+from ..extensions import db
+from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, ONE_WAY, SYNC_MODES, Integration
+from ..queues import CALENDAR, cancel_user_jobs, enqueue
+from ..users.service import ensure_user
+from . import oauth
+from .sync_mode import sync_mode_changed
+from .tokens import store_tokens
+
+log = logging.getLogger(__name__)
+
+REVOKE_RETRY = Retry(max=6, interval=[10, 30, 60, 300, 900, 3600])
+
+
+class OAuthInitFailed(ApiError):
+    status = 500
+    code = "GOOGLE_OAUTH_UNAVAILABLE"
+    message = "Failed to initiate Google OAuth"
+
+
+def _integration(user_id: uuid.UUID, *, for_update: bool = False) -> Integration | None:
+    statement = select(Integration).where(Integration.user_id == user_id, Integration.provider == GOOGLE_CALENDAR)
+    return db.session.scalars(statement.with_for_update() if for_update else statement).one_or_none()
+
+
+def connect(user_id: uuid.UUID) -> str:
+    """The consent URL; 409 while a healthy connection exists (reconnecting a lapsed one is allowed)."""
+    existing = _integration(user_id)
+    if existing is not None and existing.status == CONNECTED:
+        raise Conflict("Google Calendar is already connected", code="ALREADY_CONNECTED")
+    try:
+        return oauth.authorization_url(user_id)
+    except Exception:
+        log.exception("could not build the Google authorization URL")
+        raise OAuthInitFailed() from None
+
+
+def _frontend(**params: str) -> str:
+    return f"{current_app.config['FRONTEND_URL']}/settings/integrations?{urlencode(params)}"
+
+
+def complete_authorization(state: str | None, code: str | None, error: str | None) -> str:
+    """Finish the OAuth dance; returns where to send the browser. Never raises for bad input."""
+    saved = oauth.pop_state(state)  # consumed even when Google reports an error: single use
+    if saved is None:
+        return _frontend(error="google_auth_failed")
+    if error:
+        return _frontend(error="access_denied" if error == "access_denied" else "google_auth_failed")
+    if not code or len(code) > 2048:
+        return _frontend(error="google_auth_failed")
+    user_id = uuid.UUID(saved["user_id"])
+    try:
+        token = oauth.exchange_code(code, saved["code_verifier"])
+        if oauth.CALENDAR_SCOPE not in (token.get("scope") or "").split():
+            oauth.revoke(token["access_token"])  # don't keep a grant we cannot use
+            return _frontend(error="missing_scope")
+        email = oauth.fetch_email(token["access_token"])
+    except (OAuthError, oauth.GoogleUnavailable, LookupError, ValueError, OSError) as exc:
+        # Never the code or a token in the log: only what kind of failure it was.
+        log.warning("Google authorization failed", extra={"error": type(exc).__name__})
+        return _frontend(error="google_auth_failed")
+    ensure_user(user_id)
+    row = _integration(user_id, for_update=True)
+    if row is None:
+        row = Integration(id=uuid.uuid4(), user_id=user_id, provider=GOOGLE_CALENDAR, sync_mode=ONE_WAY,
+                          calendar_id="primary")
+        db.session.add(row)
+    row.status, row.email = CONNECTED, email
+    row.sync_mode = row.sync_mode or ONE_WAY
+    store_tokens(row, token)
+    db.session.commit()
+    return _frontend(success="true")
+
+
+def disconnect(user_id: uuid.UUID) -> None:
+    """Forget the connection now; revoking at Google and stopping the channel happen in a retried job."""
+    row = _integration(user_id, for_update=True)
+    if row is None:
+        raise NotFound("Google Calendar not connected")
+    job_args = (str(user_id), row.refresh_token_encrypted and row.refresh_token_encrypted.hex(),
+                row.access_token_encrypted and row.access_token_encrypted.hex(), row.channel_id,
+                row.channel_resource_id)
+    db.session.delete(row)
+    db.session.commit()
+    cancel_user_jobs(CALENDAR, user_id)
+    from jobs.google import revoke_google_access
+
+    # Only ciphertexts travel through Redis; the job decrypts them with the app's keys.
+    enqueue(revoke_google_access, *job_args, queue=CALENDAR, retry=REVOKE_RETRY, meta={"user_id": str(user_id)},
+            failure_ttl=7 * 86400)
+
+
+def update_sync_mode(user_id: uuid.UUID, sync_mode: str) -> str:
+    if sync_mode not in SYNC_MODES:
+        raise ValidationFailed("Invalid sync mode. Must be 'one-way' or 'two-way'",
+                               details={"syncMode": ["Must be one of: one-way, two-way."]})
+    row = _integration(user_id, for_update=True)
+    if row is None or row.status != CONNECTED:
+        raise NotFound("Google Calendar not connected")
+    old, row.sync_mode = row.sync_mode, sync_mode
+    if old != sync_mode:
+        sync_mode_changed(row.id, old, sync_mode)
+    db.session.commit()
+    return sync_mode

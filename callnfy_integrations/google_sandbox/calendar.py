@@ -1,0 +1,215 @@
+"""Calendar v3 subset: events insert/get/patch/update/delete/list (page and sync tokens), watch, stop."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+
+import requests
+from flask import Blueprint, jsonify, request
+
+from . import state
+from .oauth import CALENDAR_SCOPE, bearer_email
+
+blp = Blueprint("sandbox_calendar", __name__)
+
+EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
+                410: "FAILED_PRECONDITION"}
+
+
+def google_error(code: int, reason: str, message: str):
+    """Google's API error shape."""
+    return jsonify({"error": {"code": code, "message": message, "status": STATUS_NAMES.get(code, "UNKNOWN"),
+                              "errors": [{"domain": "global", "reason": reason, "message": message}]}}), code
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _calendar(email: str) -> dict:
+    return state().calendars.setdefault(email, {"events": {}, "sequence": 0})
+
+
+def _authorized(calendar_id: str):
+    email = bearer_email(CALENDAR_SCOPE)
+    if email is None:
+        return None, google_error(401, "authError", "Request had invalid authentication credentials.")
+    if calendar_id not in ("primary", email):
+        return None, google_error(404, "notFound", "Not Found")
+    return email, None
+
+
+def _touch(email: str, event: dict) -> dict:
+    calendar = _calendar(email)
+    calendar["sequence"] += 1
+    event["_seq"] = calendar["sequence"]
+    event["etag"] = f'"{calendar["sequence"]}{secrets.randbelow(10**6):06d}"'
+    event["updated"] = _now()
+    _notify(email)
+    return event
+
+
+def _public(event: dict) -> dict:
+    return {k: v for k, v in event.items() if not k.startswith("_")}
+
+
+def _notify(email: str) -> None:
+    for channel in [c for c in state().channels.values() if c["email"] == email]:
+        channel["messages"] += 1
+        _send_notification(channel, "exists", channel["messages"])
+
+
+def _send_notification(channel: dict, resource_state: str, number: int) -> None:
+    if not state().settings.get("notify", True):
+        return
+    headers = {"X-Goog-Channel-ID": channel["id"], "X-Goog-Resource-ID": channel["resourceId"],
+               "X-Goog-Resource-State": resource_state, "X-Goog-Message-Number": str(number),
+               "X-Goog-Resource-URI": channel["resourceUri"]}
+    if channel.get("token"):
+        headers["X-Goog-Channel-Token"] = channel["token"]
+
+    def send():
+        time.sleep(0.05)  # after the watch/insert response, as Google does
+        try:
+            requests.post(channel["address"], headers=headers, timeout=5)
+        except requests.RequestException:
+            pass  # Google does not retry failed notifications either
+
+    threading.Thread(target=send, daemon=True).start()
+
+
+@blp.post("/calendars/<calendar_id>/events")
+def insert(calendar_id):
+    email, error = _authorized(calendar_id)
+    if error:
+        return error
+    body = request.get_json(force=True)
+    with state().lock:
+        events = _calendar(email)["events"]
+        event_id = body.get("id") or secrets.token_hex(13)
+        if not EVENT_ID.match(event_id):
+            return google_error(400, "invalid", "Invalid resource id value.")
+        if event_id in events:
+            return google_error(409, "duplicate", "The requested identifier already exists.")
+        event = {**body, "kind": "calendar#event", "id": event_id, "status": body.get("status", "confirmed"),
+                 "created": _now(), "iCalUID": f"{event_id}@google.com",
+                 "htmlLink": f"https://calendar.google.com/event?eid={event_id}"}
+        events[event_id] = _touch(email, event)
+        return jsonify(_public(event))
+
+
+def _existing(calendar_id, event_id):
+    email, error = _authorized(calendar_id)
+    if error:
+        return None, None, error
+    event = _calendar(email)["events"].get(event_id)
+    if event is None:
+        return None, None, google_error(404, "notFound", "Not Found")
+    return email, event, None
+
+
+@blp.get("/calendars/<calendar_id>/events/<event_id>")
+def get(calendar_id, event_id):
+    with state().lock:
+        _, event, error = _existing(calendar_id, event_id)
+        return error or jsonify(_public(event))
+
+
+@blp.route("/calendars/<calendar_id>/events/<event_id>", methods=["PATCH", "PUT"])
+def change(calendar_id, event_id):
+    with state().lock:
+        email, event, error = _existing(calendar_id, event_id)
+        if error:
+            return error
+        body = request.get_json(force=True)
+        keep = {k: event[k] for k in ("kind", "id", "created", "iCalUID", "htmlLink", "_seq")}
+        if request.method == "PUT":
+            event.clear()
+            event.update({"status": "confirmed", **body, **keep})
+        else:
+            event.update({k: v for k, v in body.items() if k not in keep})
+        return jsonify(_public(_touch(email, event)))
+
+
+@blp.delete("/calendars/<calendar_id>/events/<event_id>")
+def delete(calendar_id, event_id):
+    with state().lock:
+        email, event, error = _existing(calendar_id, event_id)
+        if error:
+            return error
+        if event["status"] == "cancelled":
+            return google_error(410, "deleted", "Resource has been deleted")
+        event["status"] = "cancelled"
+        _touch(email, event)
+        return "", 204
+
+
+@blp.get("/calendars/<calendar_id>/events")
+def list_events(calendar_id):
+    email, error = _authorized(calendar_id)
+    if error:
+        return error
+    args = request.args
+    max_results = min(int(args.get("maxResults", 250)), 2500)
+    with state().lock:
+        calendar = _calendar(email)
+        if args.get("syncToken"):
+            since = state().sync_tokens.get(args["syncToken"])
+            if since is None or since[0] != email:
+                return google_error(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
+            matching = [e for e in calendar["events"].values() if e["_seq"] > since[1]]  # deletions included
+        else:
+            show_deleted = args.get("showDeleted") == "true"
+            matching = [e for e in calendar["events"].values() if show_deleted or e["status"] != "cancelled"]
+        matching.sort(key=lambda e: e["_seq"])
+        offset = int(args.get("pageToken", "0") or 0)
+        page = matching[offset:offset + max_results]
+        body = {"kind": "calendar#events", "items": [_public(e) for e in page], "updated": _now(),
+                "timeZone": "Europe/London"}
+        if offset + max_results < len(matching):
+            body["nextPageToken"] = str(offset + max_results)
+        else:
+            token = secrets.token_urlsafe(16)
+            state().sync_tokens[token] = (email, calendar["sequence"])
+            body["nextSyncToken"] = token
+        return jsonify(body)
+
+
+@blp.post("/calendars/<calendar_id>/events/watch")
+def watch(calendar_id):
+    email, error = _authorized(calendar_id)
+    if error:
+        return error
+    body = request.get_json(force=True)
+    if body.get("type") not in ("web_hook", "webhook") or not body.get("id") or not body.get("address"):
+        return google_error(400, "invalid", "Invalid channel request.")
+    ttl = int((body.get("params") or {}).get("ttl", 604800))
+    channel = {"kind": "api#channel", "id": body["id"], "resourceId": secrets.token_urlsafe(12),
+               "resourceUri": f"https://www.googleapis.com/calendar/v3/calendars/{email}/events",
+               "token": body.get("token"), "expiration": str(int((time.time() + ttl) * 1000)),
+               "address": body["address"], "email": email, "messages": 1}
+    with state().lock:
+        if body["id"] in state().channels:
+            return google_error(400, "channelIdNotUnique", "Channel id not unique")
+        state().channels[body["id"]] = channel
+    _send_notification(channel, "sync", 1)
+    return jsonify({k: v for k, v in channel.items() if k not in ("address", "email", "messages")})
+
+
+@blp.post("/channels/stop")
+def stop():
+    if bearer_email(CALENDAR_SCOPE) is None:
+        return google_error(401, "authError", "Request had invalid authentication credentials.")
+    body = request.get_json(force=True)
+    state().count("channels.stop")
+    with state().lock:
+        channel = state().channels.get(body.get("id"))
+        if channel is None or channel["resourceId"] != body.get("resourceId"):
+            return google_error(404, "notFound", "Channel not found")
+        del state().channels[body["id"]]
+    return "", 204

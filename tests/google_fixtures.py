@@ -1,0 +1,115 @@
+"""Fixtures for Google tests: the sandbox served over real HTTP, an app pointed at it, a connect helper."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from callnfy_integrations import create_app
+from callnfy_integrations.extensions import db
+from callnfy_integrations.google_sandbox import CLIENT_ID, CLIENT_SECRET, create_sandbox_app
+from callnfy_integrations.google_sandbox import state as sandbox_state
+from tests.conftest import make_config
+from tests.factories import auth_headers
+
+
+class Sandbox:
+    def __init__(self):
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # request lines carry codes and tokens
+        self.app = create_sandbox_app()
+        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def state(self):
+        return sandbox_state(self.app)
+
+    def calls(self, name: str) -> int:
+        return requests.get(f"{self.url}/sandbox/calls", timeout=5).json().get(name, 0)
+
+    def settings(self, **values):
+        requests.post(f"{self.url}/sandbox/settings", json=values, timeout=5).raise_for_status()
+
+    def reset_counts(self):
+        with self.state.lock:
+            self.state.calls.clear()
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    server = Sandbox()
+    yield server
+    server.close()
+
+
+def google_settings(sandbox: Sandbox) -> dict:
+    return {"GOOGLE_CLIENT_ID": CLIENT_ID, "GOOGLE_CLIENT_SECRET": CLIENT_SECRET,
+            "GOOGLE_AUTHORIZE_URL": f"{sandbox.url}/o/oauth2/v2/auth", "GOOGLE_TOKEN_URL": f"{sandbox.url}/token",
+            "GOOGLE_USERINFO_URL": f"{sandbox.url}/v1/userinfo", "GOOGLE_REVOKE_URL": f"{sandbox.url}/revoke",
+            "GOOGLE_CALENDAR_API_URL": f"{sandbox.url}/calendar/v3/"}
+
+
+@pytest.fixture(scope="module")
+def google_app(database_url, servers, sandbox, app):
+    return create_app(make_config(database_url, servers["redis"], **google_settings(sandbox)))
+
+
+@pytest.fixture
+def gctx(google_app, sandbox):
+    sandbox.settings(access_token_lifetime=3599, rotate_refresh_tokens=False, notify=True, token_delay=0)
+    sandbox.reset_counts()
+    with google_app.app_context():
+        yield google_app
+        db.session.remove()
+
+
+class GoogleUser:
+    """A Callnfy user connecting Google through the sandbox, the way the SPA and a browser would."""
+
+    def __init__(self, app, sandbox):
+        self.client = app.test_client()
+        self.user_id = uuid.uuid4()
+        self.headers = auth_headers(self.user_id)
+        self.sandbox = sandbox
+
+    def auth_url(self) -> str:
+        response = self.client.post("/integrations/google/connect", headers=self.headers)
+        assert response.status_code == 200, response.json
+        return response.json["data"]["authUrl"]
+
+    def consent(self, auth_url: str, decision: str = "allow", **extra) -> str:
+        """Google's redirect back to us (non-interactive sandbox mode): the callback path and query."""
+        params = "".join(f"&sandbox_{k}={v}" for k, v in {"decision": decision, **extra}.items())
+        response = requests.get(auth_url + params, allow_redirects=False, timeout=5)
+        assert response.status_code == 302, response.text
+        location = urlsplit(response.headers["Location"])
+        assert location.path == "/integrations/google/callback"
+        return f"{location.path}?{location.query}"
+
+    def callback(self, path: str) -> dict:
+        response = self.client.get(path)
+        assert response.status_code == 302
+        return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
+
+    def connect(self, **consent) -> dict:
+        return self.callback(self.consent(self.auth_url(), **consent))
+
+    def status(self) -> dict:
+        return self.client.get("/integrations/status", headers=self.headers).json["data"]["googleCalendar"]
+
+
+@pytest.fixture
+def guser(google_app, gctx, sandbox):
+    return GoogleUser(google_app, sandbox)
