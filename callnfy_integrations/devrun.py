@@ -23,6 +23,17 @@ def main() -> int:
     env.setdefault("WEB_CONCURRENCY", "2")
     # The Procfile's commands (gunicorn, flask) live next to this interpreter, in the virtualenv.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    processes = ["web", "worker", "scheduler"]
+    if not env.get("GOOGLE_CLIENT_ID"):
+        # No Google credentials: the local Google sandbox stands in, so Connect works in a browser.
+        from .google_sandbox import CLIENT_ID, CLIENT_SECRET
+
+        sandbox = f"http://127.0.0.1:{env.setdefault('SANDBOX_PORT', '5099')}"
+        env.update(GOOGLE_CLIENT_ID=CLIENT_ID, GOOGLE_CLIENT_SECRET=CLIENT_SECRET,
+                   GOOGLE_AUTHORIZE_URL=f"{sandbox}/o/oauth2/v2/auth", GOOGLE_TOKEN_URL=f"{sandbox}/token",
+                   GOOGLE_USERINFO_URL=f"{sandbox}/v1/userinfo", GOOGLE_REVOKE_URL=f"{sandbox}/revoke",
+                   GOOGLE_CALENDAR_API_URL=f"{sandbox}/calendar/v3/")
+        processes.append("sandbox")
     instance = Path(env.get("INSTANCE_DIR") or ROOT / "instance")
     if not env.get("DATABASE_URL"):
         print("starting embedded PostgreSQL under", instance / "postgres", flush=True)
@@ -51,9 +62,11 @@ def main() -> int:
   Docs       {base}/docs
   Dev JWT    {token}
   Try        curl -H "Authorization: Bearer {token}" {base}/integrations/status
+  Google     {"sandbox at " + env["GOOGLE_AUTHORIZE_URL"].rsplit("/o/", 1)[0] if "sandbox" in processes
+              else "real Google (GOOGLE_CLIENT_ID is set)"}
 """, flush=True)
-        honcho = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT),
-                  "-p", env["PORT"], "web", "worker", "scheduler"]
+        honcho = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile.dev"), "-d", str(ROOT),
+                  "-p", env["PORT"], *processes]
         process = subprocess.Popen(honcho, env=env, cwd=ROOT)
         try:
             return process.wait()
