@@ -35,9 +35,9 @@ class AppWorker(SimpleWorker):
 
 def build_worker(app: Flask, queues: tuple[str, ...] = ALL_QUEUES, *, name: str | None = None) -> AppWorker:
     connection = redis_connection(app)
-    with app.app_context():
-        worker_queues = [get_queue(q, connection=connection) for q in queues]
-    worker = AppWorker(worker_queues, connection=connection, name=name)
+    worker_queues = [get_queue(q, connection=connection) for q in queues]
+    # No job descriptions in the log: they carry the job's arguments (ids, and token ciphertexts).
+    worker = AppWorker(worker_queues, connection=connection, name=name, log_job_description=False)
     worker.app = app
     return worker
 

@@ -71,6 +71,7 @@ def test_worker_finishes_the_current_job_on_sigterm(app, process_env):
     assert code == 0, output
     assert connection.get(f"callnfy:probe:{probe_id}:finished") is not None
     assert Job.fetch(job.id, connection=connection).get_status() == "finished"
+    assert probe_id not in output  # job arguments (ids, ciphertexts) stay out of the worker's log
 
 
 def test_scheduler_enqueues_periodic_jobs_that_a_worker_runs(app, process_env):
