@@ -50,40 +50,44 @@ def served(database_url, servers, sandbox, app):
     frontend.shutdown()
 
 
-def test_person_connects_google_in_a_real_browser(served, sandbox):
-    sandbox.settings(notify=True, token_delay=0, rotate_refresh_tokens=False)
-    app, frontend_port = served
-    client, user_id = app.test_client(), uuid.uuid4()
-    auth_url = client.post("/integrations/google/connect", headers=auth_headers(user_id)).json["data"]["authUrl"]
-
+def consent_in_browser(auth_url: str, button: str, frontend_port: int) -> tuple[str, str]:
+    """Open Google's consent page in headless Chromium, press a button, follow the redirects back
+    to the frontend; returns (what the consent page showed, the URL the browser lands on)."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             page.goto(auth_url)
-            assert "wants to access your Google Account" in page.content()
-            page.click("#allow")
+            consent_text = page.inner_text("body")
+            page.click(button)
             page.wait_for_url(f"http://127.0.0.1:{frontend_port}/settings/integrations?*")
-            assert page.url == f"http://127.0.0.1:{frontend_port}/settings/integrations?success=true"
             assert page.inner_text("#settings") == "Integrations"
+            return consent_text, page.url
         finally:
             browser.close()
 
+
+def start_connect(app) -> tuple:
+    client, user_id = app.test_client(), uuid.uuid4()
+    auth_url = client.post("/integrations/google/connect", headers=auth_headers(user_id)).json["data"]["authUrl"]
+    return client, user_id, auth_url
+
+
+def test_person_connects_google_in_a_real_browser(served, sandbox):
+    sandbox.settings(notify=True, token_delay=0, rotate_refresh_tokens=False)
+    app, frontend_port = served
+    client, user_id, auth_url = start_connect(app)
+    consent_text, landed = consent_in_browser(auth_url, "#allow", frontend_port)
+    assert "wants to access your Google Account" in consent_text and "calendar.events" in consent_text
+    assert landed == f"http://127.0.0.1:{frontend_port}/settings/integrations?success=true"
     status = client.get("/integrations/status", headers=auth_headers(user_id)).json["data"]["googleCalendar"]
     assert status == {"connected": True, "email": "owner@example.com", "syncMode": "one-way", "lastSyncAt": None}
 
 
 def test_person_declines_in_a_real_browser(served, sandbox):
     app, frontend_port = served
-    client, user_id = app.test_client(), uuid.uuid4()
-    auth_url = client.post("/integrations/google/connect", headers=auth_headers(user_id)).json["data"]["authUrl"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(auth_url)
-            page.click("#deny")
-            page.wait_for_url(f"http://127.0.0.1:{frontend_port}/settings/integrations?*")
-            assert page.url.endswith("?error=access_denied")
-        finally:
-            browser.close()
+    client, user_id, auth_url = start_connect(app)
+    _, landed = consent_in_browser(auth_url, "#deny", frontend_port)
+    assert landed == f"http://127.0.0.1:{frontend_port}/settings/integrations?error=access_denied"
+    assert client.get("/integrations/status", headers=auth_headers(user_id)).json["data"]["googleCalendar"] == {
+        "connected": False}
