@@ -37,7 +37,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .cli import register_commands
     from .errors import register_error_handlers
     from .api import Api
-    from .extensions import cors, db, jwt, limiter, migrate
+    from .extensions import cors, db, jwt, migrate
     from .queues import init_redis
 
     _configure_autocommit_bind(app)
@@ -47,8 +47,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=False,
                   expose_headers=["X-Pagination", "X-Request-ID"])
     init_redis(app)
-    _configure_limiter(app)
-    limiter.init_app(app)
     _trust_proxies(app)
     api = Api(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
@@ -85,14 +83,6 @@ def _configure_autocommit_bind(app: Flask) -> None:
     app.config["SQLALCHEMY_BINDS"] = {
         AUTOCOMMIT_BIND: {**options, "url": app.config["SQLALCHEMY_DATABASE_URI"], "isolation_level": "AUTOCOMMIT"},
     }
-
-
-def _configure_limiter(app: Flask) -> None:
-    url = app.config["REDIS_URL"]
-    # The `limits` library spells a unix-socket Redis as redis+unix://.
-    app.config["RATELIMIT_STORAGE_URI"] = "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
-    app.config["RATELIMIT_SWALLOW_ERRORS"] = True  # Redis down: keys are still checked, just not rate-limited
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
 
 
 def _trust_proxies(app: Flask) -> None:

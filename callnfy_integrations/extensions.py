@@ -4,8 +4,6 @@ The flask-smorest `Api` is the exception: it owns one OpenAPI spec, so each app 
 """
 
 from flask_cors import CORS
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -29,5 +27,3 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION),
 migrate = Migrate()
 jwt = JWTManager()
 cors = CORS()
-# Storage (Redis) is configured per app from REDIS_URL; routes opt in with `limiter.limit`.
-limiter = Limiter(key_func=get_remote_address, default_limits=[])

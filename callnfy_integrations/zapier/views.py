@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import functools
 
-from flask import current_app, g, request
-from flask_limiter.util import get_remote_address
+from flask import g, request
 from flask.views import MethodView
 
 from .. import public_ids
 from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..auth import current_user_id
-from ..extensions import limiter
-from . import service
+from ..errors import Unauthorized
+from . import rate_limit, service
 from .schemas import ApiKeySchema, AuthTestSchema, SampleSchema, SubscribeSchema, SubscriptionSchema
 
 keys_blp = Blueprint("zapier", __name__, url_prefix="/integrations/zapier",
                      description="The account's Zapier API key")
 hooks_blp = Blueprint("zapier_hooks", __name__, url_prefix="/webhooks/zapier",
                       description="REST hooks for Zapier, authenticated by X-Callnfy-Key")
-
-
-
-def _address_and_account() -> str:
-    # Zapier calls from shared addresses: counting per (address, account) keeps one tenant's
-    # failing Zap from locking every other tenant out, while guesses at an account stay throttled.
-    return f"{get_remote_address()}|{(request.view_args or {}).get('user_id', '')}"
-
-
-# Only failed key checks count; once over the limit, requests get 429 before any key check.
-limiter.limit(lambda: current_app.config["ZAPIER_AUTH_FAILURE_LIMIT"], key_func=_address_and_account,
-              deduct_when=lambda response: response.status_code == 401)(hooks_blp)
 
 
 @keys_blp.route("/generate-key")
@@ -57,7 +44,13 @@ def key_required(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        g.zapier_user_id = service.authenticate_key(kwargs["user_id"], request.headers.get("X-Callnfy-Key"))
+        client = f"{request.remote_addr}|{kwargs['user_id'][:64]}"
+        rate_limit.ensure_allowed(client)
+        try:
+            g.zapier_user_id = service.authenticate_key(kwargs["user_id"], request.headers.get("X-Callnfy-Key"))
+        except Unauthorized:
+            rate_limit.record_failure(client)
+            raise
         return view(*args, **kwargs)
 
     wrapper = hooks_blp.alt_response(401, schema=ErrorEnvelopeSchema, description="Wrong, missing or revoked key")(
