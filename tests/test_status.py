@@ -91,6 +91,17 @@ def test_status_takes_at_most_two_database_round_trips(client, app_ctx):
     assert 1 <= len(trips) <= 2, trips
 
 
+def test_status_of_a_user_without_integrations_takes_at_most_two_round_trips(client, app_ctx):
+    user = make_user()
+    headers = auth_headers(user.id)
+    db.session.remove()
+    client.get("/integrations/status", headers=headers)
+    with count_round_trips(db.engine) as trips, count_round_trips(db.engines["autocommit"]) as read_trips:
+        response = client.get("/integrations/status", headers=headers)
+    assert response.json["data"]["zapier"] == {"connected": False}
+    assert trips + read_trips == ["SELECT", "INSERT"]  # the INSERT … ON CONFLICT DO NOTHING of first sight
+
+
 def test_round_trip_counter_sees_implicit_begin_and_rollback(app_ctx):
     # The counter itself must not under-count: a transactional SELECT is BEGIN, SELECT, ROLLBACK.
     with count_round_trips(db.engine) as trips:

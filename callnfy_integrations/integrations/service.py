@@ -18,14 +18,12 @@ ZAPIER_API_KEY_FIELD = "zapier.api_key"
 
 _users = User.__table__
 _integrations = Integration.__table__
-# Built once: the user LEFT JOIN their integrations (at most two rows), table columns only, so
-# SQLAlchemy neither re-derives the cache key shape nor adapts ORM annotations per request.
+# Built once, table columns only, so SQLAlchemy neither re-derives the cache key shape nor adapts
+# ORM annotations per request. One table, one index: PostgreSQL plans it far cheaper than a join.
 _STATUS_QUERY = (
-    select(_users.c.id.label("user_id"), _integrations.c.provider, _integrations.c.status, _integrations.c.email,
-           _integrations.c.sync_mode, _integrations.c.last_sync_at, _integrations.c.api_key_encrypted,
-           _integrations.c.created_at)
-    .select_from(_users.outerjoin(_integrations, _integrations.c.user_id == _users.c.id))
-    .where(_users.c.id == bindparam("user_id"))
+    select(_integrations.c.provider, _integrations.c.status, _integrations.c.email, _integrations.c.sync_mode,
+           _integrations.c.last_sync_at, _integrations.c.api_key_encrypted, _integrations.c.created_at)
+    .where(_integrations.c.user_id == bindparam("user_id"))
 )
 _CREATE_USER = insert(_users).values(id=bindparam("user_id")).on_conflict_do_nothing(index_elements=["id"])
 
@@ -76,12 +74,13 @@ def zapier_status(row: Any, user_id: uuid.UUID) -> dict[str, Any]:
 
 def get_status(user_id: uuid.UUID) -> dict[str, Any]:
     """Status of both providers; creates the user's row the first time it is seen."""
-    # Autocommit: a lone SELECT needs no BEGIN/ROLLBACK round trips around it.
+    # Autocommit: a lone SELECT needs no BEGIN/ROLLBACK round trips around it. A user with an
+    # integration has a row already (foreign key); only one without may be new: ensure it then.
     with db.engines[AUTOCOMMIT_BIND].connect() as conn:
         rows = conn.execute(_STATUS_QUERY, {"user_id": user_id}).all()
         if not rows:
             conn.execute(_CREATE_USER, {"user_id": user_id})
-    by_provider = {row.provider: row for row in rows if row.provider is not None}
+    by_provider = {row.provider: row for row in rows}
     return {
         "googleCalendar": google_status(by_provider.get(GOOGLE_CALENDAR)),
         "zapier": zapier_status(by_provider.get(ZAPIER), user_id),
