@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import string
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -44,17 +42,12 @@ def make_google_integration(user: User, *, email: str = "owner@example.com", sta
     return row
 
 
-def new_api_key() -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "czp_" + "".join(secrets.choice(alphabet) for _ in range(40))
-
-
 def make_zapier_integration(user: User, api_key: str | None = None) -> tuple[Integration, str]:
-    import hashlib
+    from callnfy_integrations.zapier.service import hash_key, new_api_key
 
     api_key = api_key or new_api_key()
     row = Integration(user_id=user.id, provider=ZAPIER,
-                      api_key_hash=hashlib.sha256(api_key.encode()).hexdigest(),
+                      api_key_hash=hash_key(api_key),
                       api_key_encrypted=secret_box().encrypt(api_key, user_id=user.id, field=ZAPIER_API_KEY_FIELD))
     db.session.add(row)
     db.session.commit()

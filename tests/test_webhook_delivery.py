@@ -4,7 +4,6 @@ import json
 import time
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 

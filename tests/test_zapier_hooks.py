@@ -1,6 +1,5 @@
 """Zapier's REST hooks: auth test, subscribe, list, unsubscribe, samples; key checks and hook URL rules."""
 
-import uuid
 
 import pytest
 

@@ -19,23 +19,26 @@ def When(description: str = "ISO-8601 with a timezone offset or Z", **kwargs) ->
     return ma.fields.AwareDateTime(format="iso", metadata={"description": description}, **kwargs)
 
 
+# Request schemas load camelCase wire names (data_key) into the services' snake_case arguments.
 class CustomerFieldsMixin:
-    customerName = ma.fields.String(validate=validate.Length(1, NAME_MAX))
-    customerPhone = ma.fields.String(validate=validate.Length(3, PHONE_MAX),
-                                     metadata={"description": "stored in E.164 when it parses"})
-    customerEmail = ma.fields.Email(allow_none=True, validate=validate.Length(max=EMAIL_MAX))
+    customer_name = ma.fields.String(data_key="customerName", validate=validate.Length(1, NAME_MAX))
+    customer_phone = ma.fields.String(data_key="customerPhone", validate=validate.Length(3, PHONE_MAX),
+                                      metadata={"description": "stored in E.164 when it parses"})
+    customer_email = ma.fields.Email(data_key="customerEmail", allow_none=True,
+                                     validate=validate.Length(max=EMAIL_MAX))
 
 
 class AppointmentCreateSchema(CustomerFieldsMixin, ma.Schema):
-    customerName = ma.fields.String(required=True, validate=validate.Length(1, NAME_MAX))
-    customerPhone = ma.fields.String(required=True, validate=validate.Length(3, PHONE_MAX))
-    scheduledAt = When(required=True)
+    customer_name = ma.fields.String(data_key="customerName", required=True, validate=validate.Length(1, NAME_MAX))
+    customer_phone = ma.fields.String(data_key="customerPhone", required=True,
+                                      validate=validate.Length(3, PHONE_MAX))
+    scheduled_at = When(data_key="scheduledAt", required=True)
     duration = Duration(load_default=30)
     notes = ma.fields.String(allow_none=True, validate=validate.Length(max=NOTES_MAX))
 
 
 class AppointmentUpdateSchema(CustomerFieldsMixin, ma.Schema):
-    scheduledAt = When()
+    scheduled_at = When(data_key="scheduledAt")
     duration = Duration()
     notes = ma.fields.String(allow_none=True, validate=validate.Length(max=NOTES_MAX))
 

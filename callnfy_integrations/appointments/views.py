@@ -12,14 +12,6 @@ from .schemas import (AppointmentCreateSchema, AppointmentQuerySchema, Appointme
 blp = Blueprint("appointments", __name__, url_prefix="/appointments",
                 description="Appointments booked by Callnfy or imported from Google Calendar")
 
-FIELD_NAMES = {"customerName": "customer_name", "customerPhone": "customer_phone",
-               "customerEmail": "customer_email", "scheduledAt": "scheduled_at"}
-
-
-def _snake(body: dict) -> dict:
-    return {FIELD_NAMES.get(key, key): value for key, value in body.items()}
-
-
 def _appointment_id(appointment_id: str):
     return public_ids.decode(public_ids.APPOINTMENT, appointment_id)
 
@@ -44,7 +36,7 @@ class Appointments(MethodView):
     @blp.response(201, AppointmentSchema)
     def post(self, body):
         """Book an appointment (the customer is found or created by phone)"""
-        return service.create_appointment(current_user_id(), **_snake(body))
+        return service.create_appointment(current_user_id(), **body)
 
 
 @blp.route("/<appointment_id>")
@@ -60,7 +52,7 @@ class AppointmentById(MethodView):
     @blp.response(200, AppointmentSchema)
     def patch(self, body, appointment_id):
         """Reschedule, change duration or notes, or correct the customer (scheduled appointments only)"""
-        return service.update_appointment(current_user_id(), _appointment_id(appointment_id), _snake(body))
+        return service.update_appointment(current_user_id(), _appointment_id(appointment_id), body)
 
 
 @blp.route("/<appointment_id>/cancel")

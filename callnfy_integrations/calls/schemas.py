@@ -10,15 +10,18 @@ from .models import DURATION_MAX, DURATION_MIN, SENTIMENTS, TRANSCRIPT_MAX, URL_
 
 
 class CallCreateSchema(ma.Schema):
-    customerName = ma.fields.String(allow_none=True, validate=validate.Length(1, NAME_MAX))
-    customerPhone = ma.fields.String(required=True, validate=validate.Length(3, PHONE_MAX))
+    """Loads camelCase wire names (data_key) into `record_call`'s snake_case arguments."""
+
+    customer_name = ma.fields.String(data_key="customerName", allow_none=True, validate=validate.Length(1, NAME_MAX))
+    customer_phone = ma.fields.String(data_key="customerPhone", required=True, validate=validate.Length(3, PHONE_MAX))
     duration = ma.fields.Integer(required=True, strict=True, validate=validate.Range(DURATION_MIN, DURATION_MAX),
                                  metadata={"description": f"seconds, {DURATION_MIN}-{DURATION_MAX}"})
-    recordingUrl = ma.fields.Url(allow_none=True, schemes={"http", "https"}, require_tld=False,
-                                 validate=validate.Length(max=URL_MAX))
+    recording_url = ma.fields.Url(data_key="recordingUrl", allow_none=True, schemes={"http", "https"},
+                                  require_tld=False, validate=validate.Length(max=URL_MAX))
     transcript = ma.fields.String(allow_none=True, validate=validate.Length(max=TRANSCRIPT_MAX))
     sentiment = ma.fields.String(allow_none=True, validate=validate.OneOf(SENTIMENTS))
-    receivedAt = ma.fields.AwareDateTime(format="iso", metadata={"description": "default: now"})
+    received_at = ma.fields.AwareDateTime(data_key="receivedAt", format="iso",
+                                          metadata={"description": "default: now"})
 
 
 class CallSchema(ma.Schema):

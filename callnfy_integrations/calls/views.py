@@ -10,9 +10,6 @@ from .schemas import CallCreateSchema, CallSchema
 
 blp = Blueprint("calls", __name__, url_prefix="/calls", description="Calls Callnfy answered")
 
-FIELD_NAMES = {"customerName": "customer_name", "customerPhone": "customer_phone", "recordingUrl": "recording_url",
-               "receivedAt": "received_at"}
-
 
 @blp.route("")
 class Calls(MethodView):
@@ -31,7 +28,7 @@ class Calls(MethodView):
     @blp.response(201, CallSchema)
     def post(self, body):
         """Record an answered call"""
-        return service.record_call(current_user_id(), **{FIELD_NAMES.get(k, k): v for k, v in body.items()})
+        return service.record_call(current_user_id(), **body)
 
 
 @blp.route("/<call_id>")

@@ -12,13 +12,14 @@ from sqlalchemy import select
 from ..crypto import secret_box
 from ..extensions import db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, REAUTHORIZATION_REQUIRED, Integration
+from ..integrations.service import GOOGLE_ACCESS_TOKEN_FIELD as ACCESS_FIELD
+from ..integrations.service import GOOGLE_REFRESH_TOKEN_FIELD as REFRESH_FIELD
 from ..queues import redis_connection
 from ..timestamps import utcnow
 from . import oauth
 
 log = logging.getLogger(__name__)
 
-ACCESS_FIELD, REFRESH_FIELD = "google.access_token", "google.refresh_token"
 REFRESH_MARGIN = timedelta(minutes=5)
 LOCK_TIMEOUT_SECONDS = 30
 

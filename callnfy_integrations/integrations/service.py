@@ -7,16 +7,14 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, select
-from sqlalchemy.dialects.postgresql import insert
 
 from ..crypto import secret_box
 from ..extensions import AUTOCOMMIT_BIND, db
-from ..users.models import User
+from ..users.service import CREATE_USER
 from .models import CONNECTED, GOOGLE_CALENDAR, ZAPIER, Integration
 
 ZAPIER_API_KEY_FIELD = "zapier.api_key"
 
-_users = User.__table__
 _integrations = Integration.__table__
 # Built once, table columns only, so SQLAlchemy neither re-derives the cache key shape nor adapts
 # ORM annotations per request. One table, one index: PostgreSQL plans it far cheaper than a join.
@@ -25,13 +23,14 @@ _STATUS_QUERY = (
            _integrations.c.last_sync_at, _integrations.c.api_key_encrypted, _integrations.c.created_at)
     .where(_integrations.c.user_id == bindparam("user_id"))
 )
-_CREATE_USER = insert(_users).values(id=bindparam("user_id")).on_conflict_do_nothing(index_elements=["id"])
 
 
+GOOGLE_ACCESS_TOKEN_FIELD = "google.access_token"
+GOOGLE_REFRESH_TOKEN_FIELD = "google.refresh_token"
 ENCRYPTED_FIELDS = {  # column -> the field name bound into its ciphertext
     "api_key_encrypted": ZAPIER_API_KEY_FIELD,
-    "access_token_encrypted": "google.access_token",
-    "refresh_token_encrypted": "google.refresh_token",
+    "access_token_encrypted": GOOGLE_ACCESS_TOKEN_FIELD,
+    "refresh_token_encrypted": GOOGLE_REFRESH_TOKEN_FIELD,
 }
 
 
@@ -79,7 +78,7 @@ def get_status(user_id: uuid.UUID) -> dict[str, Any]:
     with db.engines[AUTOCOMMIT_BIND].connect() as conn:
         rows = conn.execute(_STATUS_QUERY, {"user_id": user_id}).all()
         if not rows:
-            conn.execute(_CREATE_USER, {"user_id": user_id})
+            conn.execute(CREATE_USER, {"user_id": user_id})
     by_provider = {row.provider: row for row in rows}
     return {
         "googleCalendar": google_status(by_provider.get(GOOGLE_CALENDAR)),
