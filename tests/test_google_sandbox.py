@@ -10,10 +10,12 @@ from callnfy_integrations.google_sandbox import CLIENT_ID, CLIENT_SECRET
 from tests.google_fixtures import sandbox  # noqa: F401
 
 
-@pytest.fixture
-def token(sandbox):
-    sandbox.settings(notify=True, token_delay=0, rotate_refresh_tokens=False)
-    """An access token with the calendar scope, obtained through the sandbox's own OAuth endpoints."""
+DEFAULTS = {"notify": True, "token_delay": 0, "rotate_refresh_tokens": False, "write_delay": 0,
+            "time_zones": {}}
+
+
+def authorize(sandbox, offline: bool = False) -> dict:
+    """The token response for cal@example.com, obtained through the sandbox's own OAuth endpoints."""
     import base64
     import hashlib
     from urllib.parse import parse_qs, urlencode, urlsplit
@@ -23,14 +25,29 @@ def token(sandbox):
     query = urlencode({"client_id": CLIENT_ID, "response_type": "code", "redirect_uri": "http://localhost/cb",
                        "scope": "openid email https://www.googleapis.com/auth/calendar.events", "state": "s",
                        "code_challenge": challenge, "code_challenge_method": "S256", "sandbox_decision": "allow",
-                       "sandbox_email": "cal@example.com"})
+                       "sandbox_email": "cal@example.com", **({"access_type": "offline"} if offline else {})})
     redirect = requests.get(f"{sandbox.url}/o/oauth2/v2/auth?{query}", allow_redirects=False, timeout=5)
     code = parse_qs(urlsplit(redirect.headers["Location"]).query)["code"][0]
     response = requests.post(f"{sandbox.url}/token", timeout=5, data={
         "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
         "redirect_uri": "http://localhost/cb"}, auth=(CLIENT_ID, CLIENT_SECRET))
-    assert "refresh_token" not in response.json()  # no access_type=offline: no refresh token, as Google
-    return response.json()["access_token"]
+    return response.json()
+
+
+def control(sandbox, method, path, **kwargs):
+    return requests.request(method, f"{sandbox.url}/sandbox{path}", timeout=5, **kwargs)
+
+
+@pytest.fixture
+def token(sandbox):
+    """An access token with the calendar scope; the (shared) sandbox is reset before and after."""
+    control(sandbox, "post", "/reset")
+    sandbox.settings(**DEFAULTS)
+    body = authorize(sandbox)
+    assert "refresh_token" not in body  # no access_type=offline: no refresh token, as Google
+    yield body["access_token"]
+    control(sandbox, "post", "/reset")  # scripted failures left over must not reach other modules' tests
+    sandbox.settings(**DEFAULTS)
 
 
 def api(sandbox, token, method, path, **kwargs):
@@ -111,6 +128,187 @@ def test_watch_sends_sync_then_exists_notifications_and_stop_ends_them(sandbox, 
         server.shutdown()
 
 
-def test_calendar_requires_a_bearer_with_the_calendar_scope(sandbox):
+def test_calendar_requires_a_bearer_with_the_calendar_scope(sandbox, token):
     response = requests.get(f"{sandbox.url}/calendar/v3/calendars/primary/events", timeout=5)
     assert response.status_code == 401 and response.json()["error"]["status"] == "UNAUTHENTICATED"
+    assert sandbox.calls("events.list") == 1  # counted before authentication
+
+
+EVENT = {"id": "booking01", "summary": "Cleaning", "description": "Booked by phone",
+         "start": {"dateTime": "2026-12-01T10:00:00-05:00", "timeZone": "America/New_York"},
+         "end": {"dateTime": "2026-12-01T10:30:00-05:00", "timeZone": "America/New_York"},
+         "attendees": [{"email": "guest@example.com"}], "reminders": {"useDefault": False, "overrides": []},
+         "extendedProperties": {"private": {"callnfyBookingId": "b-1", "source": "callnfy"}}}
+
+
+def test_every_calendar_endpoint_is_counted_and_logged_with_its_query_and_body(sandbox, token):
+    sandbox.settings(notify=False)  # the watch address below does not exist
+    path, one = "/calendars/primary/events", "/calendars/primary/events/booking01"
+    assert api(sandbox, token, "post", path, json=EVENT, params={"sendUpdates": "all"}).status_code == 200
+    assert api(sandbox, token, "get", one).json()["extendedProperties"] == EVENT["extendedProperties"]
+    assert api(sandbox, token, "put", one, json={**EVENT, "summary": "Moved"}).status_code == 200
+    assert api(sandbox, token, "patch", one, json={"description": "x"}, params={"sendUpdates": "none"}).ok
+    assert api(sandbox, token, "get", path, params={"maxResults": 10}).status_code == 200
+    channel = api(sandbox, token, "post", f"{path}/watch",
+                  json={"id": "chan-log", "type": "web_hook", "address": "http://127.0.0.1:9/push"}).json()
+    assert api(sandbox, token, "post", "/channels/stop",
+               json={"id": "chan-log", "resourceId": channel["resourceId"]}).status_code == 204
+    assert api(sandbox, token, "delete", one, params={"sendUpdates": "all"}).status_code == 204
+
+    names = ["events.insert", "events.get", "events.update", "events.patch", "events.list", "events.watch",
+             "channels.stop", "events.delete"]
+    assert control(sandbox, "get", "/calls").json() == {"token:authorization_code": 1,  # the token fixture
+                                                        **{name: 1 for name in names}}
+    log = control(sandbox, "get", "/requests").json()
+    assert [entry["endpoint"] for entry in log] == names
+    assert log[0] == {"endpoint": "events.insert", "method": "POST", "query": {"sendUpdates": "all"},
+                      "path": "/calendar/v3/calendars/primary/events", "body": EVENT}
+    assert (log[2]["method"], log[3]["method"], log[3]["query"]) == ("PUT", "PATCH", {"sendUpdates": "none"})
+    assert log[4]["query"] == {"maxResults": "10"} and log[4]["body"] is None
+    assert log[7]["query"] == {"sendUpdates": "all"} and log[7]["path"].endswith("/events/booking01")
+
+
+def test_insert_update_and_patch_keep_fields_as_sent_and_update_restores_a_cancelled_event(sandbox, token):
+    path = "/calendars/primary/events/booking01"
+    created = api(sandbox, token, "post", "/calendars/primary/events", json=EVENT).json()
+    assert {k: created[k] for k in EVENT} == EVENT and created["status"] == "confirmed"
+    assert api(sandbox, token, "delete", path).status_code == 204
+    assert api(sandbox, token, "delete", path).status_code == 410
+    restored = api(sandbox, token, "put", path, json={**EVENT, "summary": "Back"}).json()
+    assert restored["status"] == "confirmed" and restored["summary"] == "Back"  # update defaults to confirmed
+    assert {k: restored[k] for k in EVENT} == {**EVENT, "summary": "Back"}
+    # Patch semantics: objects merge, null removes a field, arrays replace.
+    patched = api(sandbox, token, "patch", path, json={
+        "extendedProperties": {"private": {"source": None, "syncedAt": "1"}}, "attendees": [],
+        "description": None}).json()
+    assert patched["extendedProperties"] == {"private": {"callnfyBookingId": "b-1", "syncedAt": "1"}}
+    assert patched["attendees"] == [] and "description" not in patched and patched["start"] == EVENT["start"]
+    kept_cancelled = api(sandbox, token, "put", path, json={**EVENT, "status": "cancelled"}).json()
+    assert kept_cancelled["status"] == "cancelled"  # unless the body says otherwise
+
+    stored = control(sandbox, "get", "/events/cal@example.com").json()
+    assert [(e["id"], e["status"]) for e in stored] == [("booking01", "cancelled")]
+    assert stored[0]["etag"] == kept_cancelled["etag"] and not any(k.startswith("_") for k in stored[0])
+    assert control(sandbox, "get", "/events/nobody@example.com").json() == []
+    assert api(sandbox, token, "delete", "/calendars/primary/events/unknown01").json()["error"]["errors"][0][
+        "reason"] == "notFound"
+
+
+def test_scripted_failures_answer_in_order_in_google_s_shape_then_the_endpoint_works(sandbox, token):
+    response = control(sandbox, "post", "/fail", json={"endpoint": "events.insert", "responses": [
+        {"status": 429, "reason": "rateLimitExceeded", "retryAfter": 2}, {"status": 503}], "delay": 0})
+    assert response.json() == {"endpoint": "events.insert", "pending": 2}
+    limited = api(sandbox, token, "post", "/calendars/primary/events", json=EVENT)
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "2"
+    assert limited.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    assert limited.json()["error"]["errors"][0] == {"domain": "usageLimits", "reason": "rateLimitExceeded",
+                                                    "message": "Rate Limit Exceeded"}
+    unavailable = api(sandbox, token, "post", "/calendars/primary/events", json=EVENT)
+    assert unavailable.status_code == 503 and "Retry-After" not in unavailable.headers
+    assert unavailable.json()["error"]["errors"][0]["reason"] == "backendError"
+    assert control(sandbox, "get", "/events/cal@example.com").json() == []  # failures did no work
+    assert api(sandbox, token, "post", "/calendars/primary/events", json=EVENT).status_code == 200
+    assert sandbox.calls("events.insert") == 3 and len(control(sandbox, "get", "/requests").json()) == 3
+
+    # The Python helper; a scripted 404 is the real 404, byte for byte.
+    sandbox.state.script("events.get", 404)
+    scripted = api(sandbox, token, "get", "/calendars/primary/events/booking01")
+    real = api(sandbox, token, "get", "/calendars/primary/events/nothere01")
+    assert (scripted.status_code, scripted.json()) == (real.status_code, real.json()) == (404, real.json())
+    assert sandbox.state.failures == {"events.insert": [], "events.get": []}
+
+
+def test_a_scripted_stall_times_the_client_out_without_blocking_other_requests(sandbox, token):
+    import time
+
+    sandbox.state.script("events.get", {"status": 503, "sleep": 1.0})
+    started = time.monotonic()
+    with pytest.raises(requests.Timeout):
+        requests.get(f"{sandbox.url}/calendar/v3/calendars/primary/events/abcde01", timeout=0.3,
+                     headers={"Authorization": f"Bearer {token}"})
+    assert api(sandbox, token, "get", "/calendars/primary/events").status_code == 200
+    assert time.monotonic() - started < 0.8  # answered while the stalled request still sleeps
+
+
+def test_write_delay_is_slept_outside_the_lock(sandbox, token):
+    import time
+
+    sandbox.settings(write_delay=0.6)
+    writer = threading.Thread(target=api, args=(sandbox, token, "post", "/calendars/primary/events"),
+                              kwargs={"json": {"id": "late00001"}})
+    started = time.monotonic()
+    writer.start()
+    time.sleep(0.1)
+    assert api(sandbox, token, "get", "/calendars/primary/events").json()["items"] == []  # not written yet
+    assert time.monotonic() - started < 0.5
+    writer.join()
+    assert time.monotonic() - started >= 0.6
+    assert [e["id"] for e in control(sandbox, "get", "/events/cal@example.com").json()] == ["late00001"]
+
+
+def test_scripted_oauth_failures_look_exactly_like_real_ones(sandbox, token):
+    tokens = authorize(sandbox, offline=True)
+    refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+
+    def post_refresh():
+        return requests.post(f"{sandbox.url}/token", data=refresh, auth=(CLIENT_ID, CLIENT_SECRET), timeout=5)
+
+    def post_revoke():
+        return requests.post(f"{sandbox.url}/revoke", data={"token": tokens["refresh_token"]}, timeout=5)
+
+    control(sandbox, "post", "/fail", json={"endpoint": "token:refresh_token",
+                                            "responses": [{"status": 400, "reason": "invalid_grant"}]})
+    scripted_grant = post_refresh()
+    assert post_refresh().status_code == 200  # the refresh token was never revoked
+
+    sandbox.state.script("revoke", {"status": 503, "retryAfter": "30"})
+    unavailable = post_revoke()
+    assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "30"
+    assert unavailable.json() == {"error": "server_error", "error_description": "Internal error"}
+    assert post_refresh().status_code == 200  # still valid: the scripted revoke did nothing
+    assert post_revoke().status_code == 200
+
+    real_grant = post_refresh()
+    assert (scripted_grant.status_code, scripted_grant.json(), scripted_grant.headers["Content-Type"]) == \
+        (real_grant.status_code, real_grant.json(), real_grant.headers["Content-Type"])
+    assert real_grant.json() == {"error": "invalid_grant",
+                                 "error_description": "Token has been expired or revoked."}
+    assert sandbox.calls("token:refresh_token") == 4 and sandbox.calls("revoke") == 2
+    log = control(sandbox, "get", "/requests").json()
+    assert [(e["endpoint"], e["form"]) for e in log] == [("revoke", {"token": tokens["refresh_token"]})] * 2
+    assert log[0]["body"] is None and log[0]["method"] == "POST"
+
+
+def test_fail_rejects_unknown_endpoints_and_non_error_statuses(sandbox, token):
+    def fail(endpoint, *responses):
+        return control(sandbox, "post", "/fail", json={"endpoint": endpoint, "responses": list(responses)})
+
+    assert fail("events.instert", 503).status_code == 400
+    assert fail("events.insert", 200).status_code == 400
+    bad_key = fail("revoke", {"status": 503, "retry_after": 1})
+    assert bad_key.status_code == 400 and "retry_after" in bad_key.json()["error"]
+    assert sandbox.state.failures == {}
+
+
+def test_events_list_reports_the_calendar_time_zone(sandbox, token):
+    assert api(sandbox, token, "get", "/calendars/primary/events").json()["timeZone"] == "Europe/London"
+    sandbox.settings(time_zones={"cal@example.com": "America/New_York"})
+    assert api(sandbox, token, "get", "/calendars/primary/events").json()["timeZone"] == "America/New_York"
+
+
+def test_reset_forgets_calendars_and_test_bookkeeping_but_not_tokens(sandbox, token):
+    sandbox.settings(notify=False)
+    api(sandbox, token, "post", "/calendars/primary/events", json={"id": "reset0001"})
+    api(sandbox, token, "post", "/calendars/primary/events/watch",
+        json={"id": "chan-reset", "type": "web_hook", "address": "http://127.0.0.1:9/push"})
+    sync_token = api(sandbox, token, "get", "/calendars/primary/events").json()["nextSyncToken"]
+    sandbox.state.script("events.delete", 500)
+    assert control(sandbox, "post", "/reset").status_code == 204
+
+    assert control(sandbox, "get", "/calls").json() == {}
+    assert control(sandbox, "get", "/requests").json() == []
+    assert control(sandbox, "get", "/channels").json() == [] and sandbox.state.failures == {}
+    assert control(sandbox, "get", "/events/cal@example.com").json() == []
+    stale = api(sandbox, token, "get", "/calendars/primary/events", params={"syncToken": sync_token})
+    assert stale.status_code == 410  # the token still authenticates; the sync token is gone
+    assert api(sandbox, token, "delete", "/calendars/primary/events/reset0001").status_code == 404

@@ -1,7 +1,12 @@
-"""Calendar v3 subset: events insert/get/patch/update/delete/list (page and sync tokens), watch, stop."""
+"""Calendar v3 subset: events insert/get/patch/update/delete/list (page and sync tokens), watch, stop.
+
+Every handler starts with `_begin(<Google method name>)`, before authentication, so tests can count,
+inspect and fail each call (see control.py); writes then sleep `write_delay` outside the lock.
+"""
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 import threading
@@ -12,19 +17,62 @@ import requests
 from flask import Blueprint, jsonify, request
 
 from . import state
+from .control import intercept
 from .oauth import CALENDAR_SCOPE, bearer_email
 
 blp = Blueprint("sandbox_calendar", __name__)
 
 EVENT_ID = re.compile(r"^[a-v0-9]{5,1024}$")
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 404: "NOT_FOUND", 409: "ALREADY_EXISTS",
-                410: "FAILED_PRECONDITION"}
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                409: "ALREADY_EXISTS", 410: "FAILED_PRECONDITION", 412: "FAILED_PRECONDITION",
+                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+# A scripted failure without a reason gets the one Google uses for that status.
+DEFAULT_REASONS = {401: "authError", 403: "forbidden", 404: "notFound", 409: "duplicate", 410: "deleted",
+                   429: "rateLimitExceeded", 500: "backendError", 503: "backendError"}
+# Messages per reason, shared by real and scripted errors so both look the same.
+MESSAGES = {"authError": "Request had invalid authentication credentials.", "forbidden": "Forbidden",
+            "notFound": "Not Found", "duplicate": "The requested identifier already exists.",
+            "deleted": "Resource has been deleted", "rateLimitExceeded": "Rate Limit Exceeded",
+            "userRateLimitExceeded": "User Rate Limit Exceeded", "quotaExceeded": "Quota Exceeded",
+            "backendError": "Backend Error", "parseError": "Parse Error",
+            "fullSyncRequired": "Sync token is no longer valid, a full sync is required."}
+USAGE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"}
 
 
-def google_error(code: int, reason: str, message: str):
-    """Google's API error shape."""
+def google_error(code: int, reason: str | None = None, message: str | None = None):
+    """Google's API error shape; reason and message default to Google's for that status and reason."""
+    reason = reason or DEFAULT_REASONS.get(code, "invalid" if code < 500 else "backendError")
+    message = message or MESSAGES.get(reason, reason)
+    domain = "usageLimits" if reason in USAGE_LIMIT_REASONS else "global"
     return jsonify({"error": {"code": code, "message": message, "status": STATUS_NAMES.get(code, "UNKNOWN"),
-                              "errors": [{"domain": "global", "reason": reason, "message": message}]}}), code
+                              "errors": [{"domain": domain, "reason": reason, "message": message}]}}), code
+
+
+def _begin(name: str, write: bool = False):
+    """Count, log and maybe fail this call (see control.intercept); then the write delay, if any."""
+    scripted = intercept(name, google_error)
+    if scripted is None and write:
+        time.sleep(float(state().settings.get("write_delay") or 0))  # no lock held here: others go on
+    return scripted
+
+
+def _json_body():
+    """The request's JSON object, or None (Google answers 400 parseError)."""
+    body = request.get_json(force=True, silent=True)
+    return body if isinstance(body, dict) else None
+
+
+def _merge_patch(target: dict, patch: dict) -> dict:
+    """Google's patch semantics: objects merge field by field, arrays and values replace, null deletes."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            merged[key] = _merge_patch(merged[key] if isinstance(merged.get(key), dict) else {}, value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def _now() -> str:
@@ -38,9 +86,9 @@ def _calendar(email: str) -> dict:
 def _authorized(calendar_id: str):
     email = bearer_email(CALENDAR_SCOPE)
     if email is None:
-        return None, google_error(401, "authError", "Request had invalid authentication credentials.")
+        return None, google_error(401, "authError")
     if calendar_id not in ("primary", email):
-        return None, google_error(404, "notFound", "Not Found")
+        return None, google_error(404, "notFound")
     return email, None
 
 
@@ -85,19 +133,25 @@ def _send_notification(channel: dict, resource_state: str, number: int) -> None:
 
 @blp.post("/calendars/<calendar_id>/events")
 def insert(calendar_id):
+    # Query parameters such as sendUpdates are accepted and ignored (the request log shows them).
+    early = _begin("events.insert", write=True)
+    if early:
+        return early
     email, error = _authorized(calendar_id)
     if error:
         return error
-    body = request.get_json(force=True)
+    body = _json_body()
+    if body is None:
+        return google_error(400, "parseError")
     with state().lock:
         events = _calendar(email)["events"]
         event_id = body.get("id") or secrets.token_hex(13)
         if not EVENT_ID.match(event_id):
             return google_error(400, "invalid", "Invalid resource id value.")
         if event_id in events:
-            return google_error(409, "duplicate", "The requested identifier already exists.")
-        event = {**body, "kind": "calendar#event", "id": event_id, "status": body.get("status", "confirmed"),
-                 "created": _now(), "iCalUID": f"{event_id}@google.com",
+            return google_error(409, "duplicate")
+        event = {**copy.deepcopy(body), "kind": "calendar#event", "id": event_id, "created": _now(),
+                 "status": body.get("status", "confirmed"), "iCalUID": f"{event_id}@google.com",
                  "htmlLink": f"https://calendar.google.com/event?eid={event_id}"}
         events[event_id] = _touch(email, event)
         return jsonify(_public(event))
@@ -109,12 +163,15 @@ def _existing(calendar_id, event_id):
         return None, None, error
     event = _calendar(email)["events"].get(event_id)
     if event is None:
-        return None, None, google_error(404, "notFound", "Not Found")
+        return None, None, google_error(404, "notFound")
     return email, event, None
 
 
 @blp.get("/calendars/<calendar_id>/events/<event_id>")
 def get(calendar_id, event_id):
+    early = _begin("events.get")
+    if early:
+        return early
     with state().lock:
         _, event, error = _existing(calendar_id, event_id)
         return error or jsonify(_public(event))
@@ -122,28 +179,39 @@ def get(calendar_id, event_id):
 
 @blp.route("/calendars/<calendar_id>/events/<event_id>", methods=["PATCH", "PUT"])
 def change(calendar_id, event_id):
+    early = _begin("events.update" if request.method == "PUT" else "events.patch", write=True)
+    if early:
+        return early
+    body = _json_body()
     with state().lock:
         email, event, error = _existing(calendar_id, event_id)
         if error:
             return error
-        body = request.get_json(force=True)
+        if body is None:
+            return google_error(400, "parseError")
         keep = {k: event[k] for k in ("kind", "id", "created", "iCalUID", "htmlLink", "_seq")}
         if request.method == "PUT":
-            event.clear()
-            event.update({"status": "confirmed", **body, **keep})
+            # update replaces the event; its status defaults to confirmed, which restores a cancelled one.
+            replaced = {"status": "confirmed", **copy.deepcopy(body), **keep}
         else:
-            event.update({k: v for k, v in body.items() if k not in keep})
+            replaced = {**_merge_patch(event, {k: v for k, v in body.items() if k not in keep}), **keep}
+            replaced.setdefault("status", "confirmed")  # a patch cannot remove the status
+        event.clear()
+        event.update(replaced)
         return jsonify(_public(_touch(email, event)))
 
 
 @blp.delete("/calendars/<calendar_id>/events/<event_id>")
 def delete(calendar_id, event_id):
+    early = _begin("events.delete", write=True)
+    if early:
+        return early
     with state().lock:
         email, event, error = _existing(calendar_id, event_id)
         if error:
             return error
         if event["status"] == "cancelled":
-            return google_error(410, "deleted", "Resource has been deleted")
+            return google_error(410, "deleted")
         event["status"] = "cancelled"
         _touch(email, event)
         return "", 204
@@ -151,6 +219,9 @@ def delete(calendar_id, event_id):
 
 @blp.get("/calendars/<calendar_id>/events")
 def list_events(calendar_id):
+    early = _begin("events.list")
+    if early:
+        return early
     email, error = _authorized(calendar_id)
     if error:
         return error
@@ -161,7 +232,7 @@ def list_events(calendar_id):
         if args.get("syncToken"):
             since = state().sync_tokens.get(args["syncToken"])
             if since is None or since[0] != email:
-                return google_error(410, "fullSyncRequired", "Sync token is no longer valid, a full sync is required.")
+                return google_error(410, "fullSyncRequired")
             matching = [e for e in calendar["events"].values() if e["_seq"] > since[1]]  # deletions included
         else:
             show_deleted = args.get("showDeleted") == "true"
@@ -170,7 +241,7 @@ def list_events(calendar_id):
         offset = int(args.get("pageToken", "0") or 0)
         page = matching[offset:offset + max_results]
         body = {"kind": "calendar#events", "items": [_public(e) for e in page], "updated": _now(),
-                "timeZone": "Europe/London"}
+                "timeZone": (state().settings.get("time_zones") or {}).get(email, "Europe/London")}
         if offset + max_results < len(matching):
             body["nextPageToken"] = str(offset + max_results)
         else:
@@ -182,10 +253,15 @@ def list_events(calendar_id):
 
 @blp.post("/calendars/<calendar_id>/events/watch")
 def watch(calendar_id):
+    early = _begin("events.watch")
+    if early:
+        return early
     email, error = _authorized(calendar_id)
     if error:
         return error
-    body = request.get_json(force=True)
+    body = _json_body()
+    if body is None:
+        return google_error(400, "parseError")
     if body.get("type") not in ("web_hook", "webhook") or not body.get("id") or not body.get("address"):
         return google_error(400, "invalid", "Invalid channel request.")
     ttl = int((body.get("params") or {}).get("ttl", 604800))
@@ -203,10 +279,14 @@ def watch(calendar_id):
 
 @blp.post("/channels/stop")
 def stop():
+    early = _begin("channels.stop")
+    if early:
+        return early
     if bearer_email(CALENDAR_SCOPE) is None:
-        return google_error(401, "authError", "Request had invalid authentication credentials.")
-    body = request.get_json(force=True)
-    state().count("channels.stop")
+        return google_error(401, "authError")
+    body = _json_body()
+    if body is None:
+        return google_error(400, "parseError")
     with state().lock:
         channel = state().channels.get(body.get("id"))
         if channel is None or channel["resourceId"] != body.get("resourceId"):

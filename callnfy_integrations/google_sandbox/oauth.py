@@ -1,4 +1,8 @@
-"""OAuth 2.0: authorize (consent page or non-interactive), token, userinfo, revoke."""
+"""OAuth 2.0: authorize (consent page or non-interactive), token, userinfo, revoke.
+
+`token` (per grant, e.g. `token:refresh_token`) and `revoke` can be failed from tests (see control.py);
+scripted failures use the OAuth error shape `{"error", "error_description"}` like the real ones here.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,32 @@ from urllib.parse import urlencode
 from flask import Blueprint, current_app, jsonify, redirect, request
 
 from . import DEFAULT_EMAIL, state
+from .control import intercept
 
 blp = Blueprint("sandbox_oauth", __name__)
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
 
 
-def _oauth_error(error: str, description: str, status: int = 400):
+# Descriptions shared by real and scripted errors, so a scripted invalid_grant is exactly a real one.
+DESCRIPTIONS = {"invalid_grant": "Token has been expired or revoked.",
+                "invalid_token": "Token expired or revoked",
+                "invalid_client": "The OAuth client was not found.",
+                "invalid_request": "Bad Request", "access_denied": "Forbidden",
+                "server_error": "Internal error",
+                "temporarily_unavailable": "The service is temporarily unavailable."}
+DEFAULT_ERRORS = {400: "invalid_request", 401: "invalid_client", 403: "access_denied"}
+
+
+def _oauth_error(error: str, description: str | None = None, status: int = 400):
+    description = description or DESCRIPTIONS.get(error, error)
     return jsonify({"error": error, "error_description": description}), status
+
+
+def _scripted_error(status: int, reason: str | None, message: str | None):
+    """A scripted failure in the OAuth shape; without a reason: server_error for 5xx, per status for 4xx."""
+    error = reason or ("server_error" if status >= 500 else DEFAULT_ERRORS.get(status, "invalid_request"))
+    return _oauth_error(error, message, status)
 
 
 def _redirect_with(redirect_uri: str, **params):
@@ -64,14 +86,14 @@ def _decide(params, decision: str, email: str, granted: str | None):
     if decision != "allow":
         return _redirect_with(redirect_uri, error="access_denied", state=client_state)
     code = "4/" + secrets.token_urlsafe(24)
+    scope = granted if granted is not None else params.get("scope", "")
     with state().lock:
         state().codes[code] = {
-            "client_id": params["client_id"], "redirect_uri": redirect_uri, "email": email,
-            "scope": granted if granted is not None else params.get("scope", ""),
+            "client_id": params["client_id"], "redirect_uri": redirect_uri, "email": email, "scope": scope,
             "challenge": params["code_challenge"], "offline": params.get("access_type") == "offline",
             "expires": time.time() + 600,
         }
-    return _redirect_with(redirect_uri, code=code, state=client_state, scope=state().codes[code]["scope"])
+    return _redirect_with(redirect_uri, code=code, state=client_state, scope=scope)
 
 
 def _client_ok(form) -> bool:
@@ -94,10 +116,13 @@ def _issue_access_token(email: str, scope: str, refresh_token: str | None) -> di
 def token():
     form = request.form
     grant = form.get("grant_type")
-    state().count(f"token:{grant}")
+    # Counted as `token:<grant>`; not in the request log, whose readers have no use for client secrets.
+    scripted = intercept(f"token:{grant}", _scripted_error, log=False)
+    if scripted:
+        return scripted
     time.sleep(float(state().settings.get("token_delay", 0)))  # tests widen race windows with this
     if not _client_ok(form):
-        return _oauth_error("invalid_client", "The OAuth client was not found.", 401)
+        return _oauth_error("invalid_client", status=401)
     with state().lock:
         if grant == "authorization_code":
             issued = state().codes.pop(form.get("code", ""), None)  # single use
@@ -119,7 +144,7 @@ def token():
         if grant == "refresh_token":
             current = state().refresh_tokens.get(form.get("refresh_token", ""))
             if current is None or current["revoked"]:
-                return _oauth_error("invalid_grant", "Token has been expired or revoked.")
+                return _oauth_error("invalid_grant")
             refresh_token = form["refresh_token"]
             body = {}
             if state().settings["rotate_refresh_tokens"]:
@@ -159,7 +184,9 @@ def userinfo():
 
 @blp.post("/revoke")
 def revoke():
-    state().count("revoke")
+    scripted = intercept("revoke", _scripted_error)
+    if scripted:
+        return scripted
     token = request.form.get("token") or request.args.get("token", "")
     with state().lock:
         if token in state().refresh_tokens:
@@ -169,5 +196,5 @@ def revoke():
             if rt in state().refresh_tokens:
                 state().refresh_tokens[rt]["revoked"] = True
         else:
-            return jsonify({"error": "invalid_token", "error_description": "Token expired or revoked"}), 400
+            return _oauth_error("invalid_token")
     return jsonify({})
