@@ -98,9 +98,10 @@ def main() -> None:
                 user_id = uuid.uuid4()
                 zapier.generate_key(user_id)
                 zapier.subscribe(user_id, hook_url, "call.received")
+                db.session.commit()  # services only flush: this script is the edge
                 # Throughput: N events, their deliveries written, doorbells silenced until the clock starts.
                 for _ in range(args.deliveries):
-                    record_call(user_id, customer_phone="+14155550123", duration=60, commit=False)
+                    record_call(user_id, customer_phone="+14155550123", duration=60)
                 db.session.commit()
                 connection.delete("callnfy:outbox:ready")
                 connection.flushdb()
@@ -139,6 +140,7 @@ def main() -> None:
                 next_at = time.monotonic()
                 for _ in range(total):
                     record_call(user_id, customer_phone="+14155550123", duration=60)
+                    db.session.commit()
                     next_at += interval
                     time.sleep(max(0.0, next_at - time.monotonic()))
                 if not wait_until(lambda: connection.llen("bench:received") >= total, 120):

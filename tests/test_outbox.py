@@ -80,12 +80,19 @@ def run_worker(application):
     build_worker(application).work(burst=True)
 
 
-def new_appointment(user_id, commit=True):
+def uncommitted_appointment(user_id):
+    """What another service composing with this one sees: the change in the caller's open transaction."""
     body = appointment_body()
     return appointments.create_appointment(
         user_id, customer_name=body["customerName"], customer_phone=body["customerPhone"],
-        scheduled_at=datetime(2026, 12, 1, 10, tzinfo=timezone.utc),
-        duration=30, commit=commit)
+        scheduled_at=datetime(2026, 12, 1, 10, tzinfo=timezone.utc), duration=30)
+
+
+def new_appointment(user_id):
+    """The test is the edge here: it commits, as a view or job would."""
+    appointment = uncommitted_appointment(user_id)
+    db.session.commit()
+    return appointment
 
 
 def test_event_commits_with_its_change_and_requests_dispatch(ctx, user_id):
@@ -122,7 +129,7 @@ def test_a_drain_past_its_budget_hands_over_to_a_new_job(ctx, handlers):
 
 
 def test_rollback_leaves_no_row_no_event_and_no_job(ctx, user_id):
-    new_appointment(user_id, commit=False)
+    uncommitted_appointment(user_id)
     assert db.session.scalars(select(Event)).all()  # visible inside the transaction…
     db.session.rollback()
     assert row_counts()["appointments"] == 0 and row_counts()["events"] == 0  # …and gone with it

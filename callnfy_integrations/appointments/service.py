@@ -1,8 +1,8 @@
 """Appointment rules: who may see what, which transitions are legal, and the events each change emits.
 
 These functions are the API other Callnfy code and the Google two-way sync call. Each runs in the
-caller's session and commits unless told not to (`commit=False` lets a caller group several changes,
-e.g. an appointment update with the sync token that revealed it, in one transaction).
+caller's session and only flushes: the caller owns the transaction and commits (or rolls back), so a
+change can be grouped with others, e.g. an appointment update with the sync token that revealed it.
 """
 
 from __future__ import annotations
@@ -26,13 +26,6 @@ from .models import CANCELLED, COMPLETED, SCHEDULED, SOURCE_CALLNFY, Appointment
 
 class InvalidTransition(Conflict):
     code = "INVALID_TRANSITION"
-
-
-def _finish(commit: bool) -> None:
-    if commit:
-        db.session.commit()
-    else:
-        db.session.flush()
 
 
 def list_appointments(user_id: uuid.UUID, *, status: str | None = None, starts_from: datetime | None = None,
@@ -67,8 +60,7 @@ def get_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, *, for
 
 def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone: str, scheduled_at: datetime,
                        duration: int, customer_email: str | None = None, notes: str | None = None,
-                       source: str = SOURCE_CALLNFY, google_event_id: str | None = None,
-                       commit: bool = True) -> Appointment:
+                       source: str = SOURCE_CALLNFY, google_event_id: str | None = None) -> Appointment:
     ensure_user(user_id)
     customer = find_or_create_customer(user_id, phone=normalize_phone(customer_phone), name=customer_name,
                                        email=customer_email)
@@ -77,7 +69,7 @@ def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone
                               google_event_id=google_event_id)
     db.session.add(appointment)
     record_event(user_id, registry.APPOINTMENT_CREATED, payloads.created_or_updated(appointment))
-    _finish(commit)
+    db.session.flush()
     return appointment
 
 
@@ -87,8 +79,8 @@ def _require_scheduled(appointment: Appointment, action: str) -> None:
                                 details={"status": appointment.status})
 
 
-def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, changes: dict[str, Any], *,
-                       commit: bool = True) -> Appointment:
+def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
+                       changes: dict[str, Any]) -> Appointment:
     """Reschedule, change duration or notes, or correct the customer's details (scheduled only)."""
     appointment = get_appointment(user_id, appointment_id, for_update=True)
     _require_scheduled(appointment, "change")
@@ -111,12 +103,12 @@ def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, cha
     appointment.version += 1
     db.session.flush()
     record_event(user_id, registry.APPOINTMENT_UPDATED, payloads.created_or_updated(appointment))
-    _finish(commit)
+    db.session.flush()
     return appointment
 
 
-def cancel_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, reason: str | None = None, *,
-                       commit: bool = True) -> Appointment:
+def cancel_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
+                       reason: str | None = None) -> Appointment:
     appointment = get_appointment(user_id, appointment_id, for_update=True)
     _require_scheduled(appointment, "cancel")
     appointment.status = CANCELLED
@@ -124,12 +116,12 @@ def cancel_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, rea
     appointment.cancel_reason = reason
     appointment.version += 1
     record_event(user_id, registry.APPOINTMENT_CANCELLED, payloads.cancelled(appointment))
-    _finish(commit)
+    db.session.flush()
     return appointment
 
 
-def complete_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, duration: int | None = None, *,
-                         commit: bool = True) -> Appointment:
+def complete_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
+                         duration: int | None = None) -> Appointment:
     appointment = get_appointment(user_id, appointment_id, for_update=True)
     _require_scheduled(appointment, "complete")
     appointment.status = COMPLETED
@@ -138,5 +130,5 @@ def complete_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, d
         appointment.duration = duration
     appointment.version += 1
     record_event(user_id, registry.APPOINTMENT_COMPLETED, payloads.completed(appointment))
-    _finish(commit)
+    db.session.flush()
     return appointment

@@ -5,6 +5,7 @@ from flask.views import MethodView
 from .. import public_ids
 from ..api import Blueprint
 from ..auth import current_user_id
+from ..extensions import db
 from . import service
 from .schemas import (AppointmentCreateSchema, AppointmentQuerySchema, AppointmentSchema, AppointmentUpdateSchema,
                       CancelSchema, CompleteSchema)
@@ -36,7 +37,9 @@ class Appointments(MethodView):
     @blp.response(201, AppointmentSchema)
     def post(self, body):
         """Book an appointment (the customer is found or created by phone)"""
-        return service.create_appointment(current_user_id(), **body)
+        appointment = service.create_appointment(current_user_id(), **body)
+        db.session.commit()
+        return appointment
 
 
 @blp.route("/<appointment_id>")
@@ -52,7 +55,9 @@ class AppointmentById(MethodView):
     @blp.response(200, AppointmentSchema)
     def patch(self, body, appointment_id):
         """Reschedule, change duration or notes, or correct the customer (scheduled appointments only)"""
-        return service.update_appointment(current_user_id(), _appointment_id(appointment_id), body)
+        appointment = service.update_appointment(current_user_id(), _appointment_id(appointment_id), body)
+        db.session.commit()
+        return appointment
 
 
 @blp.route("/<appointment_id>/cancel")
@@ -62,7 +67,10 @@ class AppointmentCancel(MethodView):
     @blp.response(200, AppointmentSchema)
     def post(self, body, appointment_id):
         """Cancel a scheduled appointment"""
-        return service.cancel_appointment(current_user_id(), _appointment_id(appointment_id), body.get("reason"))
+        appointment = service.cancel_appointment(current_user_id(), _appointment_id(appointment_id),
+                                                 body.get("reason"))
+        db.session.commit()
+        return appointment
 
 
 @blp.route("/<appointment_id>/complete")
@@ -72,5 +80,7 @@ class AppointmentComplete(MethodView):
     @blp.response(200, AppointmentSchema)
     def post(self, body, appointment_id):
         """Mark a scheduled appointment completed, optionally with its actual duration"""
-        return service.complete_appointment(current_user_id(), _appointment_id(appointment_id),
-                                            body.get("duration"))
+        appointment = service.complete_appointment(current_user_id(), _appointment_id(appointment_id),
+                                                   body.get("duration"))
+        db.session.commit()
+        return appointment

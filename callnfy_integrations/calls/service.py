@@ -36,17 +36,15 @@ def call_payload(call: Call) -> dict[str, Any]:
 
 def record_call(user_id: uuid.UUID, *, customer_phone: str, duration: int, customer_name: str | None = None,
                 recording_url: str | None = None, transcript: str | None = None, sentiment: str | None = None,
-                received_at: datetime | None = None, commit: bool = True) -> Call:
+                received_at: datetime | None = None) -> Call:
+    """Record the call and its `call.received` event; the caller commits."""
     ensure_user(user_id)
     customer = find_or_create_customer(user_id, phone=normalize_phone(customer_phone), name=customer_name)
     call = Call(id=uuid.uuid4(), user_id=user_id, customer=customer, duration=duration, recording_url=recording_url,
                 transcript=transcript, sentiment=sentiment, received_at=received_at or utcnow())
     db.session.add(call)
     record_event(user_id, registry.CALL_RECEIVED, call_payload(call))
-    if commit:
-        db.session.commit()
-    else:
-        db.session.flush()
+    db.session.flush()
     return call
 
 

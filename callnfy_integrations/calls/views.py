@@ -5,6 +5,7 @@ from flask.views import MethodView
 from .. import public_ids
 from ..api import Blueprint
 from ..auth import current_user_id
+from ..extensions import db
 from . import service
 from .schemas import CallCreateSchema, CallSchema
 
@@ -28,7 +29,9 @@ class Calls(MethodView):
     @blp.response(201, CallSchema)
     def post(self, body):
         """Record an answered call"""
-        return service.record_call(current_user_id(), **body)
+        call = service.record_call(current_user_id(), **body)
+        db.session.commit()
+        return call
 
 
 @blp.route("/<call_id>")

@@ -45,7 +45,7 @@ def rotate_encryption() -> int:
                 plaintext = box.decrypt(blob, user_id=row.user_id, field=field)
                 setattr(row, column, box.encrypt(plaintext, user_id=row.user_id, field=field))
                 rotated += 1
-    db.session.commit()
+    db.session.flush()
     return rotated
 
 

@@ -3,8 +3,9 @@
 * An outbox handler writes one delivery row per matching subscription, in the event's dispatch
   transaction, and rings the webhook doorbell after commit.
 * A drain job (`jobs.webhooks.send_webhooks`) claims due deliveries in batches — the claim
-  re-checks, in the same statement, that the subscription and the API key still exist — and sends
-  them concurrently from a pool of keep-alive, SSRF-safe sessions; one RQ job serves many deliveries.
+  re-checks, in the same statement, that the subscription and the API key still exist — commits the
+  claim, and sends them concurrently from a pool of keep-alive, SSRF-safe sessions; one RQ job
+  serves many deliveries. The job owns the transactions: the functions here only run statements.
 * Outcomes are recorded per attempt: 2xx delivered; 410 removes the subscription; anything else
   (3xx included: redirects are never followed) is retried on WEBHOOK_RETRY_SCHEDULE with ±20 %
   jitter, honouring Retry-After, until the schedule runs out and the delivery is dead.
@@ -112,9 +113,8 @@ class Claimed:
 
 
 def claim(delivery_ids: list[uuid.UUID]) -> list[Claimed]:
-    """Take due deliveries whose subscription and key still exist; anything else is skipped."""
+    """Take due deliveries whose subscription and key still exist; the caller commits before sending."""
     rows = db.session.execute(_CLAIM, {"ids": delivery_ids, "lease": CLAIM_LEASE_SECONDS}).all()
-    db.session.commit()
     claimed = []
     for row in rows:
         body = delivery_body(row.event_id, row.event_type, row.event_created_at, row.payload)
@@ -249,7 +249,7 @@ _RECORD = text("""
 
 
 def record(outcomes: list[Outcome]) -> None:
-    """Write a batch's attempts and outcomes in one transaction (one statement each)."""
+    """Write a batch's attempts and outcomes (one statement each); the caller commits them together."""
     if not outcomes:
         return
     schedule = current_app.config["WEBHOOK_RETRY_SCHEDULE"]
@@ -282,21 +282,9 @@ def record(outcomes: list[Outcome]) -> None:
                                                          WebhookDelivery.status == PENDING)
                            .values(status=CANCELLED, last_error="hook answered 410 Gone"))
         db.session.execute(delete(ZapierSubscription).where(ZapierSubscription.id.in_(gone_subscriptions)))
-    db.session.commit()
 
 
-# -- the jobs' work ------------------------------------------------------------------------------
-
-def send_batch(delivery_ids: list[str]) -> int:
-    claimed = claim([uuid.UUID(i) for i in delivery_ids])
-    if claimed:
-        record(sender().send_all(claimed))
-    return len(claimed)
-
-
-def drain(connection, *, batch: int = 200, budget_seconds: float = 5.0) -> int:
-    return WEBHOOKS_BELL.drain(connection, send_batch, batch=batch, budget_seconds=budget_seconds)
-
+# -- finding due deliveries ----------------------------------------------------------------------
 
 _DUE = text("""
     SELECT id FROM webhook_deliveries
@@ -305,9 +293,6 @@ _DUE = text("""
 """)
 
 
-def sweep(limit: int = 5000) -> int:
-    """Ring for every due delivery: scheduled retries, and claims whose worker never reported back."""
-    ids = list(db.session.scalars(_DUE, {"limit": limit}))
-    db.session.commit()
-    ring(ids)
-    return len(ids)
+def due_deliveries(limit: int = 5000) -> list[uuid.UUID]:
+    """Pending deliveries that are due: scheduled retries, and claims whose worker never reported back."""
+    return list(db.session.scalars(_DUE, {"limit": limit}))

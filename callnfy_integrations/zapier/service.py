@@ -62,7 +62,8 @@ def generate_key(user_id: uuid.UUID) -> dict[str, Any]:
             api_key_encrypted=secret_box().encrypt(api_key, user_id=user_id, field=ZAPIER_API_KEY_FIELD),
         ).on_conflict_do_nothing(index_elements=["user_id", "provider"])
     )
-    db.session.commit()
+    # Same transaction: ON CONFLICT waits for a concurrent inserter to commit, and this new
+    # statement's snapshot (READ COMMITTED) then sees the winner's row.
     row = db.session.scalars(select(Integration).where(Integration.user_id == user_id,
                                                        Integration.provider == ZAPIER)).one()
     return _key_view(row)
@@ -76,7 +77,6 @@ def revoke_key(user_id: uuid.UUID) -> None:
     )
     db.session.execute(delete(ZapierSubscription).where(ZapierSubscription.user_id == user_id))
     db.session.execute(delete(Integration).where(Integration.user_id == user_id, Integration.provider == ZAPIER))
-    db.session.commit()
 
 
 def authenticate_key(path_user_id: str, presented: str | None) -> uuid.UUID:
@@ -102,7 +102,6 @@ def subscribe(user_id: uuid.UUID, hook_url: str, event: str) -> tuple[ZapierSubs
         insert(ZapierSubscription).values(id=uuid.uuid4(), user_id=user_id, event=event, hook_url=hook_url)
         .on_conflict_do_nothing(index_elements=["user_id", "event", "hook_url"]).returning(ZapierSubscription)
     ).one_or_none()
-    db.session.commit()
     if created is not None:
         return created, True
     existing = db.session.scalars(select(ZapierSubscription).where(
@@ -128,7 +127,7 @@ def unsubscribe(user_id: uuid.UUID, subscription_id: uuid.UUID | None) -> None:
         .values(status=CANCELLED, last_error="subscription deleted")
     )
     db.session.delete(subscription)
-    db.session.commit()
+    db.session.flush()
 
 
 def delivery_body(event_id: uuid.UUID, event_type: str, created_at: datetime, payload: dict) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from .. import public_ids
 from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..auth import current_user_id
 from ..errors import Unauthorized
+from ..extensions import db
 from . import rate_limit, service
 from .schemas import ApiKeySchema, AuthTestSchema, SampleSchema, SubscribeSchema, SubscriptionSchema
 
@@ -26,7 +27,9 @@ class GenerateKey(MethodView):
     @keys_blp.response(200, ApiKeySchema)
     def post(self):
         """Create the account's API key, or return the existing one"""
-        return service.generate_key(current_user_id())
+        key = service.generate_key(current_user_id())
+        db.session.commit()
+        return key
 
 
 @keys_blp.route("/revoke-key")
@@ -36,6 +39,7 @@ class RevokeKey(MethodView):
     def delete(self):
         """Revoke the API key: its subscriptions are deleted and pending deliveries cancelled"""
         service.revoke_key(current_user_id())
+        db.session.commit()
         return {"message": "Zapier API key revoked successfully"}
 
 
@@ -79,6 +83,7 @@ class Subscriptions(MethodView):
     def post(self, body, user_id):
         """Subscribe a hook URL to an event (https, an allowed host, a public address)"""
         subscription, created = service.subscribe(g.zapier_user_id, body["hookUrl"], body["event"])
+        db.session.commit()
         return subscription, 201 if created else 200
 
     @key_required
@@ -95,6 +100,7 @@ class SubscriptionById(MethodView):
     def delete(self, user_id, subscription_id):
         """Unsubscribe (pending deliveries to it are cancelled)"""
         service.unsubscribe(g.zapier_user_id, public_ids.decode(public_ids.SUBSCRIPTION, subscription_id))
+        db.session.commit()
         return {"message": "Subscription deleted"}
 
 
