@@ -44,7 +44,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     jwt.init_app(app)
-    cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=False,
+    # Credentials: the SPA calls Google connect with credentials: 'include' to receive the binder cookie.
+    cors.init_app(app, origins=app.config["CORS_ORIGINS"], supports_credentials=True,
                   expose_headers=["X-Pagination", "X-Request-ID"])
     init_redis(app)
     _trust_proxies(app)
@@ -100,6 +101,7 @@ def _register_blueprints(api) -> None:
     from .google.views import blp as google_blp
     from .health.views import blp as health_blp
     from .integrations.views import blp as integrations_blp
+    from .google import revocation, sync  # noqa: F401  (outbox handlers: calendar pushes, revocation)
     from .zapier import delivery  # noqa: F401  (registers the outbox handler that creates deliveries)
     from .zapier.views import hooks_blp, keys_blp
 

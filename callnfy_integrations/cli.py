@@ -17,11 +17,16 @@ from .queues import ALL_QUEUES
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--name", default=None, help="Worker name (default: generated).")
 def worker_command(queues: tuple[str, ...], burst: bool, name: str | None) -> None:
-    """Run an RQ worker inside the app; SIGTERM finishes the current job, then exits."""
+    """Run an RQ worker inside the app; SIGTERM finishes the current job, then exits.
+
+    Each worker also runs RQ's scheduler (one holds the lock per queue at a time): it moves jobs
+    whose delay is over (retries with an interval, backoffs) from the scheduled registry back to
+    their queue. Without it a delayed retry would never run.
+    """
     from .worker import build_worker
 
     worker = build_worker(current_app._get_current_object(), queues or ALL_QUEUES, name=name)
-    worker.work(burst=burst, logging_level=current_app.config["LOG_LEVEL"], with_scheduler=False)
+    worker.work(burst=burst, logging_level=current_app.config["LOG_LEVEL"], with_scheduler=True)
 
 
 @click.command("scheduler")
@@ -52,9 +57,12 @@ def rotate_encryption_key_command() -> None:
     Rotation: prepend the new key to ENCRYPTION_KEYS (old keys stay, so everything still decrypts),
     deploy, run this, then drop the old key.
     """
+    from .extensions import db
     from .integrations.service import rotate_encryption
 
-    click.echo(f"re-encrypted {rotate_encryption()} secrets with the current key")
+    rotated = rotate_encryption()
+    db.session.commit()  # all or nothing: a failure part-way leaves every secret as it was
+    click.echo(f"re-encrypted {rotated} secrets with the current key")
 
 
 DEV_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")

@@ -63,14 +63,14 @@ def _encryption_keys(raw: str) -> list[bytes]:
     return keys
 
 
-def _retry_schedule(raw: str) -> list[int]:
+def _whole_seconds(name: str, raw: str) -> list[int]:
     try:
-        schedule = [int(p) for p in raw.split(",") if p.strip()]
+        values = [int(p) for p in raw.split(",") if p.strip()]
     except ValueError:
-        raise ConfigError("WEBHOOK_RETRY_SCHEDULE: comma-separated whole seconds expected") from None
-    if not schedule or any(s < 0 for s in schedule):
-        raise ConfigError("WEBHOOK_RETRY_SCHEDULE: at least one non-negative delay expected")
-    return schedule
+        raise ConfigError(f"{name}: comma-separated whole seconds expected") from None
+    if not values or any(v < 0 for v in values):
+        raise ConfigError(f"{name}: at least one non-negative delay expected")
+    return values
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -132,13 +132,24 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "GOOGLE_CLIENT_ID": get("GOOGLE_CLIENT_ID"),
         "GOOGLE_CLIENT_SECRET": get("GOOGLE_CLIENT_SECRET"),
         **{name: get(name, default) for name, default in GOOGLE_ENDPOINTS.items()},
+        # Calendar sync: Google's per-user quota is 600 requests/minute; stay well under it.
+        "GOOGLE_USER_RATE_LIMIT": get("GOOGLE_USER_RATE_LIMIT", "5 per second"),
+        "GOOGLE_RETRY_BASE_SECONDS": float(get("GOOGLE_RETRY_BASE_SECONDS", "2")),  # backoff: base × 2^n, ±20 %
+        "GOOGLE_RETRY_MAX_SECONDS": float(get("GOOGLE_RETRY_MAX_SECONDS", "900")),
+        "GOOGLE_SYNC_SWEEP_SECONDS": int(get("GOOGLE_SYNC_SWEEP_SECONDS", "30")),
+        "GOOGLE_SYNC_GRACE_SECONDS": int(get("GOOGLE_SYNC_GRACE_SECONDS", "60")),
+        "GOOGLE_BACKFILL_DAYS": int(get("GOOGLE_BACKFILL_DAYS", "90")),
+        # Revoking at Google after a disconnect: RQ retries at these delays (~27 h in all).
+        "GOOGLE_REVOKE_RETRY_SECONDS": _whole_seconds(
+            "GOOGLE_REVOKE_RETRY_SECONDS",
+            get("GOOGLE_REVOKE_RETRY_SECONDS", "10,30,60,300,900,3600,7200,14400,28800,43200")),
         # Webhooks
         "WEBHOOK_ALLOWED_HOSTS": [
             h.strip().lower() for h in get("WEBHOOK_ALLOWED_HOSTS", "hooks.zapier.com").split(",") if h.strip()
         ],
         "WEBHOOK_ALLOW_PRIVATE_NETWORKS": _flag(get("WEBHOOK_ALLOW_PRIVATE_NETWORKS")),
-        "WEBHOOK_RETRY_SCHEDULE": _retry_schedule(
-            get("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+        "WEBHOOK_RETRY_SCHEDULE": _whole_seconds(
+            "WEBHOOK_RETRY_SCHEDULE", get("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
         ),
         "WEBHOOK_SWEEP_SECONDS": int(get("WEBHOOK_SWEEP_SECONDS", "5")),
         "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "16")),  # sender threads per worker

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Callable
 
 from flask import Flask, current_app
@@ -39,6 +40,13 @@ def enqueue(func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT, co
             **options: Any) -> Job:
     """Enqueue `func(*args)` (a function or its dotted path) on a named queue; `options` are RQ's."""
     return get_queue(queue, connection=connection).enqueue_call(func, args=args, **options)
+
+
+def enqueue_in(delay: timedelta, func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT,
+               connection: Redis | None = None, **options: Any) -> Job:
+    """Enqueue after `delay`: the job waits in the scheduled registry until a worker's scheduler
+    (every `flask worker` runs one) moves it to the queue."""
+    return get_queue(queue, connection=connection).enqueue_in(delay, func, *args, **options)
 
 
 def cancel_user_jobs(queue_name: str, user_id, *, connection: Redis | None = None) -> int:

@@ -6,8 +6,9 @@ from typing import Any, Mapping
 
 from rq.cron import CronScheduler
 
-from callnfy_integrations.queues import DEFAULT, WEBHOOKS
+from callnfy_integrations.queues import CALENDAR, DEFAULT, WEBHOOKS
 from jobs.events import sweep_outbox
+from jobs.google import sweep_google_sync
 from jobs.maintenance import record_heartbeat
 from jobs.webhooks import sweep_webhooks
 
@@ -17,3 +18,5 @@ def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) 
                        result_ttl=0)
     scheduler.register(sweep_outbox, queue_name=DEFAULT, interval=config["OUTBOX_SWEEP_SECONDS"], result_ttl=0)
     scheduler.register(sweep_webhooks, queue_name=WEBHOOKS, interval=config["WEBHOOK_SWEEP_SECONDS"], result_ttl=0)
+    scheduler.register(sweep_google_sync, queue_name=CALENDAR, interval=config["GOOGLE_SYNC_SWEEP_SECONDS"],
+                       result_ttl=0)

@@ -42,6 +42,22 @@ class Sandbox:
     def reset_counts(self):
         with self.state.lock:
             self.state.calls.clear()
+            self.state.requests.clear()
+
+    def writes(self) -> list[dict]:
+        """The Calendar write requests received, in order."""
+        with self.state.lock:
+            return [dict(r) for r in self.state.requests
+                    if r["endpoint"] in ("events.insert", "events.update", "events.patch", "events.delete")]
+
+    def calendar_calls(self) -> int:
+        with self.state.lock:
+            return sum(count for name, count in self.state.calls.items()
+                       if name.startswith(("events.", "channels.")))
+
+    def events(self, email: str = "owner@example.com", *, live_only: bool = True) -> list[dict]:
+        events = requests.get(f"{self.url}/sandbox/events/{email}", timeout=5).json()
+        return [e for e in events if e["status"] != "cancelled"] if live_only else events
 
     def close(self):
         self.server.shutdown()
@@ -68,8 +84,9 @@ def google_app(database_url, servers, sandbox, app):
 
 @pytest.fixture
 def gctx(google_app, sandbox):
-    sandbox.settings(access_token_lifetime=3599, rotate_refresh_tokens=False, notify=True, token_delay=0)
-    sandbox.reset_counts()
+    sandbox.settings(access_token_lifetime=3599, rotate_refresh_tokens=False, notify=True, token_delay=0,
+                     write_delay=0, time_zones={})
+    requests.post(f"{sandbox.url}/sandbox/reset", timeout=5).raise_for_status()
     with google_app.app_context():
         yield google_app
         db.session.remove()
@@ -85,6 +102,7 @@ class GoogleUser:
         self.sandbox = sandbox
 
     def auth_url(self) -> str:
+        db.session.expire_all()  # requests share the test's app context, and so its session
         response = self.client.post("/integrations/google/connect", headers=self.headers)
         assert response.status_code == 200, response.json
         return response.json["data"]["authUrl"]
@@ -106,6 +124,17 @@ class GoogleUser:
     def connect(self, **consent) -> dict:
         return self.callback(self.consent(self.auth_url(), **consent))
 
+    def create(self, **overrides) -> dict:
+        from tests.factories import appointment_body
+
+        response = self.client.post("/appointments", json=appointment_body(**overrides), headers=self.headers)
+        assert response.status_code == 201, response.json
+        return response.json["data"]
+
+    def appointment(self, appointment_id: str) -> dict:
+        db.session.expire_all()  # requests share the test's app context, and so its session
+        return self.client.get(f"/appointments/{appointment_id}", headers=self.headers).json["data"]
+
     def status(self) -> dict:
         return self.client.get("/integrations/status", headers=self.headers).json["data"]["googleCalendar"]
 
@@ -113,3 +142,24 @@ class GoogleUser:
 @pytest.fixture
 def guser(google_app, gctx, sandbox):
     return GoogleUser(google_app, sandbox)
+
+
+def run_jobs(app) -> None:
+    """Run every queued job (outbox dispatch, pushes, backfill) on a real RQ worker until none is left."""
+    from callnfy_integrations.worker import build_worker
+
+    build_worker(app).work(burst=True)
+
+
+def worker_env(config: dict, sandbox: Sandbox, **overrides) -> dict:
+    """Environment of a real `flask worker` / `flask scheduler` process against the test servers and the sandbox."""
+    import os
+
+    from tests.conftest import REPO_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_", "REDIS_", "GOOGLE_"))}
+    env.update({"APP_ENV": "testing", "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+                "REDIS_URL": config["REDIS_URL"], "FLASK_APP": "wsgi", "LOG_LEVEL": "INFO",
+                "PYTHONPATH": str(REPO_ROOT), **google_settings(sandbox)})
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env

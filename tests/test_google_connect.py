@@ -9,6 +9,7 @@ from sqlalchemy import select, text
 
 from callnfy_integrations import create_app
 from callnfy_integrations.extensions import db
+from callnfy_integrations.google.oauth import BINDER_COOKIE
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.queues import redis_connection
 from tests.conftest import make_config
@@ -137,11 +138,73 @@ def test_connect_without_google_credentials_is_500_with_the_contract_message(dat
     assert response.json["error"]["message"] == "Failed to initiate Google OAuth"
 
 
-def test_state_is_bound_to_the_user_who_started(google_app, gctx, sandbox):
-    alice, mallory = GoogleUser(google_app, sandbox), GoogleUser(google_app, sandbox)
-    path = alice.consent(alice.auth_url())
-    mallory.callback(path)  # whoever's browser delivers the callback, the state names Alice
-    assert alice.status()["connected"] is True and mallory.status() == {"connected": False}
+def test_state_names_the_user_who_started(guser):
+    assert guser.connect() == {"success": "true"}
+    assert guser.status()["connected"] is True
+
+
+def test_callback_from_another_browser_is_refused_and_stores_nothing(google_app, gctx, sandbox):
+    """Account-linking CSRF: Mallory starts Connect for her account and sends the consent link to
+    Alice; Alice consents in her own browser. Her browser lacks Mallory's binder cookie: refused."""
+    mallory, alice = GoogleUser(google_app, sandbox), GoogleUser(google_app, sandbox)
+    link = mallory.auth_url()
+    callback = alice.consent(link, email="alice@example.com")  # Google redirects Alice's browser back
+    assert alice.callback(callback) == {"error": "google_auth_failed"}
+    assert mallory.status() == {"connected": False}
+    assert db.session.scalar(select(db.func.count()).select_from(Integration)) == 0
+    assert sandbox.calls("token:authorization_code") == 0  # the code was never even exchanged
+    assert mallory.callback(callback) == {"error": "google_auth_failed"}  # and the state is spent
+
+
+def test_callback_with_a_wrong_binder_is_refused(guser):
+    path = guser.consent(guser.auth_url())
+    guser.client.set_cookie(BINDER_COOKIE, "not-the-binder", path="/integrations/google/callback")
+    assert guser.callback(path) == {"error": "google_auth_failed"}
+    assert guser.status() == {"connected": False}
+
+
+def test_connect_sets_an_httponly_lax_binder_cookie_for_the_callback_only(guser):
+    response = guser.client.post("/integrations/google/connect", headers=guser.headers)
+    [cookie] = response.headers.getlist("Set-Cookie")
+    attributes = [part.strip() for part in cookie.split(";")]
+    name, value = attributes[0].split("=", 1)
+    assert name == BINDER_COOKIE and len(value) >= 43
+    assert {"HttpOnly", "SameSite=Lax", "Secure", "Path=/integrations/google/callback", "Max-Age=600"} <= set(
+        attributes)
+    assert response.headers["Cache-Control"] == "no-store"
+    state = parse_qs(urlsplit(response.json["data"]["authUrl"]).query)["state"][0]
+    saved = redis_connection().get(f"callnfy:google:oauth-state:{state}").decode()
+    assert value not in saved  # only its hash is kept with the state
+
+
+def test_binder_cookie_is_not_secure_on_a_plain_http_api(database_url, servers, sandbox, app, user_id):
+    from tests.factories import auth_headers
+    from tests.google_fixtures import google_settings
+
+    local = create_app(make_config(database_url, servers["redis"], PUBLIC_API_URL="http://localhost:5000",
+                                   **google_settings(sandbox)))
+    cookie = local.test_client().post("/integrations/google/connect", headers=auth_headers(user_id)).headers[
+        "Set-Cookie"]
+    assert "Secure" not in cookie and "HttpOnly" in cookie
+
+
+def test_callback_clears_the_binder_cookie(guser):
+    response = guser.client.get(guser.consent(guser.auth_url()))
+    cleared = response.headers["Set-Cookie"]
+    assert cleared.startswith(f"{BINDER_COOKIE}=;") and "Path=/integrations/google/callback" in cleared
+    assert "Max-Age=0" in cleared or "Expires=Thu, 01 Jan 1970" in cleared
+    assert guser.client.get_cookie(BINDER_COOKIE, path="/integrations/google/callback") is None
+
+
+def test_cors_lets_the_spa_call_connect_with_credentials(guser):
+    response = guser.client.options("/integrations/google/connect", headers={
+        "Origin": "https://app.callnfy.test", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization"})
+    assert response.headers["Access-Control-Allow-Origin"] == "https://app.callnfy.test"
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    other = guser.client.options("/integrations/google/connect", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in other.headers
 
 
 def test_code_challenge_is_s256_of_the_verifier(guser):

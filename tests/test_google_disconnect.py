@@ -2,12 +2,13 @@
 
 import requests
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google import sync_mode, tokens
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.queues import CALENDAR, enqueue, redis_connection
+from callnfy_integrations.timestamps import utcnow
 from callnfy_integrations.worker import build_worker
 from jobs.maintenance import record_heartbeat
 from tests.google_fixtures import gctx, google_app, guser, sandbox  # noqa: F401
@@ -50,7 +51,9 @@ def test_second_disconnect_is_404(guser):
     guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
     response = guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
     assert response.status_code == 404
-    assert response.json["error"]["message"] == "Google Calendar not connected"
+    assert response.json == {"success": False, "error": {  # the spec's example error, this endpoint's message
+        "code": "INTEGRATION_NOT_FOUND", "message": "Google Calendar not connected",
+        "details": "Please connect Google Calendar first"}}
 
 
 def test_disconnect_cancels_the_users_queued_google_jobs(guser):
@@ -78,7 +81,8 @@ def test_revocation_is_retried_when_google_is_down(guser, google_app, database_u
     from rq.job import Job
 
     job = Job.fetch(job_id, connection=redis_connection())
-    assert job.retries_left == 5  # failed once, scheduled to try again
+    intervals = google_app.config["GOOGLE_REVOKE_RETRY_SECONDS"]
+    assert job.retries_left == len(intervals) - 1  # failed once, scheduled to try again
 
 
 def test_settings_switch_sync_mode_and_call_hooks(guser):
@@ -108,4 +112,65 @@ def test_settings_reject_bad_modes_with_the_contract_message(guser):
 def test_settings_when_not_connected_is_404(guser):
     response = guser.client.put("/integrations/google/settings", json={"syncMode": "two-way"},
                                 headers=guser.headers)
-    assert response.status_code == 404 and response.json["error"]["message"] == "Google Calendar not connected"
+    assert response.status_code == 404 and response.json["error"] == {
+        "code": "INTEGRATION_NOT_FOUND", "message": "Google Calendar not connected",
+        "details": "Please connect Google Calendar first"}
+
+
+def test_disconnect_while_redis_is_down_still_revokes_later(guser, google_app, sandbox, database_url, servers):
+    """The revocation is an outbox event in the disconnect's own transaction: Redis being away when
+    the user disconnects delays it, and loses nothing."""
+    from callnfy_integrations import create_app
+    from callnfy_integrations.events.models import Event
+    from jobs.events import sweep_outbox
+    from tests.conftest import make_config
+    from tests.google_fixtures import google_settings
+
+    row = connected(guser)
+    refresh_token = tokens.decrypt(row, tokens.REFRESH_FIELD)
+    no_redis = create_app(make_config(database_url, "redis://127.0.0.1:1/0", **google_settings(sandbox)))
+    from tests.factories import auth_headers
+
+    response = no_redis.test_client().delete("/integrations/google/disconnect", headers=auth_headers(guser.user_id))
+    assert response.status_code == 200, response.json
+    assert db.session.scalars(select(Integration)).all() == []
+    [event] = db.session.scalars(select(Event).where(Event.type == "google.disconnected")).all()
+    assert refresh_token not in str(event.payload)  # ciphertexts only
+
+    db.session.execute(update(Event).values(next_attempt_at=utcnow()))  # the outbox grace has passed
+    db.session.commit()
+    assert sweep_outbox() == 1
+    build_worker(google_app).work(burst=True)  # dispatch → the revocation job → Google
+    assert sandbox.state.refresh_tokens[refresh_token]["revoked"] is True
+
+
+def test_disconnect_turns_the_users_appointment_sync_off(guser, google_app):
+    from callnfy_integrations.appointments.models import Appointment
+
+    connected(guser)
+    appointment = guser.create()
+    build_worker(google_app).work(burst=True)
+    assert guser.appointment(appointment["id"])["googleSync"]["state"] == "synced"
+    guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
+    assert guser.appointment(appointment["id"])["googleSync"]["state"] == "off"
+    assert db.session.scalars(select(Appointment.google_next_sync_at)).all() == [None]
+
+
+def test_a_failed_revocation_runs_again_on_its_delay_with_real_processes(guser, google_app, sandbox, config):
+    """Delayed retries need RQ's scheduler: every `flask worker` runs one. Revoke fails twice at
+    Google, and the third try, a second later each time, succeeds."""
+    from tests.conftest import run_flask, wait_for
+    from tests.google_fixtures import worker_env
+
+    row = connected(guser)
+    refresh_token = tokens.decrypt(row, tokens.REFRESH_FIELD)
+    sandbox.state.script("revoke", {"status": 503}, {"status": 503})
+    guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
+    worker = run_flask(worker_env(config, sandbox, GOOGLE_REVOKE_RETRY_SECONDS="1,1,1"), "worker")
+    try:
+        wait_for(lambda: sandbox.state.refresh_tokens[refresh_token]["revoked"], timeout=30)
+    finally:
+        worker.terminate()
+        output, _ = worker.communicate(timeout=30)
+    assert sandbox.calls("revoke") == 3, output
+    assert refresh_token not in output

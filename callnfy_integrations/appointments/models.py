@@ -22,6 +22,13 @@ SOURCE_CALLNFY = "callnfy"
 SOURCE_GOOGLE = "google"
 SOURCES = (SOURCE_CALLNFY, SOURCE_GOOGLE)
 
+# Where the appointment stands with the user's Google calendar (`googleSync.state`; NULL reads "off").
+SYNC_PENDING = "pending"
+SYNC_SYNCED = "synced"
+SYNC_FAILED = "failed"
+SYNC_OFF = "off"
+SYNC_STATES = (SYNC_PENDING, SYNC_SYNCED, SYNC_FAILED, SYNC_OFF)
+
 NOTES_MAX = 5000
 REASON_MAX = 500
 DURATION_MIN, DURATION_MAX = 1, 1440
@@ -37,6 +44,11 @@ class Appointment(Timestamps, db.Model):
         Index("ix_appointments_user_id_scheduled_at", "user_id", "scheduled_at"),
         Index("ix_appointments_user_id_google_event_id", "user_id", "google_event_id", unique=True,
               postgresql_where="google_event_id IS NOT NULL"),
+        CheckConstraint("google_sync_state IS NULL OR google_sync_state IN ('pending', 'synced', 'failed', 'off')",
+                        name="google_sync_state"),
+        # The calendar sweeper's scan: pushes still due, and nothing else.
+        Index("ix_appointments_google_sync_due", "google_next_sync_at",
+              postgresql_where="google_next_sync_at IS NOT NULL"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -58,5 +70,20 @@ class Appointment(Timestamps, db.Model):
     google_event_id: Mapped[str | None] = mapped_column(String(1024))
     google_etag: Mapped[str | None] = mapped_column(String(255))
     google_synced_version: Mapped[int | None] = mapped_column(Integer)
+    google_sync_state: Mapped[str | None] = mapped_column(String(16))
+    google_sync_error: Mapped[str | None] = mapped_column(String(500))
+    google_sync_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    google_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the push is (next) due; the sweeper re-drives what is past it. NULL: nothing to do.
+    google_next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def google_sync(self) -> dict:
+        """Where this appointment stands with the user's Google calendar (`googleSync`)."""
+        state = self.google_sync_state or SYNC_OFF
+        if state == SYNC_SYNCED and self.google_synced_version != self.version:
+            state = SYNC_PENDING  # changed since the last push; the next one is on its way
+        return {"state": state, "eventId": self.google_event_id, "error": self.google_sync_error,
+                "syncedAt": self.google_synced_at}

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from .. import public_ids
 from ..timestamps import format_timestamp
 from .models import Appointment
+
+
+def appointment_id_of(payload: dict[str, Any]) -> uuid.UUID | None:
+    """The appointment an event's payload is about (the one place that knows the key)."""
+    return public_ids.decode(public_ids.APPOINTMENT, payload.get("appointmentId") or "")
 
 
 def _common(appointment: Appointment) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from marshmallow import validate
 from .. import public_ids
 from ..customers.models import EMAIL_MAX, NAME_MAX, PHONE_MAX
 from ..timestamps import Timestamp
-from .models import DURATION_MAX, DURATION_MIN, NOTES_MAX, REASON_MAX, STATUSES
+from .models import DURATION_MAX, DURATION_MIN, NOTES_MAX, REASON_MAX, STATUSES, SYNC_STATES
 
 
 
@@ -67,6 +67,14 @@ class AppointmentQuerySchema(ma.Schema):
             raise ma.ValidationError("'to' must be after 'from'", "to")
 
 
+class GoogleSyncSchema(ma.Schema):
+    state = ma.fields.String(metadata={"enum": list(SYNC_STATES),
+                                       "description": "off: no Google connection was involved"})
+    eventId = ma.fields.String(allow_none=True)
+    error = ma.fields.String(allow_none=True, metadata={"description": "why the last push failed, if it did"})
+    syncedAt = Timestamp(allow_none=True)
+
+
 class AppointmentSchema(ma.Schema):
     id = ma.fields.Function(lambda a: public_ids.encode(public_ids.APPOINTMENT, a.id))
     customerId = ma.fields.Function(lambda a: public_ids.encode(public_ids.CUSTOMER, a.customer_id))
@@ -83,3 +91,5 @@ class AppointmentSchema(ma.Schema):
     completedAt = Timestamp(attribute="completed_at", allow_none=True)
     createdAt = Timestamp(attribute="created_at")
     updatedAt = Timestamp(attribute="updated_at")
+    googleSync = ma.fields.Nested(GoogleSyncSchema, attribute="google_sync",
+                                  metadata={"description": "The appointment in the user's Google calendar"})

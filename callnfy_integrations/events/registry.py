@@ -12,8 +12,10 @@ APPOINTMENT_UPDATED = "appointment.updated"
 APPOINTMENT_CANCELLED = "appointment.cancelled"
 APPOINTMENT_COMPLETED = "appointment.completed"
 CALL_RECEIVED = "call.received"
+# Internal: a disconnect's revocation at Google, made durable in the disconnect's own transaction.
+GOOGLE_DISCONNECTED = "google.disconnected"
 EVENT_TYPES = (APPOINTMENT_CREATED, APPOINTMENT_UPDATED, APPOINTMENT_CANCELLED, APPOINTMENT_COMPLETED,
-               CALL_RECEIVED)
+               CALL_RECEIVED, GOOGLE_DISCONNECTED)
 
 
 @dataclass(frozen=True)

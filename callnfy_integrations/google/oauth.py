@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import uuid
@@ -18,6 +20,9 @@ CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
 SCOPES = f"openid email {CALENDAR_SCOPE}"
 STATE_TTL_SECONDS = 600
 HTTP_TIMEOUT = 10
+CALLBACK_PATH = "/integrations/google/callback"
+# The browser binder: an HttpOnly cookie set by connect, whose hash travels with the state.
+BINDER_COOKIE = "callnfy_google_oauth"
 
 
 class GoogleUnavailable(Exception):
@@ -29,7 +34,21 @@ def _state_key(state: str) -> str:
 
 
 def redirect_uri() -> str:
-    return f"{current_app.config['PUBLIC_API_URL']}/integrations/google/callback"
+    return f"{current_app.config['PUBLIC_API_URL']}{CALLBACK_PATH}"
+
+
+def new_binder() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _binder_hash(binder: str) -> str:
+    return hashlib.sha256(binder.encode()).hexdigest()
+
+
+def binder_matches(saved: dict, binder: str | None) -> bool:
+    """Whether the browser delivering the callback holds the binder of the browser that started it."""
+    expected = saved.get("binder_hash")
+    return bool(binder and expected) and hmac.compare_digest(expected, _binder_hash(binder))
 
 
 def client(**kwargs: Any) -> OAuth2Session:
@@ -42,13 +61,15 @@ def client(**kwargs: Any) -> OAuth2Session:
     return session
 
 
-def authorization_url(user_id: uuid.UUID) -> str:
-    """A consent URL with PKCE S256; its state (user and verifier) is kept in Redis, single use."""
+def authorization_url(user_id: uuid.UUID, binder: str) -> str:
+    """A consent URL with PKCE S256; its state (user, verifier, the browser binder's hash) is kept in
+    Redis for 10 minutes, single use."""
     state, verifier = secrets.token_urlsafe(32), generate_token(64)
     url, _ = client().create_authorization_url(
         current_app.config["GOOGLE_AUTHORIZE_URL"], state=state, code_verifier=verifier,
         access_type="offline", prompt="consent", include_granted_scopes="true")
-    redis_connection().set(_state_key(state), json.dumps({"user_id": str(user_id), "code_verifier": verifier}),
+    redis_connection().set(_state_key(state), json.dumps({"user_id": str(user_id), "code_verifier": verifier,
+                                                       "binder_hash": _binder_hash(binder)}),
                            ex=STATE_TTL_SECONDS)
     return url
 
@@ -67,8 +88,15 @@ def exchange_code(code: str, verifier: str) -> dict:
 
 
 def refresh(refresh_token: str) -> dict:
-    return dict(client().refresh_token(current_app.config["GOOGLE_TOKEN_URL"], refresh_token=refresh_token,
-                                       timeout=HTTP_TIMEOUT))
+    """A new access token; OAuthError when Google refuses (e.g. `invalid_grant`), GoogleUnavailable
+    when it cannot answer (network, a non-JSON 5xx)."""
+    try:
+        return dict(client().refresh_token(current_app.config["GOOGLE_TOKEN_URL"], refresh_token=refresh_token,
+                                           timeout=HTTP_TIMEOUT))
+    except requests.RequestException as exc:
+        raise GoogleUnavailable(f"refresh failed: {type(exc).__name__}") from None
+    except ValueError:
+        raise GoogleUnavailable("refresh failed: unreadable answer") from None
 
 
 def fetch_email(access_token: str) -> str:

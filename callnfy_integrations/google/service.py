@@ -1,4 +1,7 @@
-"""Connecting, disconnecting and configuring a user's Google Calendar."""
+"""Connecting, disconnecting and configuring a user's Google Calendar.
+
+Services only flush: the views commit (the callback too), so each step composes with others.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +11,22 @@ from urllib.parse import urlencode
 
 from authlib.integrations.base_client.errors import OAuthError
 from flask import current_app
-from rq import Retry
 from sqlalchemy import select
 
 from ..errors import ApiError, Conflict, NotFound, ValidationFailed
+from ..events.outbox import record_event
+from ..events.registry import GOOGLE_DISCONNECTED
 from ..extensions import db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, ONE_WAY, SYNC_MODES, Integration
-from ..queues import CALENDAR, cancel_user_jobs, enqueue
+from ..queues import CALENDAR, cancel_user_jobs
+from ..transactions import after_commit
 from ..users.service import ensure_user
-from . import oauth
+from . import oauth, sync
+from .revocation import disconnected_payload
 from .sync_mode import sync_mode_changed
 from .tokens import store_tokens
 
 log = logging.getLogger(__name__)
-
-REVOKE_RETRY = Retry(max=6, interval=[10, 30, 60, 300, 900, 3600])
 
 
 class OAuthInitFailed(ApiError):
@@ -31,18 +35,32 @@ class OAuthInitFailed(ApiError):
     message = "Failed to initiate Google OAuth"
 
 
+class NotConnected(NotFound):
+    """The spec's own example error for a missing Google connection."""
+
+    code = "INTEGRATION_NOT_FOUND"
+    message = "Google Calendar not connected"
+
+    def __init__(self):
+        super().__init__(details="Please connect Google Calendar first")
+
+
 def _integration(user_id: uuid.UUID, *, for_update: bool = False) -> Integration | None:
     statement = select(Integration).where(Integration.user_id == user_id, Integration.provider == GOOGLE_CALENDAR)
     return db.session.scalars(statement.with_for_update() if for_update else statement).one_or_none()
 
 
-def connect(user_id: uuid.UUID) -> str:
-    """The consent URL; 409 while a healthy connection exists (reconnecting a lapsed one is allowed)."""
+def connect(user_id: uuid.UUID) -> tuple[str, str]:
+    """(consent URL, browser binder); 409 while a healthy connection exists (a lapsed one may reconnect).
+
+    The binder goes to the browser as an HttpOnly cookie; only its hash is kept with the state.
+    """
     existing = _integration(user_id)
     if existing is not None and existing.status == CONNECTED:
         raise Conflict("Google Calendar is already connected", code="ALREADY_CONNECTED")
+    binder = oauth.new_binder()
     try:
-        return oauth.authorization_url(user_id)
+        return oauth.authorization_url(user_id, binder), binder
     except Exception:
         log.exception("could not build the Google authorization URL")
         raise OAuthInitFailed() from None
@@ -52,10 +70,15 @@ def _frontend(**params: str) -> str:
     return f"{current_app.config['FRONTEND_URL']}/settings/integrations?{urlencode(params)}"
 
 
-def complete_authorization(state: str | None, code: str | None, error: str | None) -> str:
+def complete_authorization(state: str | None, code: str | None, error: str | None, binder: str | None) -> str:
     """Finish the OAuth dance; returns where to send the browser. Never raises for bad input."""
     saved = oauth.pop_state(state)  # consumed even when Google reports an error: single use
     if saved is None:
+        return _frontend(error="google_auth_failed")
+    if not oauth.binder_matches(saved, binder):
+        # Another browser than the one that pressed Connect: linking here would let someone attach
+        # their own account to the victim's calendar (or the reverse). Nothing is exchanged or stored.
+        log.warning("Google callback from a browser that did not start it")
         return _frontend(error="google_auth_failed")
     if error:
         return _frontend(error="access_denied" if error == "access_denied" else "google_auth_failed")
@@ -78,29 +101,32 @@ def complete_authorization(state: str | None, code: str | None, error: str | Non
         row = Integration(id=uuid.uuid4(), user_id=user_id, provider=GOOGLE_CALENDAR, sync_mode=ONE_WAY,
                           calendar_id="primary")
         db.session.add(row)
+    if row.email != email:
+        row.calendar_time_zone = None  # another Google account: learn its calendar's zone again
     row.status, row.email = CONNECTED, email
     row.sync_mode = row.sync_mode or ONE_WAY
     store_tokens(row, token)
-    db.session.commit()
+    db.session.flush()
+    sync.request_backfill(user_id)
     return _frontend(success="true")
 
 
 def disconnect(user_id: uuid.UUID) -> None:
-    """Forget the connection now; revoking at Google and stopping the channel happen in a retried job."""
+    """Forget the connection now; revoking at Google and stopping the channel happen in a retried job,
+    requested through the outbox in this same transaction (a Redis outage cannot lose it)."""
     row = _integration(user_id, for_update=True)
     if row is None:
-        raise NotFound("Google Calendar not connected")
-    job_args = (str(user_id), row.refresh_token_encrypted and row.refresh_token_encrypted.hex(),
-                row.access_token_encrypted and row.access_token_encrypted.hex(), row.channel_id,
-                row.channel_resource_id)
+        raise NotConnected()
+    after_commit(_cancel_queued_jobs, user_id)  # before the revocation's own dispatch is rung
+    record_event(user_id, GOOGLE_DISCONNECTED, disconnected_payload(row))
+    sync.stop_syncing(user_id)
     db.session.delete(row)
-    db.session.commit()
-    cancel_user_jobs(CALENDAR, user_id)
-    from jobs.google import revoke_google_access
+    db.session.flush()
 
-    # Only ciphertexts travel through Redis; the job decrypts them with the app's keys.
-    enqueue(revoke_google_access, *job_args, queue=CALENDAR, retry=REVOKE_RETRY, meta={"user_id": str(user_id)},
-            failure_ttl=7 * 86400)
+
+def _cancel_queued_jobs(user_ids: list[uuid.UUID]) -> None:
+    for user_id in user_ids:
+        cancel_user_jobs(CALENDAR, user_id)
 
 
 def update_sync_mode(user_id: uuid.UUID, sync_mode: str) -> str:
@@ -109,9 +135,9 @@ def update_sync_mode(user_id: uuid.UUID, sync_mode: str) -> str:
                                details={"syncMode": ["Must be one of: one-way, two-way."]})
     row = _integration(user_id, for_update=True)
     if row is None or row.status != CONNECTED:
-        raise NotFound("Google Calendar not connected")
+        raise NotConnected()
     old, row.sync_mode = row.sync_mode, sync_mode
     if old != sync_mode:
         sync_mode_changed(row.id, old, sync_mode)
-    db.session.commit()
+    db.session.flush()
     return sync_mode

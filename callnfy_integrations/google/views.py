@@ -1,41 +1,66 @@
-"""HTTP surface of /integrations/google."""
+"""HTTP surface of /integrations/google: parse, authorize, commit, shape the envelope."""
 
-from flask import redirect, request
+from flask import after_this_request, current_app, redirect, request
 from flask.views import MethodView
 
-from ..api import Blueprint, MessageSchema
+from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..auth import current_user_id
+from ..extensions import db
 from . import service
+from .oauth import BINDER_COOKIE, CALLBACK_PATH, STATE_TTL_SECONDS
 from .schemas import AuthUrlSchema, SettingsSchema
 
 blp = Blueprint("google", __name__, url_prefix="/integrations/google", description="Google Calendar connection")
+
+
+def _cookie_options() -> dict:
+    # Lax: sent on Google's top-level redirect back to the callback, never on cross-site subrequests.
+    return {"path": CALLBACK_PATH, "httponly": True, "samesite": "Lax",
+            "secure": current_app.config["PUBLIC_API_URL"].startswith("https://")}
 
 
 @blp.route("/connect")
 class Connect(MethodView):
     @blp.login_required
     @blp.response(200, AuthUrlSchema)
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="Already connected and healthy")
     def post(self):
-        """Start connecting Google Calendar: the consent URL to open"""
-        return {"authUrl": service.connect(current_user_id())}
+        """Start connecting Google Calendar: the consent URL to open (call with credentials: 'include')"""
+        auth_url, binder = service.connect(current_user_id())
+
+        @after_this_request
+        def set_binder(response):
+            response.set_cookie(BINDER_COOKIE, binder, max_age=STATE_TTL_SECONDS, **_cookie_options())
+            response.headers["Cache-Control"] = "no-store"
+            return response
+
+        return {"authUrl": auth_url}
 
 
 @blp.route("/callback")
 class Callback(MethodView):
     @blp.response(302)
     def get(self):
-        """Google's redirect after consent (no JWT: the user is found by `state`); redirects to the app"""
+        """Google's redirect after consent (no JWT: the user is found by `state`, the browser by its
+        binder cookie); redirects to the app"""
         args = request.args
-        return redirect(service.complete_authorization(args.get("state"), args.get("code"), args.get("error")))
+        location = service.complete_authorization(args.get("state"), args.get("code"), args.get("error"),
+                                                  request.cookies.get(BINDER_COOKIE))
+        db.session.commit()
+        response = redirect(location)
+        response.delete_cookie(BINDER_COOKIE, **_cookie_options())
+        return response
 
 
 @blp.route("/disconnect")
 class Disconnect(MethodView):
     @blp.login_required
     @blp.response(200, MessageSchema)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Google Calendar not connected")
     def delete(self):
         """Disconnect: forgotten at once; revoked at Google in the background"""
         service.disconnect(current_user_id())
+        db.session.commit()
         return {"message": "Google Calendar disconnected successfully"}
 
 
@@ -44,6 +69,9 @@ class Settings(MethodView):
     @blp.login_required
     @blp.arguments(SettingsSchema)
     @blp.response(200, SettingsSchema)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Google Calendar not connected")
     def put(self, body):
         """Choose one-way (Callnfy → Google) or two-way sync"""
-        return {"syncMode": service.update_sync_mode(current_user_id(), body["syncMode"])}
+        sync_mode = service.update_sync_mode(current_user_id(), body["syncMode"])
+        db.session.commit()
+        return {"syncMode": sync_mode}

@@ -49,6 +49,8 @@ class Integration(Timestamps, db.Model):
     token_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     scopes: Mapped[str | None] = mapped_column(Text)
     calendar_id: Mapped[str | None] = mapped_column(String(255))
+    # The calendar's own time zone (from events.list on connect); events are written in it.
+    calendar_time_zone: Mapped[str | None] = mapped_column(String(64))
     sync_token: Mapped[str | None] = mapped_column(Text)
     channel_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     channel_token_hash: Mapped[str | None] = mapped_column(String(64))
