@@ -12,22 +12,16 @@ import time
 import uuid
 
 from flask import current_app
-from limits import parse
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+
+from ..limiters import redis_limiter
 
 log = logging.getLogger(__name__)
 
 
 def _limiter():
-    app = current_app
-    cached = app.extensions.get("callnfy_google_quota")
-    if cached is None:
-        url = app.config["REDIS_URL"]
-        uri = "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
-        cached = (MovingWindowRateLimiter(storage_from_string(uri)), parse(app.config["GOOGLE_USER_RATE_LIMIT"]))
-        app.extensions["callnfy_google_quota"] = cached
-    return cached
+    return redis_limiter(current_app, "google-calendar", MovingWindowRateLimiter,
+                         current_app.config["GOOGLE_USER_RATE_LIMIT"])
 
 
 def take_slot(integration_id: uuid.UUID) -> float:

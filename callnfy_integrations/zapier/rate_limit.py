@@ -11,11 +11,10 @@ import logging
 import time
 
 from flask import current_app
-from limits import parse
-from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 from ..errors import ApiError
+from ..limiters import redis_limiter
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +26,8 @@ class TooManyFailures(ApiError):
 
 
 def _limiter() -> tuple[FixedWindowRateLimiter, object]:
-    app = current_app
-    cached = app.extensions.get("callnfy_key_failure_limiter")
-    if cached is None:
-        url = app.config["REDIS_URL"]
-        # `limits` spells a unix-socket Redis as redis+unix://.
-        uri = "redis+unix://" + url[len("unix://"):] if url.startswith("unix://") else url
-        cached = (FixedWindowRateLimiter(storage_from_string(uri)), parse(app.config["ZAPIER_AUTH_FAILURE_LIMIT"]))
-        app.extensions["callnfy_key_failure_limiter"] = cached
-    return cached
+    return redis_limiter(current_app, "zapier-key-failures", FixedWindowRateLimiter,
+                         current_app.config["ZAPIER_AUTH_FAILURE_LIMIT"])
 
 
 def ensure_allowed(key: str) -> None:
