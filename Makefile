@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) bench/status_throughput.py
 	$(PY) bench/appointments_throughput.py
 	$(PY) bench/webhook_throughput.py
+	$(PY) bench/google_sync.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
