@@ -302,3 +302,15 @@ def test_appointments_without_google_show_sync_off(guser):
     appointment = guser.create()
     assert guser.appointment(appointment["id"])["googleSync"] == {"state": "off", "eventId": None, "error": None,
                                                                    "syncedAt": None}
+
+
+def test_the_handler_finds_the_appointment_under_either_payload_key():
+    import uuid
+
+    from callnfy_integrations.appointments.payloads import appointment_id_of
+
+    appointment_id = uuid.uuid4()
+    public = "appt_" + appointment_id.hex
+    assert appointment_id_of({"appointmentId": public}) == appointment_id
+    assert appointment_id_of({"id": public, "customerId": "cust_" + uuid.uuid4().hex}) == appointment_id
+    assert appointment_id_of({"id": "call_" + appointment_id.hex}) is None and appointment_id_of({}) is None

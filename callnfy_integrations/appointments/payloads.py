@@ -11,8 +11,9 @@ from .models import Appointment
 
 
 def appointment_id_of(payload: dict[str, Any]) -> uuid.UUID | None:
-    """The appointment an event's payload is about (the one place that knows the key)."""
-    return public_ids.decode(public_ids.APPOINTMENT, payload.get("appointmentId") or "")
+    """The appointment an event's payload is about (the one place that knows the key: `appointmentId`
+    today, the spec's `data.id` once payloads follow it; both are read so stored events keep working)."""
+    return public_ids.decode(public_ids.APPOINTMENT, payload.get("id") or payload.get("appointmentId") or "")
 
 
 def _common(appointment: Appointment) -> dict[str, Any]:
