@@ -179,33 +179,29 @@ def main() -> None:
 
             # 1. Calendar calls per appointment change, fresh tokens.
             per_change = []
-            before = sandbox.calls()
-            ids = []
-            for i in range(args.changes):
+            ids: list[str] = []
+
+            def create(i, _):
                 body = appointment_body(customerPhone=phone(i), scheduledAt=iso(soon + timedelta(hours=i)))
                 ids.append(post(clients[i % len(users)], f"{web}/appointments", body)["id"])
-            raw_ids = [public[len("appt_"):] for public in ids]
-            wait_until(lambda: synced(raw_ids), 120, "the creates to sync")
-            wait_until(idle, 60, "the queues to drain")
-            after = sandbox.calls()
-            per_change.append(("create", diff(after, before)))
 
-            before = after
-            for i, public in enumerate(ids):
+            def reschedule(i, public):
                 patch(clients[i % len(users)], f"{web}/appointments/{public}",
                       {"scheduledAt": iso(soon + timedelta(days=1, hours=i))})
-            wait_until(lambda: synced(raw_ids), 120, "the reschedules to sync")
-            wait_until(idle, 60, "the queues to drain")
-            after = sandbox.calls()
-            per_change.append(("reschedule", diff(after, before)))
 
-            before = after
-            for i, public in enumerate(ids):
+            def cancel(i, public):
                 post(clients[i % len(users)], f"{web}/appointments/{public}/cancel", {"reason": "bench"}, status=200)
-            wait_until(lambda: synced(raw_ids), 120, "the cancels to sync")
-            wait_until(idle, 60, "the queues to drain")
-            after = sandbox.calls()
-            per_change.append(("cancel", diff(after, before)))
+
+            before = sandbox.calls()
+            for name, change in (("create", create), ("reschedule", reschedule), ("cancel", cancel)):
+                for i, public in enumerate(list(ids) or [None] * args.changes):
+                    change(i, public)
+                raw_ids = [public[len("appt_"):] for public in ids]
+                wait_until(lambda: synced(raw_ids), 120, f"the {name}s to sync")
+                wait_until(idle, 60, "the queues to drain")
+                after = sandbox.calls()
+                per_change.append((name, diff(after, before)))
+                before = after
             refreshes_part1 = diff(after, counts_start).get("token:refresh_token", 0)
 
             # 2. Pushes/s and commit-to-Google latency, 1 then 2 worker processes; raw inserts each round.
