@@ -52,9 +52,10 @@ def _service():
     endpoint = current_app.config["GOOGLE_CALENDAR_API_URL"]
     cached = getattr(_local, "service", None)
     if cached is None or cached[0] != endpoint:
+        transport = httplib2.Http(timeout=HTTP_TIMEOUT)
         service = build("calendar", "v3", static_discovery=True, cache_discovery=False,
-                        client_options={"api_endpoint": endpoint}, http=httplib2.Http(timeout=HTTP_TIMEOUT))
-        cached = _local.service = (endpoint, service, httplib2.Http(timeout=HTTP_TIMEOUT))
+                        client_options={"api_endpoint": endpoint}, http=transport)
+        cached = _local.service = (endpoint, service, transport)
     return cached[1], cached[2]
 
 

@@ -130,8 +130,7 @@ def connected_integration(user_id: uuid.UUID) -> Integration | None:
 def fetch_time_zone(integration_id: uuid.UUID, calendar_id: str) -> str:
     """The calendar's own zone (one events.list, on our quota); raises what a push raises."""
     token = tokens.access_token(integration_id)
-    if not quota.wait_for_slot(integration_id):
-        raise QuotaWait(quota.take_slot(integration_id) or 1.0)
+    _take_slot(integration_id)
     try:
         zone_name = calendar_api.calendar_time_zone(token, calendar_id)
     except calendar_api.TokenRejected:
@@ -250,37 +249,37 @@ def send_push(push: Push) -> Sent:
         return _write(push, tokens.access_token(push.integration_id, rejected=token))
 
 
-def _slot(push: Push) -> None:
-    if not quota.wait_for_slot(push.integration_id):
-        raise QuotaWait(quota.take_slot(push.integration_id) or 1.0)
+def _take_slot(integration_id: uuid.UUID) -> None:
+    if not quota.wait_for_slot(integration_id):
+        raise QuotaWait(quota.take_slot(integration_id) or 1.0)
 
 
 def _write(push: Push, token: str) -> Sent:
     learnt_zone = None
     if push.delete:
-        _slot(push)
+        _take_slot(push.integration_id)
         calendar_api.delete_event(token, push.calendar_id, push.event_id)
         return Sent(None, None)
     zone_name = push.time_zone
     if zone_name is None:  # once per connection: the calendar's own zone
-        _slot(push)
+        _take_slot(push.integration_id)
         zone_name = learnt_zone = calendar_api.calendar_time_zone(token, push.calendar_id) or DEFAULT_TIME_ZONE
     body = build_event(appointment_id=push.appointment_id, version=push.version, time_zone=zone_name, **push.fields)
     if push.linked:
         try:
-            _slot(push)
+            _take_slot(push.integration_id)
             return Sent(calendar_api.update_event(token, push.calendar_id, push.event_id, body), learnt_zone)
         except calendar_api.Rejected as exc:
             if exc.status not in (404, 410):
                 raise  # 404/410: Google no longer has it; write it anew below
     target = event_id_for(push.appointment_id)
     try:
-        _slot(push)
+        _take_slot(push.integration_id)
         return Sent(calendar_api.insert_event(token, push.calendar_id, {"id": target, **body}), learnt_zone)
     except calendar_api.Rejected as exc:
         if exc.status != 409:
             raise
-    _slot(push)  # 409 duplicate: an earlier or concurrent push inserted it; make it current
+    _take_slot(push.integration_id)  # 409 duplicate: an earlier or concurrent push inserted it; make it current
     return Sent(calendar_api.update_event(token, push.calendar_id, target, body), learnt_zone)
 
 
@@ -297,9 +296,10 @@ _RECORD_SUCCESS = text("""
 """)
 
 _RECORD_FAILURE = text("""
-    UPDATE appointments SET google_sync_state = :state, google_sync_error = :error,
-        google_sync_attempts = google_sync_attempts + :counted,
-        google_next_sync_at = clock_timestamp() + make_interval(secs => :delay)
+    UPDATE appointments SET google_sync_state = 'failed', google_sync_error = :error,
+        google_sync_attempts = google_sync_attempts + 1,
+        google_next_sync_at = CASE WHEN CAST(:delay AS double precision) IS NULL THEN NULL
+                                   ELSE clock_timestamp() + make_interval(secs => CAST(:delay AS double precision)) END
     WHERE id = :appointment_id AND version = :version
 """)  # a newer version is already pending with its own job: leave it be
 
@@ -358,15 +358,9 @@ def record_quota_wait(push: Push, seconds: float) -> None:
 
 
 def _record_failure(push: Push, error: str, delay: float | None) -> None:
-    params = {"appointment_id": push.appointment_id, "version": push.version, "error": error[:ERROR_MAX],
-              "state": SYNC_FAILED, "counted": 1, "delay": delay or 0}
-    if delay is None:
-        db.session.execute(text("""
-            UPDATE appointments SET google_sync_state = :state, google_sync_error = :error,
-                google_sync_attempts = google_sync_attempts + :counted, google_next_sync_at = NULL
-            WHERE id = :appointment_id AND version = :version"""), params)
-    else:
-        db.session.execute(_RECORD_FAILURE, params)
+    """`failed`, retried after `delay` seconds by the sweeper's clock, or never (None)."""
+    db.session.execute(_RECORD_FAILURE, {"appointment_id": push.appointment_id, "version": push.version,
+                                         "error": error[:ERROR_MAX], "delay": delay})
 
 
 def _describe(error: Exception) -> str:
