@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import marshmallow as ma
+from flask import after_this_request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from webargs.flaskparser import FlaskParser
@@ -38,6 +40,21 @@ class MessageSchema(ma.Schema):
 class MessageEnvelopeSchema(ma.Schema):
     success = ma.fields.Boolean(required=True, metadata={"example": True})
     message = ma.fields.String(required=True)
+
+
+def no_store(view: Any) -> Any:
+    """View decorator for responses that hold a secret (an API key, a token): no cache may keep them."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        @after_this_request
+        def _no_store(response):
+            response.headers["Cache-Control"] = "no-store"
+            return response
+
+        return view(*args, **kwargs)
+
+    return wrapper
 
 
 class ArgumentsParser(FlaskParser):

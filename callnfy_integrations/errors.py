@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask, g, jsonify
 from werkzeug.exceptions import HTTPException
@@ -108,7 +109,7 @@ def handle_http_exception(exc: HTTPException):
     return _respond(status, _http_code(exc), HTTP_MESSAGES.get(status, exc.name), headers=headers)
 
 
-def handle_unexpected(exc: Exception):
+def handle_unexpected(exc: Exception, message: str = "Internal server error"):
     from .extensions import db  # late: errors must stay importable without the extensions
 
     request_id = g.get("request_id")
@@ -117,7 +118,26 @@ def handle_unexpected(exc: Exception):
         db.session.rollback()  # never leave a half-done write behind a 500
     except Exception:  # pragma: no cover - the database itself may be what failed
         log.warning("rollback after an unhandled error failed", extra={"request_id": request_id})
-    return _respond(500, "INTERNAL_ERROR", "Internal server error", {"requestId": request_id})
+    return _respond(500, "INTERNAL_ERROR", message, {"requestId": request_id})
+
+
+def unexpected_error_message(message: str) -> Callable:
+    """View decorator: an unexpected error answers this message (e.g. the spec's "Failed to generate API
+    key") instead of the generic one; it is still a 500, logged and rolled back like any other."""
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except (ApiError, HTTPException):
+                raise  # an answer the client can act on already
+            except Exception as exc:
+                return handle_unexpected(exc, message)
+
+        return wrapper
+
+    return decorate
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -42,7 +42,7 @@ def test_create_appointment(client, app_ctx, headers, user_id):
     [event] = events_of("appointment.created")
     assert event.user_id == user_id
     assert event.payload == {
-        "appointmentId": data["id"], "customerId": data["customerId"], "customerName": "Ann Example",
+        "id": data["id"], "customerId": data["customerId"], "customerName": "Ann Example",
         "customerPhone": "+447700900123", "customerEmail": "ann@example.com",
         "scheduledAt": "2026-12-01T10:00:00.000Z", "duration": 30, "status": "scheduled", "notes": "First visit",
         "source": "callnfy"}
@@ -216,10 +216,10 @@ def test_cancel_records_reason_and_emits_cancelled(client, app_ctx, headers):
     assert data["cancelReason"] == "Feeling better" and ISO_MS.match(data["cancelledAt"])
     [event] = events_of("appointment.cancelled")
     assert event.payload == {
-        "appointmentId": created["id"], "customerId": created["customerId"], "customerName": "Ann Example",
+        "id": created["id"], "customerId": created["customerId"], "customerName": "Ann Example",
         "customerPhone": "+447700900123", "customerEmail": "ann@example.com",
-        "scheduledAt": created["scheduledAt"], "duration": 30, "cancelledAt": data["cancelledAt"],
-        "reason": "Feeling better"}
+        "scheduledAt": created["scheduledAt"], "duration": 30, "status": "cancelled", "notes": "First visit",
+        "source": "callnfy", "cancelledAt": data["cancelledAt"], "reason": "Feeling better"}
 
 
 def test_cancel_without_body_is_allowed(client, headers):
@@ -235,8 +235,8 @@ def test_complete_with_duration_emits_completed(client, app_ctx, headers):
     assert response.status_code == 200 and (data["status"], data["duration"]) == ("completed", 50)
     [event] = events_of("appointment.completed")
     assert event.payload["completedAt"] == data["completedAt"] and event.payload["duration"] == 50
-    assert set(event.payload) == {"appointmentId", "customerId", "customerName", "customerPhone",
-                                  "customerEmail", "scheduledAt", "duration", "completedAt", "notes"}
+    assert set(event.payload) == {"id", "customerId", "customerName", "customerPhone", "customerEmail",
+                                  "scheduledAt", "duration", "status", "notes", "source", "completedAt"}
 
 
 @pytest.mark.parametrize("first, then", [

@@ -25,7 +25,7 @@ def test_record_call_and_emit_call_received(client, app_ctx, headers, user_id):
     event = db.session.scalars(select(Event)).one()
     assert (event.type, event.user_id) == ("call.received", user_id)
     assert event.payload == {
-        "callId": data["id"], "customerId": data["customerId"], "customerName": "Bob Caller",
+        "id": data["id"], "customerId": data["customerId"], "customerName": "Bob Caller",
         "customerPhone": "+14155550123", "duration": 125, "recordingUrl": "https://recordings.callnfy.test/abc.mp3",
         "transcript": "Hello, I'd like to book.", "sentiment": "positive", "receivedAt": "2026-11-20T09:30:00.250Z"}
 

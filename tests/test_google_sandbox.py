@@ -246,6 +246,14 @@ def test_write_delay_is_slept_outside_the_lock(sandbox, token):
     assert [e["id"] for e in control(sandbox, "get", "/events/cal@example.com").json()] == ["late00001"]
 
 
+def test_token_responses_are_not_cached(sandbox, token):
+    tokens = authorize(sandbox, offline=True)
+    response = requests.post(f"{sandbox.url}/token", auth=(CLIENT_ID, CLIENT_SECRET), timeout=5,
+                             data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    assert response.status_code == 200 and response.json()["access_token"]
+    assert (response.headers["Cache-Control"], response.headers["Pragma"]) == ("no-store", "no-cache")
+
+
 def test_scripted_oauth_failures_look_exactly_like_real_ones(sandbox, token):
     tokens = authorize(sandbox, offline=True)
     refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}

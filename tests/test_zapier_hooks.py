@@ -128,7 +128,7 @@ def test_samples_fall_back_to_a_realistic_example_with_the_live_keys(account, re
     created_example = account.hook("get", "/samples/appointment.created").json["data"][0]
     live = account.book()
     [real] = account.hook("get", "/samples/appointment.created").json["data"]
-    assert real["data"]["appointmentId"] == live["id"]
+    assert real["data"]["id"] == live["id"]
     assert set(real["data"]) == set(created_example["data"])
 
 

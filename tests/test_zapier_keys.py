@@ -1,14 +1,16 @@
-"""Zapier API keys: format, idempotency, concurrency, hash-only storage, status, revocation."""
+"""Zapier API keys: format, idempotency, concurrency, hash-only storage, status, revocation, failures."""
 
 import hashlib
 import re
 import threading
 import uuid
+from contextlib import contextmanager
 
 from sqlalchemy import text
 
 from callnfy_integrations.extensions import db
-from tests.factories import auth_headers
+from tests.factories import auth_headers, row_counts
+from tests.zapier_fixtures import Account, ca, ca_bundle, hooks_app, receiver  # noqa: F401
 
 KEY = re.compile(r"^czp_[A-Za-z0-9]{40}$")
 
@@ -92,3 +94,58 @@ def test_revoke_without_key_still_succeeds(client, user_id):
 def test_key_endpoints_require_a_token(client):
     assert client.post("/integrations/zapier/generate-key").status_code == 401
     assert client.delete("/integrations/zapier/revoke-key").status_code == 401
+
+
+def test_responses_holding_the_key_are_not_cached(client, user_id):
+    generated = client.post("/integrations/zapier/generate-key", headers=auth_headers(user_id))
+    assert generated.headers["Cache-Control"] == "no-store"
+    status = client.get("/integrations/status", headers=auth_headers(user_id))
+    assert status.json["data"]["zapier"]["apiKey"] == generated.json["data"]["apiKey"]
+    assert status.headers["Cache-Control"] == "no-store"
+
+
+@contextmanager
+def database_refusing(operation, table):
+    """PostgreSQL itself fails every `operation` on `table` (a trigger raising disk_full) until the block ends."""
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE FUNCTION refuse_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$")
+        conn.exec_driver_sql(f"CREATE TRIGGER refuse_statement BEFORE {operation} ON {table} "
+                             "FOR EACH ROW EXECUTE FUNCTION refuse_statement()")
+    try:
+        yield
+    finally:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TRIGGER refuse_statement ON {table}")
+            conn.exec_driver_sql("DROP FUNCTION refuse_statement()")
+
+
+def assert_failed_with(response, message):
+    assert response.status_code == 500
+    assert response.json["success"] is False
+    assert response.json["error"]["code"] == "INTERNAL_ERROR" and response.json["error"]["message"] == message
+    assert "could not extend" not in response.get_data(as_text=True)  # the cause is logged, not shown
+
+
+def test_generate_key_failure_answers_the_specs_message_and_writes_nothing(client, app_ctx, user_id):
+    before = row_counts()
+    with database_refusing("INSERT", "integrations"):
+        response = client.post("/integrations/zapier/generate-key", headers=auth_headers(user_id))
+    assert_failed_with(response, "Failed to generate API key")
+    assert row_counts() == before  # the user row written before the refused insert is rolled back too
+    assert KEY.match(generate(client, user_id)["apiKey"])  # and the next call succeeds
+
+
+def test_revoke_key_failure_answers_the_specs_message_and_keeps_key_and_subscriptions(hooks_app, receiver):
+    with hooks_app.app_context():
+        account = Account(hooks_app)
+        subscription = account.subscribe(receiver.url())
+        # The key's own row is the statement refused: whatever revoke_key did before it must be undone.
+        with database_refusing("DELETE", "integrations"):
+            response = account.client.delete("/integrations/zapier/revoke-key", headers=account.headers)
+        assert_failed_with(response, "Failed to revoke API key")
+        assert account.hook("get").status_code == 200  # the key still works
+        assert account.hook("get", "/subscriptions").json["data"] == [subscription]  # rolled back
+        revoked = account.client.delete("/integrations/zapier/revoke-key", headers=account.headers)
+        assert revoked.status_code == 200 and account.hook("get").status_code == 401
+        db.session.remove()

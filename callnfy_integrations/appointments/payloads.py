@@ -1,4 +1,8 @@
-"""Webhook `data` of appointment events: the contract Zapier users build their Zaps on."""
+"""Webhook `data` of appointment events: the contract Zapier users build their Zaps on.
+
+Each event's `data` is `AppointmentSchema` (the /appointments response) dumped with that event's
+field list and the spec's webhook names, so an appointment has one shape wherever it is shown.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +10,33 @@ import uuid
 from typing import Any
 
 from .. import public_ids
-from ..timestamps import format_timestamp
+from ..events import registry
 from .models import Appointment
+from .schemas import AppointmentSchema
 
 
 def appointment_id_of(payload: dict[str, Any]) -> uuid.UUID | None:
-    """The appointment an event's payload is about (the one place that knows the key: `appointmentId`
-    today, the spec's `data.id` once payloads follow it; both are read so stored events keep working)."""
+    """The appointment an event's payload is about (the one place that knows the key: the spec's `data.id`,
+    or `appointmentId` in events stored before payloads followed the spec, so those keep working)."""
     return public_ids.decode(public_ids.APPOINTMENT, payload.get("id") or payload.get("appointmentId") or "")
 
 
-def _common(appointment: Appointment) -> dict[str, Any]:
-    customer = appointment.customer
-    return {
-        "appointmentId": public_ids.encode(public_ids.APPOINTMENT, appointment.id),
-        "customerId": public_ids.encode(public_ids.CUSTOMER, customer.id),
-        "customerName": customer.name,
-        "customerPhone": customer.phone,
-        "customerEmail": customer.email,
-        "scheduledAt": format_timestamp(appointment.scheduled_at),
-        "duration": appointment.duration,
-    }
+# Every appointment event carries the appointment itself: the spec's `appointment.created` fields
+# plus customerEmail and source; cancel and complete add what the spec lists for them.
+_APPOINTMENT = ("id", "customerId", "customerName", "customerPhone", "customerEmail", "scheduledAt", "duration",
+                "status", "notes", "source")
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    registry.APPOINTMENT_CREATED: _APPOINTMENT,
+    registry.APPOINTMENT_UPDATED: _APPOINTMENT,
+    registry.APPOINTMENT_CANCELLED: _APPOINTMENT + ("cancelledAt", "cancelReason"),
+    registry.APPOINTMENT_COMPLETED: _APPOINTMENT + ("completedAt",),
+}
+# Where the spec's webhook name differs from the API's.
+_WEBHOOK_NAMES = {"cancelReason": "reason"}
+_SCHEMAS = {event: AppointmentSchema(only=fields) for event, fields in EVENT_FIELDS.items()}
 
 
-def created_or_updated(appointment: Appointment) -> dict[str, Any]:
-    """`appointment.created` and `appointment.updated`."""
-    return {**_common(appointment), "status": appointment.status, "notes": appointment.notes,
-            "source": appointment.source}
-
-
-def cancelled(appointment: Appointment) -> dict[str, Any]:
-    return {**_common(appointment), "cancelledAt": format_timestamp(appointment.cancelled_at),
-            "reason": appointment.cancel_reason}
-
-
-def completed(appointment: Appointment) -> dict[str, Any]:
-    return {**_common(appointment), "completedAt": format_timestamp(appointment.completed_at),
-            "notes": appointment.notes}
+def appointment_payload(event_type: str, appointment: Appointment) -> dict[str, Any]:
+    """The `data` of `event_type` about `appointment` (DESIGN §5; the README lists every field)."""
+    return {_WEBHOOK_NAMES.get(name, name): value
+            for name, value in _SCHEMAS[event_type].dump(appointment).items()}

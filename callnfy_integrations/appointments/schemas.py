@@ -76,8 +76,11 @@ class GoogleSyncSchema(ma.Schema):
 
 
 class AppointmentSchema(ma.Schema):
+    """The appointment wherever it is shown: /appointments and, per event, the webhooks (payloads.py)."""
+
     id = ma.fields.Function(lambda a: public_ids.encode(public_ids.APPOINTMENT, a.id))
-    customerId = ma.fields.Function(lambda a: public_ids.encode(public_ids.CUSTOMER, a.customer_id))
+    # Through the relationship: a new appointment's customer_id is only set at flush, after its event is built.
+    customerId = ma.fields.Function(lambda a: public_ids.encode(public_ids.CUSTOMER, a.customer.id))
     customerName = ma.fields.String(attribute="customer.name")
     customerPhone = ma.fields.String(attribute="customer.phone")
     customerEmail = ma.fields.String(attribute="customer.email", allow_none=True)

@@ -68,9 +68,14 @@ def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone
                               duration=duration, notes=notes, source=source, status=SCHEDULED, version=1,
                               google_event_id=google_event_id)
     db.session.add(appointment)
-    record_event(user_id, registry.APPOINTMENT_CREATED, payloads.created_or_updated(appointment))
+    _record(registry.APPOINTMENT_CREATED, appointment)
     db.session.flush()
     return appointment
+
+
+def _record(event_type: str, appointment: Appointment) -> None:
+    """Add the change's event, its payload built from the appointment as it now stands."""
+    record_event(appointment.user_id, event_type, payloads.appointment_payload(event_type, appointment))
 
 
 def _require_scheduled(appointment: Appointment, action: str) -> None:
@@ -102,7 +107,7 @@ def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
             setattr(appointment, field, changes[field])
     appointment.version += 1
     db.session.flush()
-    record_event(user_id, registry.APPOINTMENT_UPDATED, payloads.created_or_updated(appointment))
+    _record(registry.APPOINTMENT_UPDATED, appointment)
     db.session.flush()
     return appointment
 
@@ -115,7 +120,7 @@ def cancel_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
     appointment.cancelled_at = utcnow()
     appointment.cancel_reason = reason
     appointment.version += 1
-    record_event(user_id, registry.APPOINTMENT_CANCELLED, payloads.cancelled(appointment))
+    _record(registry.APPOINTMENT_CANCELLED, appointment)
     db.session.flush()
     return appointment
 
@@ -129,6 +134,6 @@ def complete_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
     if duration is not None:
         appointment.duration = duration
     appointment.version += 1
-    record_event(user_id, registry.APPOINTMENT_COMPLETED, payloads.completed(appointment))
+    _record(registry.APPOINTMENT_COMPLETED, appointment)
     db.session.flush()
     return appointment

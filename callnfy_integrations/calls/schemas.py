@@ -25,8 +25,11 @@ class CallCreateSchema(ma.Schema):
 
 
 class CallSchema(ma.Schema):
+    """The call wherever it is shown: /calls and the `call.received` webhook (service.call_payload)."""
+
     id = ma.fields.Function(lambda c: public_ids.encode(public_ids.CALL, c.id))
-    customerId = ma.fields.Function(lambda c: public_ids.encode(public_ids.CUSTOMER, c.customer_id))
+    # Through the relationship: a new call's customer_id is only set at flush, after its event is built.
+    customerId = ma.fields.Function(lambda c: public_ids.encode(public_ids.CUSTOMER, c.customer.id))
     customerName = ma.fields.String(attribute="customer.name")
     customerPhone = ma.fields.String(attribute="customer.phone")
     duration = ma.fields.Integer()

@@ -8,30 +8,23 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from .. import public_ids
 from ..customers.service import find_or_create_customer, normalize_phone
 from ..errors import NotFound
 from ..events import registry
 from ..events.outbox import record_event
 from ..extensions import db
-from ..timestamps import format_timestamp, utcnow
+from ..timestamps import utcnow
 from ..users.service import ensure_user
 from .models import Call
+from .schemas import CallSchema
+
+
+_CALL = CallSchema()
 
 
 def call_payload(call: Call) -> dict[str, Any]:
-    """Webhook `data` of `call.received`."""
-    return {
-        "callId": public_ids.encode(public_ids.CALL, call.id),
-        "customerId": public_ids.encode(public_ids.CUSTOMER, call.customer.id),
-        "customerName": call.customer.name,
-        "customerPhone": call.customer.phone,
-        "duration": call.duration,
-        "recordingUrl": call.recording_url,
-        "transcript": call.transcript,
-        "sentiment": call.sentiment,
-        "receivedAt": format_timestamp(call.received_at),
-    }
+    """Webhook `data` of `call.received`: the call as /calls shows it (the spec's fields plus receivedAt)."""
+    return _CALL.dump(call)
 
 
 def record_call(user_id: uuid.UUID, *, customer_phone: str, duration: int, customer_name: str | None = None,

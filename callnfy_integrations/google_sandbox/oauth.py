@@ -13,7 +13,7 @@ import secrets
 import time
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, jsonify, redirect, request
+from flask import Blueprint, after_this_request, current_app, jsonify, redirect, request
 
 from . import DEFAULT_EMAIL, state
 from .control import intercept
@@ -114,6 +114,12 @@ def _issue_access_token(email: str, scope: str, refresh_token: str | None) -> di
 
 @blp.post("/token")
 def token():
+    @after_this_request
+    def no_store(response):  # tokens must not be cached (RFC 6749 §5.1), as Google's endpoint answers
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+        return response
+
     form = request.form
     grant = form.get("grant_type")
     # Counted as `token:<grant>`; not in the request log, whose readers have no use for client secrets.

@@ -2,7 +2,7 @@
 
 from flask.views import MethodView
 
-from ..api import Blueprint
+from ..api import Blueprint, no_store
 from ..auth import current_user_id
 from . import service
 from .schemas import IntegrationStatusSchema
@@ -14,6 +14,7 @@ blp = Blueprint("integrations", __name__, url_prefix="/integrations",
 @blp.route("/status")
 class IntegrationStatus(MethodView):
     @blp.login_required
+    @no_store  # holds the Zapier API key
     @blp.response(200, IntegrationStatusSchema)
     def get(self):
         """Connection status of Google Calendar and Zapier"""

@@ -8,9 +8,9 @@ from flask import g, request
 from flask.views import MethodView
 
 from .. import public_ids
-from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
+from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema, no_store
 from ..auth import current_user_id
-from ..errors import Unauthorized
+from ..errors import Unauthorized, unexpected_error_message
 from ..extensions import db
 from . import rate_limit, service
 from .schemas import ApiKeySchema, AuthTestSchema, SampleSchema, SubscribeSchema, SubscriptionSchema
@@ -24,7 +24,10 @@ hooks_blp = Blueprint("zapier_hooks", __name__, url_prefix="/webhooks/zapier",
 @keys_blp.route("/generate-key")
 class GenerateKey(MethodView):
     @keys_blp.login_required
+    @no_store
     @keys_blp.response(200, ApiKeySchema)
+    @keys_blp.alt_response(500, schema=ErrorEnvelopeSchema, description="Failed to generate API key")
+    @unexpected_error_message("Failed to generate API key")
     def post(self):
         """Create the account's API key, or return the existing one"""
         key = service.generate_key(current_user_id())
@@ -36,6 +39,8 @@ class GenerateKey(MethodView):
 class RevokeKey(MethodView):
     @keys_blp.login_required
     @keys_blp.response(200, MessageSchema)
+    @keys_blp.alt_response(500, schema=ErrorEnvelopeSchema, description="Failed to revoke API key")
+    @unexpected_error_message("Failed to revoke API key")
     def delete(self):
         """Revoke the API key: its subscriptions are deleted and pending deliveries cancelled"""
         service.revoke_key(current_user_id())
