@@ -7,7 +7,7 @@ import binascii
 import os
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 APP_ENVS = ("production", "development", "testing")
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL")
@@ -71,6 +71,16 @@ def _whole_seconds(name: str, raw: str) -> list[int]:
     if not values or any(v < 0 for v in values):
         raise ConfigError(f"{name}: at least one non-negative delay expected")
     return values
+
+
+def _positive(get: Callable[..., str], name: str, default: str, kind: type = float) -> Any:
+    try:
+        value = kind(get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name}: a {'whole ' if kind is int else ''}number expected") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be greater than zero")
+    return value
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -153,6 +163,18 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         ),
         "WEBHOOK_SWEEP_SECONDS": int(get("WEBHOOK_SWEEP_SECONDS", "5")),
         "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "16")),  # sender threads per worker
+        # Attempts in flight per account, across all workers: one account's stalled receiver
+        # holds at most this many senders while every other account keeps flowing.
+        "WEBHOOK_ACCOUNT_CONCURRENCY": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY", "4", int),
+        # The hard total deadline of one attempt: connect + TLS + send + the whole answer.
+        "WEBHOOK_ATTEMPT_TIMEOUT": _positive(get, "WEBHOOK_ATTEMPT_TIMEOUT", "15"),
+        # How long one drain job sends before handing over to a fresh job.
+        "WEBHOOK_DRAIN_SECONDS": _positive(get, "WEBHOOK_DRAIN_SECONDS", "30"),
+        "ZAPIER_MAX_SUBSCRIPTIONS": _positive(get, "ZAPIER_MAX_SUBSCRIPTIONS", "50", int),
+        "WEBHOOK_DISABLE_AFTER_DAYS": _positive(get, "WEBHOOK_DISABLE_AFTER_DAYS", "5"),
+        # Retention of finished deliveries, their attempts and dispatched events.
+        "RETENTION_DAYS": _positive(get, "RETENTION_DAYS", "30"),
+        "RETENTION_SWEEP_SECONDS": _positive(get, "RETENTION_SWEEP_SECONDS", "3600", int),
         "WEBHOOK_CA_BUNDLE": get("WEBHOOK_CA_BUNDLE"),  # extra CA bundle for hook URLs (tests, private CAs)
         "ZAPIER_AUTH_FAILURE_LIMIT": get("ZAPIER_AUTH_FAILURE_LIMIT", "20 per minute"),
         "TRUSTED_PROXY_COUNT": int(get("TRUSTED_PROXY_COUNT", "1" if production else "0")),

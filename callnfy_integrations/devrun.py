@@ -23,7 +23,7 @@ def main() -> int:
     env.setdefault("WEB_CONCURRENCY", "2")
     # The Procfile's commands (gunicorn, flask) live next to this interpreter, in the virtualenv.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    processes = ["web", "worker", "scheduler"]
+    processes = ["web", "worker", "webhooks", "scheduler"]
     if not env.get("GOOGLE_CLIENT_ID"):
         # No Google credentials: the local Google sandbox stands in, so Connect works in a browser.
         from .google_sandbox import CLIENT_ID, CLIENT_SECRET

@@ -1,8 +1,11 @@
-"""A doorbell: ids pushed onto a Redis list, and one drain job enqueued only while none is pending.
+"""A doorbell: ids waiting in a Redis set, and one drain job enqueued only while none is pending.
 
 One RQ job costs several Redis round trips and milliseconds of worker CPU; ringing per item and
-draining in batches lets one job serve hundreds of items. Redis holds only the doorbell: the rows
-in PostgreSQL are the truth, and each area's sweeper rings again for items still due.
+draining in batches lets one job serve hundreds of items. The ids wait in a sorted set scored by
+when they first rang: ringing an id that is already waiting adds nothing (a sweep that rings
+thousands of due ids twice does not double the work), and the drain pops the oldest first.
+Redis holds only the doorbell: the rows in PostgreSQL are the truth, and each area's sweeper
+rings again for items still due.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from redis import Redis
 
@@ -24,10 +27,11 @@ class Doorbell:
     name: str
     job: str  # dotted path of the drain job, e.g. "jobs.events.drain_outbox"
     queue: str
+    job_timeout: Optional[Callable[[], int]] = None  # RQ's job_timeout for the drain job, when it needs one
 
     @property
     def ready_key(self) -> str:
-        return f"callnfy:{self.name}:ready"
+        return f"callnfy:{self.name}:waiting"  # a sorted set (was a list under :ready)
 
     @property
     def flag_key(self) -> str:
@@ -37,31 +41,45 @@ class Doorbell:
         """Queue these ids for the drain; enqueue the drain job unless one is already waiting."""
         if not ids:
             return
+        now = time.time()
         with connection.pipeline(transaction=False) as pipe:
-            pipe.rpush(self.ready_key, *[str(i) for i in ids])
+            pipe.zadd(self.ready_key, {str(i): now for i in ids}, nx=True)  # nx: keep the first ring's place
             pipe.set(self.flag_key, 1, nx=True, ex=FLAG_TTL)
             _, newly_scheduled = pipe.execute()
         if newly_scheduled:
             self._enqueue(connection)
 
+    def wake(self, connection: Redis) -> None:
+        """Enqueue the drain job unless one is already waiting (for drains that find their own work)."""
+        if connection.set(self.flag_key, 1, nx=True, ex=FLAG_TTL):
+            self._enqueue(connection)
+
+    def answer(self, connection: Redis) -> None:
+        """Called by a drain job as it starts: a ring from now on enqueues the next one."""
+        connection.delete(self.flag_key)
+
+    def waiting(self, connection: Redis) -> list[str]:
+        """The ids waiting, oldest first."""
+        return [item.decode() for item in connection.zrange(self.ready_key, 0, -1)]
+
     def _enqueue(self, connection: Redis) -> None:
         from .queues import enqueue
 
-        enqueue(self.job, queue=self.queue, connection=connection, result_ttl=0, failure_ttl=86400)
+        options = {"timeout": self.job_timeout()} if self.job_timeout else {}
+        enqueue(self.job, queue=self.queue, connection=connection, result_ttl=0, failure_ttl=86400, **options)
 
     def drain(self, connection: Redis, handle: Callable[[list[str]], int], *, batch: int = 100,
               budget_seconds: float = 10.0) -> int:
         """Pop ids in batches and pass each (deduplicated) batch to `handle`, for at most the budget."""
         # Cleared before popping: an id pushed from now on is either popped below or rings anew.
-        connection.delete(self.flag_key)
+        self.answer(connection)
         deadline = time.monotonic() + budget_seconds
         handled = 0
         while True:
-            raw = connection.lpop(self.ready_key, batch)
-            if not raw:
+            popped = connection.zpopmin(self.ready_key, batch)
+            if not popped:
                 return handled
-            ids = list(dict.fromkeys(item.decode() if isinstance(item, bytes) else item for item in raw))
-            handled += handle(ids)
+            handled += handle([member.decode() if isinstance(member, bytes) else member for member, _ in popped])
             if time.monotonic() > deadline:
                 # A long list: hand over to a fresh job so other queues' work interleaves.
                 if connection.set(self.flag_key, 1, nx=True, ex=FLAG_TTL):

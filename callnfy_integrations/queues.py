@@ -13,8 +13,11 @@ from rq.job import Job
 WEBHOOKS = "webhooks"
 CALENDAR = "calendar"
 DEFAULT = "default"
-# Worker priority order: webhook deliveries are latency-sensitive, calendar sync less so.
-ALL_QUEUES = (WEBHOOKS, CALENDAR, DEFAULT)
+# Priority order of a worker serving every queue: the outbox (dispatch, heartbeat) is short and
+# feeds the others, so it goes first; a webhook drain runs for up to WEBHOOK_DRAIN_SECONDS, so it
+# goes last and hands over early whenever the other queues have jobs waiting. In production the
+# Procfile runs webhooks in their own process (`webhooks`), so a backlog there delays nothing else.
+ALL_QUEUES = (DEFAULT, CALENDAR, WEBHOOKS)
 
 _EXTENSION = "callnfy_redis"
 

@@ -14,6 +14,13 @@ from .queues import ALL_QUEUES, get_queue, redis_connection
 
 log = logging.getLogger(__name__)
 
+_served_queues: tuple[str, ...] = ()
+
+
+def served_queues() -> tuple[str, ...]:
+    """The queues this process's worker listens on (empty outside a worker)."""
+    return _served_queues
+
 
 class AppWorker(SimpleWorker):
     """Runs jobs in the worker process itself (no fork per job), each inside a fresh app context.
@@ -34,6 +41,8 @@ class AppWorker(SimpleWorker):
 
 
 def build_worker(app: Flask, queues: tuple[str, ...] = ALL_QUEUES, *, name: str | None = None) -> AppWorker:
+    global _served_queues
+    _served_queues = tuple(queues)
     connection = redis_connection(app)
     worker_queues = [get_queue(q, connection=connection) for q in queues]
     # No job descriptions in the log: they carry the job's arguments (ids, and token ciphertexts).

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+from typing import Callable
+
+from flask import current_app
+
+from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import redis_connection
 from callnfy_integrations.timestamps import format_timestamp, utcnow
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_KEY = "callnfy:heartbeat"
 
@@ -13,3 +22,33 @@ def record_heartbeat() -> str:
     stamp = format_timestamp(utcnow())
     redis_connection().set(HEARTBEAT_KEY, stamp)
     return stamp
+
+
+PRUNE_BATCH = 1000
+PRUNE_MAX_BATCHES = 200  # at most 200,000 rows of each kind per run; the next run goes on
+
+
+def prune_in_batches(prune: Callable[[datetime, int], int]) -> int:
+    """Run `prune(cutoff, batch)` until it deletes less than a batch, committing each batch:
+    short transactions and bounded locks, however much has piled up."""
+    cutoff = utcnow() - timedelta(days=current_app.config["RETENTION_DAYS"])
+    total = 0
+    for _ in range(PRUNE_MAX_BATCHES):
+        deleted = prune(cutoff, PRUNE_BATCH)
+        db.session.commit()
+        total += deleted
+        if deleted < PRUNE_BATCH:
+            break
+    return total
+
+
+def prune_retention() -> dict[str, int]:
+    """Delete what is older than RETENTION_DAYS and finished: deliveries (with their attempts),
+    then dispatched events no delivery refers to any more."""
+    from callnfy_integrations.events.outbox import prune_dispatched
+    from callnfy_integrations.zapier.delivery import prune_finished
+
+    pruned = {"deliveries": prune_in_batches(prune_finished), "events": prune_in_batches(prune_dispatched)}
+    if any(pruned.values()):
+        log.info("retention pruned old records", extra=pruned)
+    return pruned

@@ -9,7 +9,7 @@ from rq.cron import CronScheduler
 from callnfy_integrations.queues import CALENDAR, DEFAULT, WEBHOOKS
 from jobs.events import sweep_outbox
 from jobs.google import sweep_google_sync
-from jobs.maintenance import record_heartbeat
+from jobs.maintenance import prune_retention, record_heartbeat
 from jobs.webhooks import sweep_webhooks
 
 
@@ -18,5 +18,7 @@ def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) 
                        result_ttl=0)
     scheduler.register(sweep_outbox, queue_name=DEFAULT, interval=config["OUTBOX_SWEEP_SECONDS"], result_ttl=0)
     scheduler.register(sweep_webhooks, queue_name=WEBHOOKS, interval=config["WEBHOOK_SWEEP_SECONDS"], result_ttl=0)
+    scheduler.register(prune_retention, queue_name=DEFAULT, interval=config["RETENTION_SWEEP_SECONDS"],
+                       result_ttl=0, job_timeout=600)
     scheduler.register(sweep_google_sync, queue_name=CALENDAR, interval=config["GOOGLE_SYNC_SWEEP_SECONDS"],
                        result_ttl=0)

@@ -1,40 +1,140 @@
-"""Webhook jobs: send what the doorbell names; sweep for due retries and lost claims.
+"""Webhook jobs: the drain that sends due deliveries, the sweeper, and the wake-up at a retry's time.
 
 These are the edge of delivery's unit of work: `zapier.delivery` only runs statements, and the
-commits here decide what survives a crash mid-batch.
+commits here decide what survives a crash. The drain claims only what its free senders can start
+now, commits the claim, and commits each outcome as soon as its attempt ends: a worker killed
+mid-drain loses no finished outcome, and each unfinished claim comes back when its lease ends.
 """
 
 from __future__ import annotations
 
-import uuid
+import logging
+import queue
+import time
+from datetime import datetime, timedelta
 
+from flask import current_app
+
+from callnfy_integrations import worker as worker_module
 from callnfy_integrations.extensions import db
-from callnfy_integrations.queues import redis_connection
+from callnfy_integrations.queues import WEBHOOKS, get_queue, redis_connection
+from callnfy_integrations.timestamps import utcnow
 from callnfy_integrations.zapier import delivery
 
-DRAIN_BATCH = 200
-DRAIN_BUDGET_SECONDS = 5.0
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2  # with senders free and attempts in flight: how often new work is looked for
+IDLE_WAIT_SECONDS = 3.0  # nothing in flight: wait this long at most for the next due retry
+OTHER_QUEUES_CHECK_SECONDS = 1.0
+WAKE_KEY = "callnfy:webhooks:wake-at"
 
 
 def send_webhooks() -> int:
-    """Claim and send the deliveries on the webhook doorbell, in concurrent batches."""
-    return delivery.WEBHOOKS_BELL.drain(redis_connection(), send_batch, batch=DRAIN_BATCH,
-                                        budget_seconds=DRAIN_BUDGET_SECONDS)
+    """Send due deliveries until none is due or the drain's budget is spent; returns attempts made."""
+    config = current_app.config
+    connection = redis_connection()
+    delivery.WEBHOOKS_BELL.answer(connection)
+    engine = delivery.sender()
+    budget_end = time.monotonic() + config["WEBHOOK_DRAIN_SECONDS"]
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    in_flight = attempts = 0
+    next_claim = 0.0
+    stopping = False
+    others_checked = 0.0
+    while True:
+        outcomes = _take(finished, block=False)
+        if outcomes:
+            delivery.record(outcomes)
+            db.session.commit()  # each outcome is durable as soon as its attempt ends
+            in_flight -= len(outcomes)
+            next_claim = 0.0  # a sender is free: look for work at once
+        now = time.monotonic()
+        if not stopping and (now >= budget_end or (now >= others_checked and _other_queues_waiting())):
+            stopping = True  # hand over: finish what is in flight, then let the worker run other jobs
+        if now >= others_checked:
+            others_checked = now + OTHER_QUEUES_CHECK_SECONDS
+        if not stopping and in_flight < engine.concurrency and now >= next_claim:
+            claimed = delivery.claim(engine.concurrency - in_flight)
+            db.session.commit()  # the claim is durable before anything is sent
+            for item in claimed:
+                engine.submit(item.request).add_done_callback(
+                    lambda future, item=item: finished.put(delivery.Outcome(item, future.result())))
+            in_flight += len(claimed)
+            attempts += len(claimed)
+            if not claimed:
+                next_claim = now + POLL_SECONDS
+                if in_flight == 0:
+                    wait = _seconds_until_next_due()
+                    if wait is None or wait > IDLE_WAIT_SECONDS or now + wait > budget_end:
+                        break
+                    next_claim = now + wait
+        if stopping and in_flight == 0:
+            break
+        # Sleep until an attempt ends or it is time to look for work again.
+        timeout = None if stopping or in_flight >= engine.concurrency else max(0.0, next_claim - time.monotonic())
+        outcomes = _take(finished, block=True, timeout=min(timeout, 1.0) if timeout is not None else 1.0)
+        for outcome in outcomes:
+            finished.put(outcome)
+    _after_drain(stopping)
+    return attempts
 
 
-def send_batch(delivery_ids: list[str]) -> int:
-    """Claim, commit, send, record, commit: a worker dying mid-send leaves claims to their lease."""
-    claimed = delivery.claim([uuid.UUID(i) for i in delivery_ids])
-    db.session.commit()  # the claim must be durable before anything is sent
-    if claimed:
-        delivery.record(delivery.sender().send_all(claimed))
-        db.session.commit()
-    return len(claimed)
+def _take(finished: queue.SimpleQueue, *, block: bool, timeout: float | None = None) -> list:
+    items = []
+    try:
+        items.append(finished.get(block=block, timeout=timeout) if block else finished.get_nowait())
+        while True:
+            items.append(finished.get_nowait())
+    except queue.Empty:
+        pass
+    return items
 
 
-def sweep_webhooks() -> int:
-    """Ring the doorbell for every pending delivery that is due."""
-    ids = delivery.due_deliveries()
+def _other_queues_waiting() -> bool:
+    """Jobs wait on another queue this worker serves (a worker serving every queue must not let a
+    webhook backlog hold its outbox and calendar jobs)."""
+    others = [name for name in worker_module.served_queues() if name != WEBHOOKS]
+    return any(get_queue(name).count for name in others)
+
+
+def _seconds_until_next_due() -> float | None:
+    due = delivery.next_due_at()
+    db.session.commit()
+    return None if due is None else max(0.0, (due - utcnow()).total_seconds())
+
+
+def _after_drain(handed_over: bool) -> None:
+    """Make sure the next due delivery is sent on time: now (another drain) or at its due time."""
+    due = delivery.next_due_at()
+    db.session.commit()
+    if due is None:
+        return
+    if handed_over or due <= utcnow():
+        delivery.ring()
+    else:
+        schedule_wake(due)
+
+
+def schedule_wake(at: datetime) -> None:
+    """Run a drain at `at` (RQ's scheduler, within a second), unless one is already set for then or earlier.
+
+    This is what makes retries fire on schedule rather than at the next sweep."""
+    connection = redis_connection()
+    stamp = at.timestamp()
+    current = connection.get(WAKE_KEY)
+    if current is not None and time.time() - 1 < float(current) <= stamp + 0.25:
+        return  # an earlier (or the same) wake is still ahead
+    connection.set(WAKE_KEY, repr(stamp), ex=max(1, int(stamp - time.time()) + 60))
+    get_queue(WEBHOOKS, connection=connection).enqueue_at(
+        at + timedelta(milliseconds=50), send_webhooks, job_timeout=delivery.drain_job_timeout(current_app.config),
+        result_ttl=0, failure_ttl=86400)
+
+
+def sweep_webhooks() -> bool:
+    """The safety net: wake the drain when anything is due (a lost wake-up, a lost claim's lease)."""
+    due = delivery.due_now()
     db.session.commit()  # end the read before touching Redis
-    delivery.ring(ids)
-    return len(ids)
+    if due:
+        delivery.ring()
+    return due
+

@@ -23,6 +23,9 @@ class Receiver:
     def __init__(self, ca):
         self.requests: list[Received] = []
         self.script: deque[tuple[int, dict[str, str]]] = deque()  # answers in order; then 200
+        self.mode = "answer"  # "stall": read the request, never answer; "trickle": a byte of status line per 0.2 s
+        self.delay = 0.0  # seconds to wait before answering
+        self.closing = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -36,6 +39,18 @@ class Receiver:
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                if receiver.mode == "stall":  # a tarpit: the connection stays open, nothing comes back
+                    receiver.closing.wait(120)
+                    return
+                if receiver.mode == "trickle":  # bytes keep coming, the answer never completes
+                    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+                        if receiver.closing.wait(0.2):
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    return
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 status, headers = receiver.script.popleft() if receiver.script else (200, {})
                 payload = b'{"ok": true}'
                 self.send_response(status)
@@ -65,5 +80,6 @@ class Receiver:
             self.script.append(response if isinstance(response, tuple) else (response, {}))
 
     def close(self) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()

@@ -12,7 +12,7 @@ from callnfy_integrations.appointments.models import Appointment
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.event_body import event_id_for
 from callnfy_integrations.public_ids import APPOINTMENT, decode
-from callnfy_integrations.queues import CALENDAR, enqueue, redis_connection
+from callnfy_integrations.queues import CALENDAR, enqueue, get_queue, redis_connection
 from tests.conftest import make_config, run_flask, wait_for
 from tests.google_fixtures import GoogleUser, gctx, google_app, google_settings, sandbox, worker_env  # noqa: F401
 
@@ -55,10 +55,25 @@ def test_concurrent_pushes_from_two_workers_make_one_event(guser, google_app, sa
     assert state_of(appointment) == "synced"
 
 
+def idle_for(seconds):
+    """No job waiting or running on the default and calendar queues for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for name in ("default", CALENDAR):
+            queue = get_queue(name)
+            if queue.count or queue.started_job_registry.count:
+                return False
+        time.sleep(0.05)
+    return True
+
+
 def test_429_then_success_after_backoff(guser, sandbox, config):
     sandbox.state.script("events.insert", {"status": 429, "reason": "rateLimitExceeded"})
     worker = run_flask(worker_env(config, sandbox, GOOGLE_RETRY_BASE_SECONDS=1), "worker")
     try:
+        # The connect's backfill runs first, so the appointment's own push job is the one that
+        # meets the 429 (a backfill meeting it would hand the appointment to that push job).
+        wait_for(lambda: idle_for(0.5), timeout=15)
         started = time.monotonic()
         appointment = guser.create()
         seen = set()

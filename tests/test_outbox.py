@@ -15,7 +15,7 @@ from callnfy_integrations.appointments import service as appointments
 from callnfy_integrations.events import registry
 from callnfy_integrations.events.dispatch import dispatch, drain_ready_events, sweep_due_events
 from callnfy_integrations.events.models import Event, EventHandlerRun
-from callnfy_integrations.events.outbox import READY_KEY
+from callnfy_integrations.events.outbox import OUTBOX
 from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import DEFAULT, enqueue, redis_connection
 from callnfy_integrations.worker import build_worker
@@ -73,7 +73,7 @@ def queue_length():
 
 
 def ready_ids():
-    return [item.decode() for item in redis_connection().lrange(READY_KEY, 0, -1)]
+    return OUTBOX.waiting(redis_connection())
 
 
 def run_worker(application):
@@ -99,7 +99,7 @@ def test_event_commits_with_its_change_and_requests_dispatch(ctx, user_id):
     appointment = new_appointment(user_id)
     event = db.session.scalars(select(Event)).one()
     assert event.type == "appointment.created"
-    assert event.payload["appointmentId"] == "appt_" + appointment.id.hex
+    assert event.payload["id"] == "appt_" + appointment.id.hex
     assert event.dispatched_at is None
     assert ready_ids() == [str(event.id)]
     assert queue_length() == 1  # one drain job
@@ -230,7 +230,8 @@ def test_sweeper_redispatches_everything_after_redis_is_flushed(outbox_app, ctx,
     # Duplicate dispatch jobs, duplicate doorbell entries and later sweeps run nothing again.
     for event in events:
         enqueue(dispatch_event, str(event.id))
-    redis_connection().rpush(READY_KEY, *[str(e.id) for e in events] * 2)
+    OUTBOX.ring([e.id for e in events] * 2, redis_connection())
+    assert sorted(ready_ids()) == sorted(str(e.id) for e in events)  # a second ring adds nothing
     enqueue(drain_outbox, queue=DEFAULT)
     enqueue(sweep_outbox, queue=DEFAULT)
     run_worker(outbox_app)

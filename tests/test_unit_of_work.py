@@ -85,11 +85,11 @@ def test_services_compose_inside_a_savepoint_the_caller_rolls_back(app_ctx, user
     counts = row_counts()
     assert (counts["appointments"], counts["events"]) == (1, 1)
     assert db.session.get(Appointment, discarded.id) is None
-    assert db.session.scalars(select(Event.payload["appointmentId"].astext)).all() == ["appt_" + kept.id.hex]
+    assert db.session.scalars(select(Event.payload["id"].astext)).all() == ["appt_" + kept.id.hex]
 
 
 def test_work_added_inside_a_rolled_back_savepoint_is_never_run(app_ctx, user_id):
-    from callnfy_integrations.events.outbox import READY_KEY
+    from callnfy_integrations.events.outbox import OUTBOX
     from callnfy_integrations.queues import redis_connection
 
     kept = _create(user_id, "Kept Customer")
@@ -98,6 +98,6 @@ def test_work_added_inside_a_rolled_back_savepoint_is_never_run(app_ctx, user_id
     savepoint.rollback()
     db.session.commit()
     [event_id] = db.session.scalars(select(Event.id)).all()
-    rung = [raw.decode() for raw in redis_connection().lrange(READY_KEY, 0, -1)]
+    rung = OUTBOX.waiting(redis_connection())
     assert rung == [str(event_id)]  # the discarded event's dispatch was never requested
     assert kept.id is not None

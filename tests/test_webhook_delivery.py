@@ -4,7 +4,7 @@ import json
 import time
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from standardwebhooks import Webhook
 
 from callnfy_integrations import create_app
@@ -64,7 +64,7 @@ def test_each_event_is_delivered_once_signed_with_the_contract_body(hooks_app, a
         assert received.headers["webhook-id"] == body["id"] and body["id"].startswith("evt_")
         assert abs(int(received.headers["webhook-timestamp"]) - time.time()) < 60
     cancelled = json.loads(by_path["/appointment.cancelled"][0].body)["data"]
-    assert cancelled["appointmentId"] == first["id"] and cancelled["reason"] == "ill"
+    assert cancelled["id"] == first["id"] and cancelled["reason"] == "ill"
     call = json.loads(by_path["/call.received"][0].body)["data"]
     assert call["customerPhone"] == "+14155550123" and call["duration"] == 125
     assert all(d.status == "delivered" and d.attempts == 1 for d in deliveries())
@@ -145,26 +145,29 @@ def test_retry_delays_follow_the_schedule_with_jitter():
 
 def test_redirects_are_not_followed(hooks_app, account, receiver):
     account.subscribe(receiver.url())
-    receiver.answer((302, {"Location": receiver.url("/elsewhere")}))
+    receiver.answer(*[(302, {"Location": receiver.url("/elsewhere")})] * 4)
     account.book()
-    run_worker(hooks_app)
-    assert [r.path for r in receiver.requests] == ["/hook"]
+    run_worker(hooks_app)  # the schedule is 0,0,0: every retry is due at once
+    assert [r.path for r in receiver.requests] == ["/hook"] * 4  # never /elsewhere
     [delivery] = deliveries()
-    assert delivery.status == "pending" and delivery.last_status_code == 302  # a failure, retried later
+    assert (delivery.status, delivery.last_status_code, delivery.attempts) == ("dead", 302, 4)  # each a failure
 
 
-def test_revoking_the_key_during_retries_stops_all_sending(hooks_app, account, receiver):
+def test_revoking_the_key_during_retries_stops_all_sending(account, receiver, database_url, servers, ca_bundle):
+    patient = create_app(hooks_config(database_url, servers, ca_bundle, WEBHOOK_RETRY_SCHEDULE="3600"))
     account.subscribe(receiver.url())
     receiver.answer(500)
     account.book()
-    run_worker(hooks_app)
+    run_worker(patient)
     assert len(receiver.requests) == 1
     account.client.delete("/integrations/zapier/revoke-key", headers=account.headers)
+    db.session.execute(update(WebhookDelivery).values(next_attempt_at=func.now()))  # the retry is due
+    db.session.commit()
     for _ in range(3):
-        retry_round(hooks_app)
+        retry_round(patient)
     assert len(receiver.requests) == 1
     [delivery] = deliveries()
-    assert delivery.status == "cancelled"
+    assert delivery.status == "cancelled" and delivery.last_error == "API key revoked"
 
 
 def test_everything_is_still_delivered_after_redis_is_flushed(hooks_app, account, receiver):
@@ -202,7 +205,7 @@ def test_send_time_checks_refuse_loopback_even_for_an_existing_subscription(
     run_worker(strict)
     assert receiver.requests == []
     [delivery] = deliveries()
-    assert delivery.status == "pending" and delivery.last_status_code is None
+    assert delivery.status == "dead" and delivery.attempts == 4 and delivery.last_status_code is None
     assert "InvalidIPAddress" in delivery.last_error
 
 

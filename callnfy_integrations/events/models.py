@@ -19,6 +19,8 @@ class Event(db.Model):
         # The sweeper's scan: undispatched events by due time, and nothing else.
         Index("ix_events_due", "next_attempt_at", postgresql_where="dispatched_at IS NULL"),
         Index("ix_events_user_id_type_created_at", "user_id", "type", "created_at"),
+        # Retention: dispatched events by age.
+        Index("ix_events_dispatched", "created_at", postgresql_where="dispatched_at IS NOT NULL"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from redis import Redis
+from sqlalchemy import text
 
 from ..doorbell import Doorbell
 from ..extensions import db
@@ -25,7 +26,6 @@ from .models import Event
 log = logging.getLogger(__name__)
 
 OUTBOX = Doorbell("outbox", "jobs.events.drain_outbox", DEFAULT)
-READY_KEY = OUTBOX.ready_key
 
 
 def record_event(user_id: uuid.UUID, event_type: str, payload: dict[str, Any]) -> Event:
@@ -45,3 +45,19 @@ def request_dispatch(event_ids: list[uuid.UUID], connection: Redis | None = None
     except Exception:  # the rows are committed; the sweeper will find them once they are due
         log.warning("could not request event dispatch; the outbox sweeper will retry", exc_info=True,
                     extra={"events": [str(e) for e in event_ids]})
+
+
+_PRUNE = text("""
+    DELETE FROM events WHERE id IN (
+        SELECT e.id FROM events e
+        WHERE e.dispatched_at IS NOT NULL AND e.created_at < :cutoff
+          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
+        LIMIT :batch
+    )
+""")
+
+
+def prune_dispatched(cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` dispatched events created before `cutoff` that no delivery refers to
+    (their handler runs go with them); the caller commits."""
+    return db.session.execute(_PRUNE, {"cutoff": cutoff, "batch": batch}).rowcount

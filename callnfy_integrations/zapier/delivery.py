@@ -1,15 +1,19 @@
-"""Signed, at-least-once webhook delivery to Zapier hook URLs.
+"""Signed, at-least-once webhook delivery to Zapier hook URLs: the statements of the engine.
 
-* An outbox handler writes one delivery row per matching subscription, in the event's dispatch
-  transaction, and rings the webhook doorbell after commit.
-* A drain job (`jobs.webhooks.send_webhooks`) claims due deliveries in batches — the claim
-  re-checks, in the same statement, that the subscription and the API key still exist — commits the
-  claim, and sends them concurrently from a pool of keep-alive, SSRF-safe sessions; one RQ job
-  serves many deliveries. The job owns the transactions: the functions here only run statements.
-* Outcomes are recorded per attempt: 2xx delivered; 410 removes the subscription; anything else
+* An outbox handler writes one delivery row per active subscription to the event, in the event's
+  dispatch transaction, and wakes the drain job after commit.
+* The drain job (`jobs.webhooks.send_webhooks`) owns the transactions. It claims only as many due
+  deliveries as it has free senders, fairly across accounts and never more than
+  WEBHOOK_ACCOUNT_CONCURRENCY in flight per account (counted in the database, so across every
+  worker), commits the claim, starts each attempt at once, and records each outcome as soon as
+  that attempt ends. An attempt has a hard total deadline (`sender.Sender`); a claim's lease is
+  longer than that deadline, so a claim outlives its attempt only when its worker died.
+* Outcomes: 2xx delivered; 410 the subscription is removed and its queue cancelled; anything else
   (3xx included: redirects are never followed) is retried on WEBHOOK_RETRY_SCHEDULE with ±20 %
-  jitter, honouring Retry-After, until the schedule runs out and the delivery is dead.
-* The sweeper rings again for deliveries that are due (retries, and claims whose worker died).
+  jitter, honouring Retry-After, until the schedule runs out and the delivery is dead. A lost
+  attempt (its worker died) is recorded as such when its lease ends and counts like any other.
+* A due delivery whose subscription or key is gone (or whose subscription was disabled) ends
+  `cancelled` instead of being sent, whatever raced with its creation.
 """
 
 from __future__ import annotations
@@ -17,18 +21,11 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
-import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 
-import requests
 from flask import Flask, current_app
-from requests_hardened import Config as HardenedConfig
-from requests_hardened import HTTPSession
 from sqlalchemy import DateTime, Integer, String, Text, bindparam, delete, insert, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
@@ -42,18 +39,24 @@ from ..queues import WEBHOOKS, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
 from .models import CANCELLED, DEAD, DELIVERED, GONE, PENDING, WebhookAttempt, WebhookDelivery, ZapierSubscription
+from .sender import ERROR_MAX, Request, Result, Sender
 from .service import ZAPIER_EVENTS, delivery_body
 from .signing import delivery_headers
 
 log = logging.getLogger(__name__)
 
-WEBHOOKS_BELL = Doorbell("webhooks", "jobs.webhooks.send_webhooks", WEBHOOKS)
-CONNECT_TIMEOUT, TOTAL_TIMEOUT = 5.0, 15.0
-RESPONSE_READ_LIMIT = 64 * 1024
-ERROR_MAX = 500
-CLAIM_LEASE_SECONDS = 60  # a claimed delivery whose worker died is due again after this
+LEASE_MARGIN_SECONDS = 30  # a claim's lease = the attempt's deadline + this (time to record it)
 RETRY_AFTER_MAX_SECONDS = 6 * 3600
-USER_AGENT = "Callnfy-Webhooks/1.0"
+_CLAIM_LOCK = 0x63_6C_77_68  # pg_advisory_xact_lock key: claims are serialised, so per-account counts hold
+
+
+def drain_job_timeout(config) -> int:
+    """RQ's job_timeout for a drain job: its sending budget, plus one attempt, plus room to record."""
+    return int(config["WEBHOOK_DRAIN_SECONDS"] + config["WEBHOOK_ATTEMPT_TIMEOUT"] + 2 * LEASE_MARGIN_SECONDS)
+
+
+WEBHOOKS_BELL = Doorbell("webhooks", "jobs.webhooks.send_webhooks", WEBHOOKS,
+                         job_timeout=lambda: drain_job_timeout(current_app.config))
 
 
 # -- creating deliveries -------------------------------------------------------------------------
@@ -62,7 +65,7 @@ _CREATE = text("""
     INSERT INTO webhook_deliveries (id, user_id, event_id, subscription_id, hook_url)
     SELECT gen_random_uuid(), s.user_id, :event_id, s.id, s.hook_url
     FROM zapier_subscriptions s
-    WHERE s.user_id = :user_id AND s.event = :event_type
+    WHERE s.user_id = :user_id AND s.event = :event_type AND s.disabled_at IS NULL
     ON CONFLICT (event_id, subscription_id) DO NOTHING
     RETURNING id
 """)
@@ -70,159 +73,139 @@ _CREATE = text("""
 
 @handles("zapier-deliveries", *ZAPIER_EVENTS)
 def create_deliveries(event: Event) -> None:
-    """One pending delivery per subscription to this event (idempotent), sent once committed."""
-    ids = list(db.session.scalars(_CREATE, {"event_id": event.id, "user_id": event.user_id,
-                                            "event_type": event.type}))
-    for delivery_id in ids:
-        after_commit(ring, delivery_id)
+    """One pending delivery per active subscription to this event (idempotent), sent once committed."""
+    created = db.session.scalars(_CREATE, {"event_id": event.id, "user_id": event.user_id,
+                                           "event_type": event.type}).first()
+    if created is not None:
+        after_commit(ring, created)
 
 
-def ring(delivery_ids: list) -> None:
+def ring(_delivery_ids: list | None = None) -> None:
+    """Wake the drain job (it claims from the database, so which ids rang does not matter)."""
     try:
-        WEBHOOKS_BELL.ring(delivery_ids, redis_connection())
+        WEBHOOKS_BELL.wake(redis_connection())
     except Exception:  # committed: the sweeper finds due deliveries without the doorbell
         log.warning("could not ring the webhook doorbell; the sweeper will", exc_info=True)
 
 
 # -- claiming ------------------------------------------------------------------------------------
 
+
+# A claim whose lease ended without an outcome lost its worker: that attempt is recorded as lost
+# and counts; the next one follows the schedule from when the lost one started.
+_EXPIRE_LOST = text("""
+    WITH lost AS (
+        UPDATE webhook_deliveries d
+        SET claimed_until = NULL,
+            status = CASE WHEN d.attempts > cardinality(:schedule) THEN 'dead' ELSE 'pending' END,
+            next_attempt_at = CASE WHEN d.attempts > cardinality(:schedule) THEN d.next_attempt_at
+                ELSE greatest(clock_timestamp(), d.claimed_until - make_interval(secs => :lease)
+                              + make_interval(secs => (:schedule)[d.attempts])) END,
+            last_status_code = NULL,
+            last_error = 'attempt ' || d.attempts || ': no outcome (its worker stopped mid-attempt)'
+        WHERE d.status = 'pending' AND d.claimed_until IS NOT NULL AND d.claimed_until <= clock_timestamp()
+        RETURNING d.id, d.attempts, d.last_error
+    )
+    INSERT INTO webhook_attempts (delivery_id, attempt, status_code, duration_ms, error)
+    SELECT id, attempts, NULL, 0, last_error FROM lost
+""").bindparams(bindparam("schedule", type_=ARRAY(Integer)))
+
+# Fair claiming: every account's oldest due delivery first, then every account's second …, never
+# more than :per_account in flight per account; at most :slots (the free senders). A due delivery
+# that can no longer be sent (subscription deleted or disabled, key revoked) is cancelled instead.
 _CLAIM = text("""
+    WITH due AS (
+        SELECT d.id, d.user_id, d.next_attempt_at,
+               (s.id IS NOT NULL AND s.disabled_at IS NULL AND i.id IS NOT NULL) AS sendable,
+               CASE WHEN i.id IS NULL THEN 'API key revoked'
+                    WHEN s.id IS NULL THEN 'subscription deleted'
+                    ELSE 'subscription disabled' END AS reason
+        FROM webhook_deliveries d
+        LEFT JOIN zapier_subscriptions s ON s.id = d.subscription_id
+        LEFT JOIN integrations i ON i.user_id = d.user_id AND i.provider = 'zapier'
+                                 AND i.api_key_encrypted IS NOT NULL
+        WHERE d.status = 'pending' AND d.claimed_until IS NULL AND d.next_attempt_at <= clock_timestamp()
+    ), in_flight AS (
+        SELECT user_id, count(*) AS n FROM webhook_deliveries
+        WHERE claimed_until IS NOT NULL AND status = 'pending' GROUP BY user_id
+    ), ranked AS (
+        SELECT due.id, due.next_attempt_at,
+               row_number() OVER (PARTITION BY due.user_id ORDER BY due.next_attempt_at, due.id)
+               + coalesce(f.n, 0) AS slot
+        FROM due LEFT JOIN in_flight f USING (user_id)
+        WHERE due.sendable
+    ), picked AS (
+        SELECT id FROM ranked WHERE slot <= :per_account ORDER BY slot, next_attempt_at LIMIT :slots
+    ), cancelled AS (
+        UPDATE webhook_deliveries d SET status = 'cancelled', last_error = due.reason
+        FROM due WHERE d.id = due.id AND NOT due.sendable
+        RETURNING d.id
+    )
     UPDATE webhook_deliveries d
     SET attempts = d.attempts + 1,
+        claimed_until = clock_timestamp() + make_interval(secs => :lease),
         next_attempt_at = clock_timestamp() + make_interval(secs => :lease)
-    FROM zapier_subscriptions s, integrations i, events e
-    WHERE d.id = ANY(:ids) AND d.status = 'pending' AND d.next_attempt_at <= clock_timestamp()
-      AND s.id = d.subscription_id
-      AND i.user_id = d.user_id AND i.provider = 'zapier' AND i.api_key_encrypted IS NOT NULL
-      AND e.id = d.event_id
+    FROM picked, events e, integrations i
+    WHERE d.id = picked.id AND e.id = d.event_id AND i.user_id = d.user_id AND i.provider = 'zapier'
     RETURNING d.id, d.user_id, d.subscription_id, d.attempts, d.hook_url,
               e.id AS event_id, e.type AS event_type, e.payload, e.created_at AS event_created_at,
               i.api_key_encrypted
-""").bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+""")
 
 
 @dataclass(frozen=True)
 class Claimed:
     delivery_id: uuid.UUID
+    user_id: uuid.UUID
     subscription_id: uuid.UUID
     attempt: int
-    url: str
-    body: bytes
-    message_id: str
-    api_key: str
+    request: Request
 
 
-def claim(delivery_ids: list[uuid.UUID]) -> list[Claimed]:
-    """Take due deliveries whose subscription and key still exist; the caller commits before sending."""
-    rows = db.session.execute(_CLAIM, {"ids": delivery_ids, "lease": CLAIM_LEASE_SECONDS}).all()
+def lease_seconds(config) -> float:
+    return config["WEBHOOK_ATTEMPT_TIMEOUT"] + LEASE_MARGIN_SECONDS
+
+
+def claim(slots: int) -> list[Claimed]:
+    """Take up to `slots` due deliveries, fairly across accounts; the caller commits, then sends
+    each at once (the claim is the last check of the subscription and the key)."""
+    config = current_app.config
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
+    lease = lease_seconds(config)
+    db.session.execute(_EXPIRE_LOST, {"schedule": config["WEBHOOK_RETRY_SCHEDULE"], "lease": lease})
+    if slots <= 0:
+        return []
+    rows = db.session.execute(_CLAIM, {"slots": slots, "per_account": config["WEBHOOK_ACCOUNT_CONCURRENCY"],
+                                       "lease": lease}).all()
     claimed = []
     for row in rows:
         body = delivery_body(row.event_id, row.event_type, row.event_created_at, row.payload)
+        raw = json.dumps(body, separators=(",", ":")).encode()
         api_key = secret_box().decrypt(row.api_key_encrypted, user_id=row.user_id, field=ZAPIER_API_KEY_FIELD)
-        claimed.append(Claimed(row.id, row.subscription_id, row.attempts, row.hook_url,
-                               json.dumps(body, separators=(",", ":")).encode(), body["id"], api_key))
+        headers = delivery_headers(api_key, body["id"], int(utcnow().timestamp()), raw)
+        claimed.append(Claimed(row.id, row.user_id, row.subscription_id, row.attempts,
+                               Request(row.hook_url, raw, headers)))
     return claimed
 
 
-# -- sending -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Outcome:
-    claimed: Claimed
-    status_code: int | None
-    duration_ms: int
-    error: str | None
-    retry_after: float | None
-
-    @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-class Sender:
-    """A pool of threads, each with its own keep-alive, SSRF-safe session."""
-
-    def __init__(self, *, concurrency: int, allow_private: bool, ca_bundle: str | None):
-        self._config = HardenedConfig(
-            ip_filter_enable=not allow_private,  # resolve once, pin, refuse private/loopback/link-local
-            ip_filter_allow_loopback_ips=False,
-            never_redirect=True,
-            default_timeout=(CONNECT_TIMEOUT, TOTAL_TIMEOUT),
-            user_agent_override=USER_AGENT,
-        )
-        self._verify = ca_bundle or True
-        self._local = threading.local()
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook-sender")
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = HTTPSession(self._config)
-            session.trust_env = False  # no proxies or CA bundles from the environment
-            session.verify = self._verify
-        return session
-
-    def send_all(self, claimed: list[Claimed]) -> list[Outcome]:
-        return list(self._pool.map(self.send, claimed))
-
-    def send(self, item: Claimed) -> Outcome:
-        timestamp = int(time.time())
-        started = time.monotonic()
-        response = None
-        try:
-            response = self._session().post(
-                item.url, data=item.body, headers=delivery_headers(item.api_key, item.message_id, timestamp,
-                                                                    item.body),
-                timeout=(CONNECT_TIMEOUT, TOTAL_TIMEOUT), allow_redirects=False, stream=True)
-            snippet = _read_limited(response, started + TOTAL_TIMEOUT)
-            status = response.status_code
-            error = None if 200 <= status < 300 else f"HTTP {status}: {snippet[:200]}".strip()
-            return Outcome(item, status, _elapsed_ms(started), error, _retry_after(response))
-        except Exception as exc:  # timeouts, refused addresses, TLS failures: all retried
-            return Outcome(item, None, _elapsed_ms(started), f"{type(exc).__name__}: {exc}"[:ERROR_MAX], None)
-        finally:
-            if response is not None:
-                response.close()
-
-
-def _elapsed_ms(started: float) -> int:
-    return int((time.monotonic() - started) * 1000)
-
-
-def _read_limited(response: requests.Response, deadline: float) -> str:
-    """At most 64 kB of the body, and never past the total deadline."""
-    received = bytearray()
-    for chunk in response.raw.stream(8192, decode_content=True):
-        received.extend(chunk)
-        if len(received) >= RESPONSE_READ_LIMIT or time.monotonic() > deadline:
-            break
-    return bytes(received[:RESPONSE_READ_LIMIT]).decode("utf-8", "replace")
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-        except (TypeError, ValueError):
-            return None
-
-
 def sender(app: Flask | None = None) -> Sender:
+    """The process's sender pool (one per app, built on first use)."""
     app = app or current_app._get_current_object()
     existing = app.extensions.get("callnfy_webhook_sender")
     if existing is None:
         existing = app.extensions["callnfy_webhook_sender"] = Sender(
             concurrency=app.config["WEBHOOK_CONCURRENCY"], allow_private=app.config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"],
-            ca_bundle=app.config["WEBHOOK_CA_BUNDLE"])
+            ca_bundle=app.config["WEBHOOK_CA_BUNDLE"], timeout=app.config["WEBHOOK_ATTEMPT_TIMEOUT"])
     return existing
 
 
 # -- recording outcomes --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    claimed: Claimed
+    result: Result
+
 
 def next_delay(attempt: int, schedule: list[int], retry_after: float | None) -> float | None:
     """Seconds until the next attempt after failed attempt number `attempt`; None when none is left."""
@@ -234,65 +217,125 @@ def next_delay(attempt: int, schedule: list[int], retry_after: float | None) -> 
     return delay
 
 
+# Applied only to the attempt that holds the claim (a late outcome of an attempt whose lease had
+# already ended is kept in the attempt log but does not overrule the attempt that followed it),
+# except a 2xx, which always wins: the receiver has the event.
 _RECORD = text("""
     UPDATE webhook_deliveries d
     SET status = o.status, next_attempt_at = coalesce(o.next_attempt_at, d.next_attempt_at),
-        last_status_code = o.status_code, last_error = o.error,
+        claimed_until = NULL, last_status_code = o.status_code, last_error = o.error,
         delivered_at = CASE WHEN o.status = 'delivered' THEN clock_timestamp() ELSE d.delivered_at END
-    FROM unnest(:ids, :statuses, :next_attempts, :codes, :errors)
-         AS o(id, status, next_attempt_at, status_code, error)
-    WHERE d.id = o.id AND d.status = 'pending'
-""").bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))),
+    FROM unnest(:ids, :attempts, :statuses, :next_attempts, :codes, :errors)
+         AS o(id, attempt, status, next_attempt_at, status_code, error)
+    WHERE d.id = o.id AND d.status = 'pending' AND (d.attempts = o.attempt OR o.status = 'delivered')
+""").bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("attempts", type_=ARRAY(Integer)),
                 bindparam("statuses", type_=ARRAY(String)),
                 bindparam("next_attempts", type_=ARRAY(DateTime(timezone=True))),
                 bindparam("codes", type_=ARRAY(Integer)), bindparam("errors", type_=ARRAY(Text)))
 
+_HEALTHY = text("""
+    UPDATE zapier_subscriptions SET failing_since = NULL
+    WHERE id = ANY(:ids) AND failing_since IS NOT NULL
+""").bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+
+_FAILING = text("""
+    UPDATE zapier_subscriptions SET failing_since = coalesce(failing_since, clock_timestamp())
+    WHERE id = ANY(:ids)
+""").bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+
+_DISABLE = text("""
+    UPDATE zapier_subscriptions
+    SET disabled_at = clock_timestamp(), disabled_reason = :reason
+    WHERE id = ANY(:ids) AND disabled_at IS NULL
+      AND failing_since <= clock_timestamp() - make_interval(secs => :after)
+    RETURNING id
+""").bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+
 
 def record(outcomes: list[Outcome]) -> None:
-    """Write a batch's attempts and outcomes (one statement each); the caller commits them together."""
+    """Write these attempts and their deliveries' new state; the caller commits."""
     if not outcomes:
         return
-    schedule = current_app.config["WEBHOOK_RETRY_SCHEDULE"]
+    config = current_app.config
+    schedule = config["WEBHOOK_RETRY_SCHEDULE"]
     now = utcnow()
     db.session.execute(insert(WebhookAttempt), [
-        {"delivery_id": o.claimed.delivery_id, "attempt": o.claimed.attempt, "status_code": o.status_code,
-         "duration_ms": o.duration_ms, "error": o.error and o.error[:ERROR_MAX]} for o in outcomes])
-    rows = {"ids": [], "statuses": [], "next_attempts": [], "codes": [], "errors": []}
-    gone_subscriptions = []
+        {"delivery_id": o.claimed.delivery_id, "attempt": o.claimed.attempt, "status_code": o.result.status_code,
+         "duration_ms": o.result.duration_ms, "error": o.result.error and o.result.error[:ERROR_MAX]}
+        for o in outcomes])
+    rows: dict[str, list] = {"ids": [], "attempts": [], "statuses": [], "next_attempts": [], "codes": [],
+                             "errors": []}
+    gone, healthy, failing = [], [], []
     for outcome in outcomes:
-        status, next_attempt, error = PENDING, None, outcome.error
-        if outcome.delivered:
+        result, claimed = outcome.result, outcome.claimed
+        status, next_attempt, error = PENDING, None, result.error
+        if result.delivered:
             status, error = DELIVERED, None
-        elif outcome.status_code == 410:
+            healthy.append(claimed.subscription_id)
+        elif result.status_code == 410:
             status = GONE
-            gone_subscriptions.append(outcome.claimed.subscription_id)
+            gone.append(claimed.subscription_id)
         else:
-            delay = next_delay(outcome.claimed.attempt, schedule, outcome.retry_after)
+            failing.append(claimed.subscription_id)
+            delay = next_delay(claimed.attempt, schedule, result.retry_after)
             if delay is None:
                 status = DEAD
             else:
                 next_attempt = now + timedelta(seconds=delay)
-        for key, value in zip(rows, (outcome.claimed.delivery_id, status, next_attempt, outcome.status_code, error)):
+        for key, value in zip(rows, (claimed.delivery_id, claimed.attempt, status, next_attempt,
+                                     result.status_code, error)):
             rows[key].append(value)
-    # Only still-pending rows change: a delivery cancelled by a revoke meanwhile stays cancelled.
     db.session.execute(_RECORD, rows)
-    if gone_subscriptions:
+    if healthy:
+        db.session.execute(_HEALTHY, {"ids": healthy})
+    failing = [s for s in failing if s not in set(healthy)]  # a success in the same batch: not failing
+    if failing:
+        db.session.execute(_FAILING, {"ids": failing})
+        days = config["WEBHOOK_DISABLE_AFTER_DAYS"]
+        disabled = list(db.session.scalars(_DISABLE, {
+            "ids": failing, "after": days * 86400, "reason": f"every delivery failed for {days:g} days"}))
+        if disabled:
+            log.warning("webhook subscriptions disabled after failing", extra={
+                "subscriptions": [str(s) for s in disabled], "days": days})
+            _cancel_pending(disabled, "subscription disabled: every delivery failed for %g days" % days)
+    if gone:
         # The receiver said the hook is gone for good: stop everything queued for it.
-        db.session.execute(update(WebhookDelivery).where(WebhookDelivery.subscription_id.in_(gone_subscriptions),
-                                                         WebhookDelivery.status == PENDING)
-                           .values(status=CANCELLED, last_error="hook answered 410 Gone"))
-        db.session.execute(delete(ZapierSubscription).where(ZapierSubscription.id.in_(gone_subscriptions)))
+        _cancel_pending(gone, "hook answered 410 Gone")
+        db.session.execute(delete(ZapierSubscription).where(ZapierSubscription.id.in_(gone)))
 
 
-# -- finding due deliveries ----------------------------------------------------------------------
+def _cancel_pending(subscription_ids: list[uuid.UUID], reason: str) -> None:
+    db.session.execute(update(WebhookDelivery).where(WebhookDelivery.subscription_id.in_(subscription_ids),
+                                                     WebhookDelivery.status == PENDING)
+                       .values(status=CANCELLED, claimed_until=None, last_error=reason))
 
-_DUE = text("""
-    SELECT id FROM webhook_deliveries
-    WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()
-    ORDER BY next_attempt_at LIMIT :limit
+
+# -- what is due ---------------------------------------------------------------------------------
+
+_NEXT_DUE = text("SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")
+
+
+def next_due_at() -> datetime | None:
+    """When the next pending delivery (a retry, or a lease ending) is due; None when none is pending."""
+    return db.session.scalar(_NEXT_DUE)
+
+
+def due_now() -> bool:
+    due = next_due_at()
+    return due is not None and due <= utcnow()
+
+
+# -- retention -----------------------------------------------------------------------------------
+
+_PRUNE = text("""
+    DELETE FROM webhook_deliveries WHERE id IN (
+        SELECT id FROM webhook_deliveries
+        WHERE status <> 'pending' AND created_at < :cutoff
+        LIMIT :batch
+    )
 """)
 
 
-def due_deliveries(limit: int = 5000) -> list[uuid.UUID]:
-    """Pending deliveries that are due: scheduled retries, and claims whose worker never reported back."""
-    return list(db.session.scalars(_DUE, {"limit": limit}))
+def prune_finished(cutoff: datetime, batch: int) -> int:
+    """Delete up to `batch` finished deliveries (and their attempts) created before `cutoff`."""
+    return db.session.execute(_PRUNE, {"cutoff": cutoff, "batch": batch}).rowcount

@@ -33,6 +33,15 @@ class ZapierSubscription(db.Model):
     event: Mapped[str] = mapped_column(String(64), nullable=False)
     hook_url: Mapped[str] = mapped_column(String(HOOK_URL_MAX), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    # Set by the first failed attempt after a success; a subscription failing for
+    # WEBHOOK_DISABLE_AFTER_DAYS is disabled: no new deliveries until Zapier subscribes it again.
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(String(200))
+
+    @property
+    def status(self) -> str:
+        return "disabled" if self.disabled_at is not None else "active"
 
 
 class WebhookDelivery(db.Model):
@@ -43,6 +52,11 @@ class WebhookDelivery(db.Model):
         # The sweeper's scan: pending deliveries by due time, nothing else.
         Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where="status = 'pending'"),
         Index("ix_webhook_deliveries_user_id_created_at", "user_id", "created_at"),
+        # Attempts in flight, per account (the fairness limit counts them).
+        Index("ix_webhook_deliveries_in_flight", "user_id", "claimed_until",
+              postgresql_where="claimed_until IS NOT NULL"),
+        # Retention: finished deliveries by age.
+        Index("ix_webhook_deliveries_finished", "created_at", postgresql_where="status <> 'pending'"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -61,6 +75,8 @@ class WebhookDelivery(db.Model):
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # While an attempt runs: its lease. A claim still set after this time lost its worker.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False,
                                                  server_default=func.clock_timestamp())
 

@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from ..appointments import payloads as appointment_payloads
+from ..appointments.payloads import appointment_payload
 from ..appointments.models import Appointment
 from ..calls.models import Call
 from ..calls.service import call_payload
@@ -94,20 +94,33 @@ def authenticate_key(path_user_id: str, presented: str | None) -> uuid.UUID:
 
 
 def subscribe(user_id: uuid.UUID, hook_url: str, event: str) -> tuple[ZapierSubscription, bool]:
-    """(subscription, created): the same (hookUrl, event) again returns the existing subscription."""
+    """(subscription, created): the same (hookUrl, event) again returns the existing subscription,
+    enabled again if it had been disabled (Zapier re-subscribes when a user turns a Zap back on).
+    At most ZAPIER_MAX_SUBSCRIPTIONS per account: 400 beyond."""
     config = current_app.config
     validate_hook_url(hook_url, allowed_hosts=config["WEBHOOK_ALLOWED_HOSTS"],
                       allow_private=config["WEBHOOK_ALLOW_PRIVATE_NETWORKS"])
-    created = db.session.scalars(
-        insert(ZapierSubscription).values(id=uuid.uuid4(), user_id=user_id, event=event, hook_url=hook_url)
-        .on_conflict_do_nothing(index_elements=["user_id", "event", "hook_url"]).returning(ZapierSubscription)
-    ).one_or_none()
-    if created is not None:
-        return created, True
+    # Subscribes of one account queue here, so two concurrent ones cannot both pass the limit.
+    db.session.execute(select(Integration.id).where(Integration.user_id == user_id, Integration.provider == ZAPIER)
+                       .with_for_update())
     existing = db.session.scalars(select(ZapierSubscription).where(
         ZapierSubscription.user_id == user_id, ZapierSubscription.event == event,
-        ZapierSubscription.hook_url == hook_url)).one()
-    return existing, False
+        ZapierSubscription.hook_url == hook_url)).one_or_none()
+    if existing is not None:
+        if existing.disabled_at is not None:
+            existing.disabled_at = existing.disabled_reason = existing.failing_since = None
+            db.session.flush()
+        return existing, False
+    limit = config["ZAPIER_MAX_SUBSCRIPTIONS"]
+    count = db.session.scalar(select(func.count()).select_from(ZapierSubscription)
+                              .where(ZapierSubscription.user_id == user_id))
+    if count >= limit:
+        raise ValidationFailed("Subscription limit reached", details={
+            "hookUrl": [f"An account can have at most {limit} subscriptions; delete one first."]})
+    created = db.session.scalars(
+        insert(ZapierSubscription).values(id=uuid.uuid4(), user_id=user_id, event=event, hook_url=hook_url)
+        .returning(ZapierSubscription)).one()
+    return created, True
 
 
 def list_subscriptions(user_id: uuid.UUID) -> list[ZapierSubscription]:
@@ -156,18 +169,17 @@ def samples(user_id: uuid.UUID, event: str) -> list[dict[str, Any]]:
 
 
 def _example_payload(event: str) -> dict[str, Any]:
-    # Built by the live payload functions from unsaved objects, so the keys can never drift.
+    # Built by the live payload builders from unsaved objects, so the shape can never drift; the
+    # values are the spec's examples.
     at = datetime(2025, 12, 22, 10, 45, tzinfo=timezone.utc)
-    customer = Customer(id=uuid.UUID(int=1), name="Jane Smith", phone="+14155550123", email="jane@example.com")
+    customer = Customer(id=uuid.UUID(int=1), name="John Doe", phone="+447700900123", email="john@example.com")
     if event == registry.CALL_RECEIVED:
-        return call_payload(Call(id=uuid.UUID(int=2), customer=customer, duration=185, sentiment="positive",
-                                 recording_url="https://recordings.callnfy.com/example.mp3",
-                                 transcript="Hi, I'd like to book a cleaning next week.", received_at=at))
+        return call_payload(Call(id=uuid.UUID(int=2), customer=customer, duration=180, sentiment="positive",
+                                 recording_url="https://api.callnfy.com/recordings/call_789.mp3",
+                                 transcript="Full call transcript...", received_at=at))
     appointment = Appointment(id=uuid.UUID(int=3), customer=customer, scheduled_at=datetime(
-        2025, 12, 29, 14, 0, tzinfo=timezone.utc), duration=30, notes="New patient", source="callnfy",
-        status={"appointment.cancelled": "cancelled", "appointment.completed": "completed"}.get(event, "scheduled"),
-        cancelled_at=at, cancel_reason="Customer rescheduled", completed_at=at)
-    builder = {registry.APPOINTMENT_CREATED: appointment_payloads.created_or_updated,
-               registry.APPOINTMENT_CANCELLED: appointment_payloads.cancelled,
-               registry.APPOINTMENT_COMPLETED: appointment_payloads.completed}[event]
-    return builder(appointment)
+        2025, 12, 23, 14, 0, tzinfo=timezone.utc), duration=30, notes="First consultation", source="callnfy",
+        status={registry.APPOINTMENT_CANCELLED: "cancelled", registry.APPOINTMENT_COMPLETED: "completed"}.get(
+            event, "scheduled"),
+        cancelled_at=at, cancel_reason="Customer requested cancellation", completed_at=at)
+    return appointment_payload(event, appointment)

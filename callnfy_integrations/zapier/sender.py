@@ -1,0 +1,285 @@
+"""Sending one webhook attempt, under a hard total deadline, from a pool of sender threads.
+
+`requests` bounds each socket operation (connect, each read), not the attempt: a receiver that
+trickles a byte every few seconds, or accepts and never answers, would hold a sender for as long
+as it likes. Here every socket an attempt uses — a new connection from its first byte (TCP, then
+TLS), or a reused keep-alive one — is registered with a watchdog thread; when the attempt's
+deadline passes the watchdog shuts the socket down, which ends any blocked read or write at once.
+The attempt then ends with "deadline exceeded" (a 2xx status line that arrived in time still
+counts as delivered: the receiver accepted it).
+
+Addresses are filtered as before (requests-hardened: resolve once, pin the address, refuse
+private, loopback and link-local ones; redirects are never followed).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import socket
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+import requests
+from requests.adapters import HTTPAdapter
+from requests_hardened import Config as HardenedConfig
+from requests_hardened import HTTPSession
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from ..timestamps import utcnow
+
+CONNECT_TIMEOUT = 5.0
+RESPONSE_READ_LIMIT = 64 * 1024
+ERROR_MAX = 500
+USER_AGENT = "Callnfy-Webhooks/1.0"
+
+
+# -- the deadline ---------------------------------------------------------------------------------
+
+class _Attempt:
+    """One attempt's deadline and the sockets it has used; the watchdog may expire it once."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.sockets: list[socket.socket] = []
+        self.expired = False
+        self.finished = False
+        self.lock = threading.Lock()
+
+    def guard(self, sock: socket.socket) -> None:
+        with self.lock:
+            if self.expired:  # the deadline passed before this socket existed
+                _shutdown(sock)
+            self.sockets.append(sock)
+
+    def expire(self) -> None:
+        with self.lock:
+            if self.finished:
+                return
+            self.expired = True
+            for sock in self.sockets:
+                _shutdown(sock)
+
+    def finish(self) -> None:
+        with self.lock:
+            self.finished = True
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        # The plain socket's shutdown, also for an SSLSocket: it ends a blocked recv/send in the
+        # sending thread without touching the TLS object that thread is using.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # not connected yet, or already closed
+
+
+class Watchdog:
+    """One thread for the whole process: expires attempts whose deadline has passed."""
+
+    def __init__(self):
+        self._heap: list[tuple[float, int, _Attempt]] = []
+        self._counter = itertools.count()
+        self._wake = threading.Condition()
+        threading.Thread(target=self._run, name="webhook-watchdog", daemon=True).start()
+
+    def watch(self, attempt: _Attempt) -> None:
+        with self._wake:
+            heapq.heappush(self._heap, (attempt.deadline, next(self._counter), attempt))
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._heap:
+                    self._wake.wait()
+                deadline, _, attempt = self._heap[0]
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                heapq.heappop(self._heap)
+            attempt.expire()
+
+
+_WATCHDOG: Watchdog | None = None
+_WATCHDOG_LOCK = threading.Lock()
+_local = threading.local()  # the attempt running on this sender thread
+
+
+def _watchdog() -> Watchdog:
+    global _WATCHDOG
+    with _WATCHDOG_LOCK:
+        if _WATCHDOG is None:
+            _WATCHDOG = Watchdog()
+        return _WATCHDOG
+
+
+def _guard_current(sock: socket.socket | None) -> None:
+    attempt = getattr(_local, "attempt", None)
+    if attempt is not None and sock is not None:
+        attempt.guard(sock)
+
+
+class _GuardedMixin:
+    """urllib3 connection hooks: a new socket is guarded as soon as TCP connects (before TLS),
+    a reused keep-alive socket when the next request starts on it."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        _guard_current(sock)
+        return sock
+
+    def request(self, *args, **kwargs):
+        _guard_current(getattr(self, "sock", None))
+        return super().request(*args, **kwargs)
+
+
+class _GuardedHTTPConnection(_GuardedMixin, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardedMixin, HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+def _guarded(adapter_class: type[HTTPAdapter]) -> type[HTTPAdapter]:
+    class Guarded(adapter_class):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
+
+    return Guarded
+
+
+_GuardedFilterAdapter = _guarded(IPFilterAdapter)
+_GuardedPlainAdapter = _guarded(HTTPAdapter)
+
+
+# -- one attempt ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Result:
+    status_code: int | None
+    duration_ms: int
+    error: str | None
+    retry_after: float | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class Sender:
+    """A fixed pool of sender threads, each with its own keep-alive, SSRF-safe session."""
+
+    def __init__(self, *, concurrency: int, allow_private: bool, ca_bundle: str | None, timeout: float):
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self._allow_private = allow_private
+        self._verify = ca_bundle or True
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook-sender")
+        self._watchdog = _watchdog()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = HTTPSession(HardenedConfig(ip_filter_enable=False, ip_filter_allow_loopback_ips=False, never_redirect=True,
+                                                 default_timeout=(CONNECT_TIMEOUT, self.timeout),
+                                                 user_agent_override=USER_AGENT))
+            for scheme, https in (("http://", False), ("https://", True)):
+                session.mount(scheme, _GuardedPlainAdapter() if self._allow_private
+                              else _GuardedFilterAdapter(is_https_proto=https, allow_loopback=False))
+            session.trust_env = False  # no proxies or CA bundles from the environment
+            session.verify = self._verify
+            self._local.session = session
+        return session
+
+    def submit(self, request: Request) -> Future:
+        """Start the attempt on a free thread; the future's result is its `Result`."""
+        return self._pool.submit(self.send, request)
+
+    def send(self, request: Request) -> Result:
+        started = time.monotonic()
+        attempt = _Attempt(started + self.timeout)
+        _local.attempt = attempt
+        self._watchdog.watch(attempt)
+        response = None
+        status = None
+        try:
+            response = self._session().post(
+                request.url, data=request.body, headers=request.headers, allow_redirects=False, stream=True,
+                timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
+            status = response.status_code
+            snippet = _read_limited(response, attempt)
+            if attempt.expired and not 200 <= status < 300:
+                return Result(status, _elapsed_ms(started), self._expired_error(), None)
+            error = None if 200 <= status < 300 else f"HTTP {status}: {snippet[:200]}".strip()
+            return Result(status, _elapsed_ms(started), error, _retry_after(response))
+        except Exception as exc:  # timeouts, refused addresses, TLS failures: all retried
+            if status is not None and 200 <= status < 300:
+                return Result(status, _elapsed_ms(started), None, None)  # accepted; the body was cut short
+            error = self._expired_error() if attempt.expired else f"{type(exc).__name__}: {exc}"
+            return Result(None, _elapsed_ms(started), error[:ERROR_MAX], None)
+        finally:
+            attempt.finish()
+            _local.attempt = None
+            if response is not None:
+                response.close()
+
+    def _expired_error(self) -> str:
+        return f"deadline exceeded: no complete answer within {self.timeout:g} s"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _read_limited(response: requests.Response, attempt: _Attempt) -> str:
+    """At most 64 kB of the body (the watchdog ends a read that outlives the deadline)."""
+    received = bytearray()
+    try:
+        for chunk in response.raw.stream(8192, decode_content=True):
+            received.extend(chunk)
+            if len(received) >= RESPONSE_READ_LIMIT or attempt.expired:
+                break
+    except Exception:
+        if not attempt.expired:
+            raise
+    return bytes(received[:RESPONSE_READ_LIMIT]).decode("utf-8", "replace")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
+        except (TypeError, ValueError):
+            return None
