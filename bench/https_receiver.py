@@ -1,4 +1,5 @@
 """A keep-alive HTTPS receiver for benches: answers 200, records (webhook-id, arrival time) in Redis.
+A path starting with /stall is a tarpit: the request is read, and no answer ever comes.
 
     python bench/https_receiver.py PORT CERT_PEM KEY_PEM REDIS_URL
 """
@@ -26,6 +27,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         arrived = time.time()
+        if self.path.startswith("/stall"):
+            redis.incr("bench:stalled")
+            time.sleep(3600)
+            return
         webhook_id = self.headers.get("webhook-id")
         if webhook_id:
             redis.rpush("bench:received", f"{webhook_id} {arrived}")
@@ -38,6 +43,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer.request_queue_size = 1024
 server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 context.load_cert_chain(cert, key)

@@ -162,7 +162,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             "WEBHOOK_RETRY_SCHEDULE", get("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
         ),
         "WEBHOOK_SWEEP_SECONDS": int(get("WEBHOOK_SWEEP_SECONDS", "5")),
-        "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "16")),  # sender threads per worker
+        "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "32")),  # sender threads per worker
         # Attempts in flight per account, across all workers: one account's stalled receiver
         # holds at most this many senders while every other account keeps flowing.
         "WEBHOOK_ACCOUNT_CONCURRENCY": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY", "4", int),

@@ -49,10 +49,23 @@ class Doorbell:
         if newly_scheduled:
             self._enqueue(connection)
 
+    @property
+    def rang_key(self) -> str:
+        return f"callnfy:{self.name}:rang"
+
     def wake(self, connection: Redis) -> None:
-        """Enqueue the drain job unless one is already waiting (for drains that find their own work)."""
-        if connection.set(self.flag_key, 1, nx=True, ex=FLAG_TTL):
+        """For drains that find their own work: tell a running drain (`rang`), and enqueue the drain
+        job unless one is already waiting."""
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.set(self.rang_key, 1, ex=FLAG_TTL)
+            pipe.set(self.flag_key, 1, nx=True, ex=FLAG_TTL)
+            _, newly_scheduled = pipe.execute()
+        if newly_scheduled:
             self._enqueue(connection)
+
+    def rang(self, connection: Redis) -> bool:
+        """True once per `wake` since the last call: a running drain looks for new work at once."""
+        return bool(connection.delete(self.rang_key))
 
     def answer(self, connection: Redis) -> None:
         """Called by a drain job as it starts: a ring from now on enqueues the next one."""

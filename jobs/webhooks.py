@@ -23,9 +23,11 @@ from callnfy_integrations.zapier import delivery
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.2  # with senders free and attempts in flight: how often new work is looked for
+POLL_SECONDS = 0.5  # with senders free and attempts in flight: how often the database is asked for due work
+RING_CHECK_SECONDS = 0.02  # … and how often the doorbell is checked (a Redis DEL)
 IDLE_WAIT_SECONDS = 3.0  # nothing in flight: wait this long at most for the next due retry
 OTHER_QUEUES_CHECK_SECONDS = 1.0
+COALESCE_SECONDS = 0.01
 WAKE_KEY = "callnfy:webhooks:wake-at"
 
 
@@ -33,7 +35,9 @@ def send_webhooks() -> int:
     """Send due deliveries until none is due or the drain's budget is spent; returns attempts made."""
     config = current_app.config
     connection = redis_connection()
-    delivery.WEBHOOKS_BELL.answer(connection)
+    bell = delivery.WEBHOOKS_BELL
+    bell.answer(connection)
+    bell.rang(connection)
     engine = delivery.sender()
     budget_end = time.monotonic() + config["WEBHOOK_DRAIN_SECONDS"]
     finished: queue.SimpleQueue = queue.SimpleQueue()
@@ -53,7 +57,7 @@ def send_webhooks() -> int:
             stopping = True  # hand over: finish what is in flight, then let the worker run other jobs
         if now >= others_checked:
             others_checked = now + OTHER_QUEUES_CHECK_SECONDS
-        if not stopping and in_flight < engine.concurrency and now >= next_claim:
+        if not stopping and in_flight < engine.concurrency and (now >= next_claim or bell.rang(connection)):
             claimed = delivery.claim(engine.concurrency - in_flight)
             db.session.commit()  # the claim is durable before anything is sent
             for item in claimed:
@@ -71,8 +75,19 @@ def send_webhooks() -> int:
         if stopping and in_flight == 0:
             break
         # Sleep until an attempt ends or it is time to look for work again.
-        timeout = None if stopping or in_flight >= engine.concurrency else max(0.0, next_claim - time.monotonic())
-        outcomes = _take(finished, block=True, timeout=min(timeout, 1.0) if timeout is not None else 1.0)
+        # With senders free, wake every RING_CHECK_SECONDS to see whether the doorbell rang.
+        timeout = 1.0 if stopping or in_flight >= engine.concurrency else min(
+            RING_CHECK_SECONDS, max(0.0, next_claim - time.monotonic()))
+        outcomes = _take(finished, block=True, timeout=timeout)
+        if outcomes and in_flight - len(outcomes) > 0:
+            # Let a few more attempts end (at most COALESCE_SECONDS) so one commit records them
+            # together and one claim refills their senders: fewer round trips per delivery.
+            coalesce_until = time.monotonic() + COALESCE_SECONDS
+            while len(outcomes) < max(1, engine.concurrency // 4) and len(outcomes) < in_flight:
+                more = _take(finished, block=True, timeout=max(0.0, coalesce_until - time.monotonic()))
+                if not more:
+                    break
+                outcomes.extend(more)
         for outcome in outcomes:
             finished.put(outcome)
     _after_drain(stopping)

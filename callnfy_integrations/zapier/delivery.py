@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import DateTime, Integer, String, Text, bindparam, delete, insert, text, update
+from sqlalchemy import DateTime, Integer, String, Text, bindparam, delete, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from ..crypto import secret_box
@@ -38,7 +39,7 @@ from ..integrations.service import ZAPIER_API_KEY_FIELD
 from ..queues import WEBHOOKS, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
-from .models import CANCELLED, DEAD, DELIVERED, GONE, PENDING, WebhookAttempt, WebhookDelivery, ZapierSubscription
+from .models import CANCELLED, DEAD, DELIVERED, GONE, PENDING, WebhookDelivery, ZapierSubscription
 from .sender import ERROR_MAX, Request, Result, Sender
 from .service import ZAPIER_EVENTS, delivery_body
 from .signing import delivery_headers
@@ -110,35 +111,43 @@ _EXPIRE_LOST = text("""
     SELECT id, attempts, NULL, 0, last_error FROM lost
 """).bindparams(bindparam("schedule", type_=ARRAY(Integer)))
 
-# Fair claiming: every account's oldest due delivery first, then every account's second …, never
-# more than :per_account in flight per account; at most :slots (the free senders). A due delivery
-# that can no longer be sent (subscription deleted or disabled, key revoked) is cancelled instead.
+# Fair claiming: accounts already at :per_account attempts in flight are skipped (counted across
+# every worker), then every remaining account's oldest due delivery first, then every account's
+# second …, at most :slots (the free senders). The scan is bounded (:window rows, oldest due first,
+# saturated accounts excluded before the limit), so a huge backlog of one account costs nothing and
+# cannot hide another account's delivery. A due delivery that can no longer be sent (subscription
+# deleted or disabled, key revoked) is cancelled instead.
 _CLAIM = text("""
-    WITH due AS (
-        SELECT d.id, d.user_id, d.next_attempt_at,
-               (s.id IS NOT NULL AND s.disabled_at IS NULL AND i.id IS NOT NULL) AS sendable,
+    WITH in_flight AS (
+        SELECT user_id, count(*) AS n FROM webhook_deliveries
+        WHERE claimed_until IS NOT NULL AND status = 'pending' GROUP BY user_id
+    ), due AS (
+        SELECT d.id, d.user_id, d.subscription_id, d.next_attempt_at
+        FROM webhook_deliveries d
+        WHERE d.status = 'pending' AND d.claimed_until IS NULL AND d.next_attempt_at <= clock_timestamp()
+          AND d.user_id NOT IN (SELECT user_id FROM in_flight WHERE n >= :per_account)
+        ORDER BY d.next_attempt_at
+        LIMIT :window
+    ), checked AS (
+        SELECT due.*, (s.id IS NOT NULL AND s.disabled_at IS NULL AND i.id IS NOT NULL) AS sendable,
                CASE WHEN i.id IS NULL THEN 'API key revoked'
                     WHEN s.id IS NULL THEN 'subscription deleted'
                     ELSE 'subscription disabled' END AS reason
-        FROM webhook_deliveries d
-        LEFT JOIN zapier_subscriptions s ON s.id = d.subscription_id
-        LEFT JOIN integrations i ON i.user_id = d.user_id AND i.provider = 'zapier'
+        FROM due
+        LEFT JOIN zapier_subscriptions s ON s.id = due.subscription_id
+        LEFT JOIN integrations i ON i.user_id = due.user_id AND i.provider = 'zapier'
                                  AND i.api_key_encrypted IS NOT NULL
-        WHERE d.status = 'pending' AND d.claimed_until IS NULL AND d.next_attempt_at <= clock_timestamp()
-    ), in_flight AS (
-        SELECT user_id, count(*) AS n FROM webhook_deliveries
-        WHERE claimed_until IS NOT NULL AND status = 'pending' GROUP BY user_id
     ), ranked AS (
-        SELECT due.id, due.next_attempt_at,
-               row_number() OVER (PARTITION BY due.user_id ORDER BY due.next_attempt_at, due.id)
+        SELECT checked.id, checked.next_attempt_at,
+               row_number() OVER (PARTITION BY checked.user_id ORDER BY checked.next_attempt_at, checked.id)
                + coalesce(f.n, 0) AS slot
-        FROM due LEFT JOIN in_flight f USING (user_id)
-        WHERE due.sendable
+        FROM checked LEFT JOIN in_flight f USING (user_id)
+        WHERE checked.sendable
     ), picked AS (
         SELECT id FROM ranked WHERE slot <= :per_account ORDER BY slot, next_attempt_at LIMIT :slots
     ), cancelled AS (
-        UPDATE webhook_deliveries d SET status = 'cancelled', last_error = due.reason
-        FROM due WHERE d.id = due.id AND NOT due.sendable
+        UPDATE webhook_deliveries d SET status = 'cancelled', last_error = checked.reason
+        FROM checked WHERE d.id = checked.id AND NOT checked.sendable
         RETURNING d.id
     )
     UPDATE webhook_deliveries d
@@ -162,6 +171,10 @@ class Claimed:
     request: Request
 
 
+EXPIRE_EVERY_SECONDS = 1.0
+_expired_at = float("-inf")
+
+
 def lease_seconds(config) -> float:
     return config["WEBHOOK_ATTEMPT_TIMEOUT"] + LEASE_MARGIN_SECONDS
 
@@ -172,11 +185,15 @@ def claim(slots: int) -> list[Claimed]:
     config = current_app.config
     db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
     lease = lease_seconds(config)
-    db.session.execute(_EXPIRE_LOST, {"schedule": config["WEBHOOK_RETRY_SCHEDULE"], "lease": lease})
+    global _expired_at
+    if time.monotonic() - _expired_at >= EXPIRE_EVERY_SECONDS:  # lost claims are rare: look once a second
+        db.session.execute(_EXPIRE_LOST, {"schedule": config["WEBHOOK_RETRY_SCHEDULE"], "lease": lease})
+        _expired_at = time.monotonic()
     if slots <= 0:
         return []
-    rows = db.session.execute(_CLAIM, {"slots": slots, "per_account": config["WEBHOOK_ACCOUNT_CONCURRENCY"],
-                                       "lease": lease}).all()
+    per_account = config["WEBHOOK_ACCOUNT_CONCURRENCY"]
+    rows = db.session.execute(_CLAIM, {"slots": slots, "per_account": per_account, "lease": lease,
+                                       "window": max(256, 4 * slots * per_account)}).all()
     claimed = []
     for row in rows:
         body = delivery_body(row.event_id, row.event_type, row.event_created_at, row.payload)
@@ -217,26 +234,35 @@ def next_delay(attempt: int, schedule: list[int], retry_after: float | None) -> 
     return delay
 
 
-# Applied only to the attempt that holds the claim (a late outcome of an attempt whose lease had
-# already ended is kept in the attempt log but does not overrule the attempt that followed it),
-# except a 2xx, which always wins: the receiver has the event.
+# One statement writes a batch: the attempts, then each delivery's new state — applied only to the
+# attempt that holds the claim (a late outcome of an attempt whose lease had already ended stays in
+# the attempt log but does not overrule the attempt that followed it), except a 2xx, which always
+# wins: the receiver has the event — and a success clears its subscription's failing streak.
 _RECORD = text("""
-    UPDATE webhook_deliveries d
-    SET status = o.status, next_attempt_at = coalesce(o.next_attempt_at, d.next_attempt_at),
-        claimed_until = NULL, last_status_code = o.status_code, last_error = o.error,
-        delivered_at = CASE WHEN o.status = 'delivered' THEN clock_timestamp() ELSE d.delivered_at END
-    FROM unnest(:ids, :attempts, :statuses, :next_attempts, :codes, :errors)
-         AS o(id, attempt, status, next_attempt_at, status_code, error)
-    WHERE d.id = o.id AND d.status = 'pending' AND (d.attempts = o.attempt OR o.status = 'delivered')
+    WITH o AS (
+        SELECT * FROM unnest(:ids, :attempts, :statuses, :next_attempts, :codes, :errors, :durations,
+                             :attempt_errors)
+               AS o(id, attempt, status, next_attempt_at, status_code, error, duration_ms, attempt_error)
+    ), logged AS (
+        INSERT INTO webhook_attempts (delivery_id, attempt, status_code, duration_ms, error)
+        SELECT id, attempt, status_code, duration_ms, attempt_error FROM o
+    ), updated AS (
+        UPDATE webhook_deliveries d
+        SET status = o.status, next_attempt_at = coalesce(o.next_attempt_at, d.next_attempt_at),
+            claimed_until = NULL, last_status_code = o.status_code, last_error = o.error,
+            delivered_at = CASE WHEN o.status = 'delivered' THEN clock_timestamp() ELSE d.delivered_at END
+        FROM o
+        WHERE d.id = o.id AND d.status = 'pending' AND (d.attempts = o.attempt OR o.status = 'delivered')
+        RETURNING d.subscription_id, o.status
+    )
+    UPDATE zapier_subscriptions s SET failing_since = NULL
+    FROM updated u
+    WHERE s.id = u.subscription_id AND u.status = 'delivered' AND s.failing_since IS NOT NULL
 """).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))), bindparam("attempts", type_=ARRAY(Integer)),
                 bindparam("statuses", type_=ARRAY(String)),
                 bindparam("next_attempts", type_=ARRAY(DateTime(timezone=True))),
-                bindparam("codes", type_=ARRAY(Integer)), bindparam("errors", type_=ARRAY(Text)))
-
-_HEALTHY = text("""
-    UPDATE zapier_subscriptions SET failing_since = NULL
-    WHERE id = ANY(:ids) AND failing_since IS NOT NULL
-""").bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+                bindparam("codes", type_=ARRAY(Integer)), bindparam("errors", type_=ARRAY(Text)),
+                bindparam("durations", type_=ARRAY(Integer)), bindparam("attempt_errors", type_=ARRAY(Text)))
 
 _FAILING = text("""
     UPDATE zapier_subscriptions SET failing_since = coalesce(failing_since, clock_timestamp())
@@ -259,12 +285,8 @@ def record(outcomes: list[Outcome]) -> None:
     config = current_app.config
     schedule = config["WEBHOOK_RETRY_SCHEDULE"]
     now = utcnow()
-    db.session.execute(insert(WebhookAttempt), [
-        {"delivery_id": o.claimed.delivery_id, "attempt": o.claimed.attempt, "status_code": o.result.status_code,
-         "duration_ms": o.result.duration_ms, "error": o.result.error and o.result.error[:ERROR_MAX]}
-        for o in outcomes])
-    rows: dict[str, list] = {"ids": [], "attempts": [], "statuses": [], "next_attempts": [], "codes": [],
-                             "errors": []}
+    rows: dict[str, list] = {key: [] for key in ("ids", "attempts", "statuses", "next_attempts", "codes",
+                                                 "errors", "durations", "attempt_errors")}
     gone, healthy, failing = [], [], []
     for outcome in outcomes:
         result, claimed = outcome.result, outcome.claimed
@@ -282,12 +304,11 @@ def record(outcomes: list[Outcome]) -> None:
                 status = DEAD
             else:
                 next_attempt = now + timedelta(seconds=delay)
+        attempt_error = result.error and result.error[:ERROR_MAX]
         for key, value in zip(rows, (claimed.delivery_id, claimed.attempt, status, next_attempt,
-                                     result.status_code, error)):
+                                     result.status_code, error, result.duration_ms, attempt_error)):
             rows[key].append(value)
     db.session.execute(_RECORD, rows)
-    if healthy:
-        db.session.execute(_HEALTHY, {"ids": healthy})
     failing = [s for s in failing if s not in set(healthy)]  # a success in the same batch: not failing
     if failing:
         db.session.execute(_FAILING, {"ids": failing})
