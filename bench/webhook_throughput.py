@@ -160,7 +160,6 @@ def main() -> None:
                     """Commit-to-first-attempt of call.received events committed at `rate` per second."""
                     connection.delete("bench:received")
                     interval, total = 1.0 / rate, int(rate * seconds)
-                    event_ids = []
                     next_at = time.monotonic()
                     for _ in range(total):
                         record_call(user_id, customer_phone="+14155550123", duration=60)

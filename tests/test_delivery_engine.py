@@ -440,3 +440,40 @@ def test_retention_prunes_old_finished_records_in_bounded_batches(hooks_app, acc
         len(attempts_of(d.id)) for d in left)
     assert db.session.scalar(select(func.count()).select_from(Event)) == 2
     assert db.session.get(Event, pending_event_id) is not None  # its delivery is still pending
+
+
+def test_a_receiver_that_never_completes_the_tls_handshake_is_cut_at_the_deadline(ca_bundle):
+    """A TCP tarpit: accepts the connection, never says a word (the TLS handshake stalls)."""
+    import socket
+
+    from callnfy_integrations.zapier.sender import Request, Sender
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held, stop = [], threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    sender = Sender(concurrency=2, allow_private=True, ca_bundle=ca_bundle, timeout=TIMEOUT)
+    try:
+        started = time.monotonic()
+        result = sender.send(Request(f"https://localhost:{listener.getsockname()[1]}/hook", b"{}",
+                                     {"Content-Type": "application/json"}))
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(2)
+        sender.close()
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert held  # the connection was accepted
+    assert result.status_code is None and result.error.startswith("deadline exceeded")
+    assert TIMEOUT - 0.05 <= elapsed <= TIMEOUT + 0.4

@@ -30,9 +30,10 @@ class SubscriptionSchema(ma.Schema):
     event = ma.fields.String()
     hookUrl = ma.fields.String(attribute="hook_url")
     createdAt = Timestamp(attribute="created_at")
-    status = ma.fields.String(metadata={"enum": ["active", "disabled"],
-                                        "description": "disabled: every delivery failed for WEBHOOK_DISABLE_AFTER_DAYS; "
-                                                       "subscribing the same hookUrl and event again enables it"})
+    status = ma.fields.String(metadata={
+        "enum": ["active", "disabled"],
+        "description": "disabled: every delivery failed for WEBHOOK_DISABLE_AFTER_DAYS; subscribing the same "
+                       "hookUrl and event again enables it"})
     disabledAt = Timestamp(attribute="disabled_at", allow_none=True)
     disabledReason = ma.fields.String(attribute="disabled_reason", allow_none=True)
 

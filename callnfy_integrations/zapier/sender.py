@@ -204,9 +204,10 @@ class Sender:
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = HTTPSession(HardenedConfig(ip_filter_enable=False, ip_filter_allow_loopback_ips=False, never_redirect=True,
-                                                 default_timeout=(CONNECT_TIMEOUT, self.timeout),
-                                                 user_agent_override=USER_AGENT))
+            # The address filter is mounted below (guarded), not by requests-hardened's own switch.
+            session = HTTPSession(HardenedConfig(
+                ip_filter_enable=False, ip_filter_allow_loopback_ips=False, never_redirect=True,
+                default_timeout=(CONNECT_TIMEOUT, self.timeout), user_agent_override=USER_AGENT))
             for scheme, https in (("http://", False), ("https://", True)):
                 session.mount(scheme, _GuardedPlainAdapter() if self._allow_private
                               else _GuardedFilterAdapter(is_https_proto=https, allow_loopback=False))
