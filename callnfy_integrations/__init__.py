@@ -101,11 +101,13 @@ def _register_blueprints(api) -> None:
     from .google.views import blp as google_blp
     from .health.views import blp as health_blp
     from .integrations.views import blp as integrations_blp
-    from .google import revocation, sync  # noqa: F401  (outbox handlers: calendar pushes, revocation)
+    from .google import revocation, sync, two_way  # noqa: F401  (outbox handlers, the sync-mode hook)
+    from .google.push import blp as google_push_blp
     from .zapier import delivery  # noqa: F401  (registers the outbox handler that creates deliveries)
     from .zapier.views import hooks_blp, keys_blp
 
-    for blueprint in (health_blp, integrations_blp, google_blp, appointments_blp, calls_blp, keys_blp, hooks_blp):
+    for blueprint in (health_blp, integrations_blp, google_blp, appointments_blp, calls_blp, keys_blp, hooks_blp,
+                      google_push_blp):
         api.register_blueprint(blueprint)
 
 

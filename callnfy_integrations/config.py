@@ -149,6 +149,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "GOOGLE_SYNC_SWEEP_SECONDS": int(get("GOOGLE_SYNC_SWEEP_SECONDS", "30")),
         "GOOGLE_SYNC_GRACE_SECONDS": int(get("GOOGLE_SYNC_GRACE_SECONDS", "60")),
         "GOOGLE_BACKFILL_DAYS": int(get("GOOGLE_BACKFILL_DAYS", "90")),
+        # Two-way sync: renew channels ending within a day (checked this often); a safety sync of every
+        # two-way calendar this often (Google does not guarantee notifications); notifications per address.
+        "GOOGLE_CHANNEL_SWEEP_SECONDS": _positive(get, "GOOGLE_CHANNEL_SWEEP_SECONDS", "3600", int),
+        "GOOGLE_SAFETY_SYNC_SECONDS": _positive(get, "GOOGLE_SAFETY_SYNC_SECONDS", "10800", int),
+        "GOOGLE_PUSH_RATE_LIMIT": get("GOOGLE_PUSH_RATE_LIMIT", "6000 per minute"),
         # Revoking at Google after a disconnect: RQ retries at these delays (~27 h in all).
         "GOOGLE_REVOKE_RETRY_SECONDS": _whole_seconds(
             "GOOGLE_REVOKE_RETRY_SECONDS",

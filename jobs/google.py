@@ -15,9 +15,11 @@ from redis.exceptions import LockError, RedisError
 
 from callnfy_integrations.crypto import secret_box
 from callnfy_integrations.extensions import db
-from callnfy_integrations.google import calendar_api, oauth, sync
+from callnfy_integrations.google import calendar_api, oauth, sync, two_way
 from callnfy_integrations.google.tokens import ACCESS_FIELD, REFRESH_FIELD, ReauthorizationRequired
-from callnfy_integrations.queues import CALENDAR, enqueue_in, redis_connection
+from callnfy_integrations.integrations.models import Integration
+from callnfy_integrations.queues import CALENDAR, enqueue, enqueue_in, redis_connection
+from callnfy_integrations.timestamps import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -132,21 +134,240 @@ def sweep_google_sync() -> int:
 
 
 def revoke_google_access(user_id: str, refresh_token_hex: str | None, access_token_hex: str | None,
-                         channel_id: str | None = None, resource_id: str | None = None) -> None:
-    """Stop the channel (it needs a live access token), then revoke the grant. Safe to run twice."""
+                         channel_id: str | None = None, resource_id: str | None = None,
+                         previous_channel_id: str | None = None, previous_resource_id: str | None = None) -> None:
+    """Stop the channels (it needs a live access token), then revoke the grant. Safe to run twice."""
     box, owner = secret_box(), uuid.UUID(user_id)
     refresh_token = refresh_token_hex and box.decrypt(bytes.fromhex(refresh_token_hex), user_id=owner,
                                                       field=REFRESH_FIELD)
     access_token = access_token_hex and box.decrypt(bytes.fromhex(access_token_hex), user_id=owner,
                                                     field=ACCESS_FIELD)
-    if channel_id and resource_id:
+    channels = [(c, r) for c, r in ((channel_id, resource_id), (previous_channel_id, previous_resource_id)) if c and r]
+    if channels:
         if refresh_token:
             try:  # the stored access token may have expired
                 access_token = oauth.refresh(refresh_token)["access_token"]
             except OAuthError:
                 pass  # already revoked: the channel dies with the grant
         if access_token:
-            oauth.stop_channel(access_token, channel_id, resource_id)
+            for channel, resource in channels:
+                oauth.stop_channel(access_token, channel, resource)
     token = refresh_token or access_token
     if token:
         oauth.revoke(token)
+
+
+# -- two-way sync ---------------------------------------------------------------------------------
+
+TWO_WAY_LOCK_SECONDS = 600  # longer than a long sync: pages of 250 events, each call with a 10 s timeout
+TWO_WAY_LOCK_WAIT_SECONDS = 60
+MAX_TWO_WAY_ATTEMPTS = 12
+
+
+def _two_way_lock(integration_id: uuid.UUID):
+    """One start, renewal or sync of a calendar at a time (a second waits for the first)."""
+    return redis_connection().lock(f"callnfy:lock:google-two-way:{integration_id}", timeout=TWO_WAY_LOCK_SECONDS,
+                                   blocking_timeout=TWO_WAY_LOCK_WAIT_SECONDS)
+
+
+def start_two_way(integration_id: str) -> str:
+    """Switching on (or reconnecting in two-way): a baseline sync token, then a channel."""
+    return _run_two_way(start_two_way, integration_id, lambda iid, calendar_id: _open_channel(
+        iid, calendar_id, baseline=True))
+
+
+def renew_channel(integration_id: str) -> str:
+    """A new channel before the current one expires; the old one is stopped once the new one is stored."""
+    return _run_two_way(renew_channel, integration_id, lambda iid, calendar_id: _open_channel(
+        iid, calendar_id, baseline=False))
+
+
+def sync_calendar(integration_id: str) -> str:
+    """Apply what changed in Google since the stored sync token (a notification, or the safety sweep)."""
+    try:
+        redis_connection().delete(two_way.pending_key(integration_id))  # from now on a notification queues the next
+    except RedisError:
+        pass
+    return _run_two_way(sync_calendar, integration_id, _incremental)
+
+
+def _run_two_way(job, integration_id: str, work) -> str:
+    iid = uuid.UUID(integration_id)
+    integration = two_way.two_way_integration(iid)
+    calendar_id = integration and (integration.calendar_id or "primary")
+    db.session.commit()
+    if integration is None:
+        return "not two-way"
+    lock = _two_way_lock(iid)
+    try:
+        acquired = lock.acquire()
+    except RedisError:
+        acquired = False
+    if not acquired:  # another run holds it for long: try again shortly
+        enqueue_in(timedelta(seconds=5), job, integration_id, queue=CALENDAR, result_ttl=0)
+        return "busy"
+    try:
+        outcome = work(iid, calendar_id)
+        _record_two_way_success(iid)
+        return outcome
+    except sync.QuotaWait as wait:
+        db.session.rollback()
+        enqueue_in(timedelta(seconds=wait.seconds), job, integration_id, queue=CALENDAR, result_ttl=0)
+        return "quota"
+    except ReauthorizationRequired:
+        db.session.rollback()  # the connection is marked for reconnecting; a reconnect starts again
+        return "reauthorization required"
+    except (calendar_api.RetryLater, oauth.GoogleUnavailable) as exc:
+        db.session.rollback()
+        delay = _record_two_way_failure(iid, exc, retry=True)
+        if delay is not None:
+            enqueue_in(timedelta(seconds=delay), job, integration_id, queue=CALENDAR, result_ttl=0)
+        return "retry"
+    except (calendar_api.CalendarError, LookupError) as exc:
+        db.session.rollback()
+        _record_two_way_failure(iid, exc, retry=False)
+        return "failed"
+    finally:
+        try:
+            lock.release()
+        except (LockError, RedisError):
+            pass
+
+
+def _record_two_way_success(iid: uuid.UUID) -> None:
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is not None and integration.sync_attempts:
+        integration.sync_attempts = 0
+    db.session.commit()
+
+
+def _record_two_way_failure(iid: uuid.UUID, exc: Exception, *, retry: bool) -> float | None:
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is None:
+        db.session.commit()
+        return None
+    integration.sync_attempts += 1
+    delay = None
+    if retry and integration.sync_attempts < MAX_TWO_WAY_ATTEMPTS:
+        delay = sync.backoff_seconds(integration.sync_attempts, getattr(exc, "retry_after", None))
+    two_way.record_sync_error(integration, f"{'will retry' if delay else 'gave up'}: {exc}")
+    db.session.commit()
+    log.warning("two-way sync failed", extra={"integration_id": str(iid), "error": type(exc).__name__,
+                                               "retry_in": delay})
+    return delay
+
+
+def _open_channel(iid: uuid.UUID, calendar_id: str, *, baseline: bool) -> str:
+    started = utcnow()
+    sync_token = two_way.baseline_token(iid, calendar_id) if baseline else None
+    channel = two_way.open_channel(iid, calendar_id)
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is None:  # switched off or disconnected meanwhile: this channel must not live on
+        db.session.commit()
+        _stop_channels(iid, [(channel.id, channel.resource_id)])
+        return "switched off meanwhile"
+    to_stop = two_way.install_channel(integration, channel)
+    if baseline:
+        integration.sync_token, integration.two_way_since, integration.last_sync_at = sync_token, started, utcnow()
+        integration.sync_error = None
+    db.session.commit()  # both channels are accepted from here until the old one is stopped
+    _stop_channels(iid, to_stop)
+    return "started" if baseline else "renewed"
+
+
+def _stop_channels(iid: uuid.UUID, channels: list[tuple[str, str]]) -> None:
+    """Stop replaced channels now; what fails is left to a retried job (they also expire by themselves)."""
+    if not channels:
+        return
+    try:
+        two_way.stop_at_google(iid, channels)
+    except Exception:
+        log.warning("could not stop a replaced Google channel; retrying in a job", exc_info=True)
+        two_way.enqueue_stop([(iid, tuple(channels))])
+        return
+    integration = db.session.get(Integration, iid, with_for_update=True)
+    if integration is not None:
+        for channel_id, _ in channels:
+            two_way.forget_previous(integration, channel_id)
+    db.session.commit()
+
+
+def stop_channels(integration_id: str, channels: list[list[str]]) -> int:
+    """Stop channels at Google (switched to one-way, or replaced); raises to be retried."""
+    iid = uuid.UUID(integration_id)
+    if db.session.get(Integration, iid) is None:
+        db.session.commit()
+        return 0  # disconnected: the revocation job stops what it knew of, and the grant dies anyway
+    db.session.commit()
+    two_way.stop_at_google(iid, [(c, r) for c, r in channels])
+    integration = db.session.get(Integration, iid, with_for_update=True)
+    if integration is not None:
+        for channel_id, _ in channels:
+            two_way.forget_previous(integration, channel_id)
+    db.session.commit()
+    return len(channels)
+
+
+def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
+    integration = two_way.two_way_integration(iid)
+    sync_token = integration.sync_token
+    db.session.commit()
+    if not sync_token:  # no baseline yet (a lost start): take one
+        return _open_channel(iid, calendar_id, baseline=True)
+    try:
+        applied, last, errors = _apply_pages(iid, lambda token, page_token: calendar_api.list_events(
+            token, calendar_id, sync_token=sync_token, page_token=page_token))
+    except calendar_api.SyncTokenExpired:
+        # Google dropped our token: re-read everything (deleted events included) and reconcile.
+        db.session.rollback()
+        applied, last, errors = _apply_pages(iid, lambda token, page_token: calendar_api.list_events(
+            token, calendar_id, page_token=page_token, show_deleted=True))
+        sync_token = None
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is not None and (sync_token is None or integration.sync_token == sync_token):
+        integration.sync_token = last["nextSyncToken"]  # only once every page is applied
+        integration.last_sync_at = utcnow()
+        integration.sync_error = errors[-1][:two_way.ERROR_MAX] if errors else None  # the latest skipped event
+    db.session.commit()
+    return f"applied {applied}" if sync_token else f"re-baselined, applied {applied}"
+
+
+def _apply_pages(iid: uuid.UUID, list_page) -> tuple[int, dict, list[str]]:
+    """Apply every page; each event in its own savepoint, each page in its own transaction.
+    Returns (appointments changed, the last page, what was skipped as bad data)."""
+    applied, page_token, errors = 0, None, []
+    while True:
+        page = two_way.call(iid, lambda token: list_page(token, page_token))
+        integration = two_way.two_way_integration(iid)
+        if integration is None:
+            raise LookupError("switched off or disconnected during the sync")
+        for item in page.get("items") or []:
+            try:
+                with db.session.begin_nested():
+                    outcome = two_way.apply_change(integration, item)
+                if outcome in ("created", "cancelled", "rescheduled"):
+                    applied += 1
+            except Exception as exc:  # one event's bad data is recorded and skipped, never blocks the rest
+                log.warning("a Google event could not be applied", extra={
+                    "integration_id": str(iid), "event_id": str(item.get("id"))[:100], "error": type(exc).__name__})
+                errors.append(f"event {str(item.get('id'))[:100]}: {exc}")
+        db.session.commit()
+        page_token = page.get("nextPageToken")
+        if not page_token:
+            return applied, page, errors
+
+
+def sweep_two_way() -> dict[str, int]:
+    """Renew channels ending within a day (or missing); request a safety sync of every two-way calendar."""
+    renew = two_way.channels_to_renew()
+    db.session.commit()
+    for integration_id in renew:
+        enqueue(renew_channel, str(integration_id), queue=CALENDAR, result_ttl=0)
+    return {"renewing": len(renew)}
+
+
+def safety_sync() -> int:
+    """Google does not guarantee notifications: every two-way calendar syncs every few hours anyway."""
+    integration_ids = two_way.two_way_integrations()
+    db.session.commit()
+    return sum(1 for integration_id in integration_ids if two_way.request_sync(integration_id))

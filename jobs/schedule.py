@@ -8,7 +8,7 @@ from rq.cron import CronScheduler
 
 from callnfy_integrations.queues import CALENDAR, DEFAULT, WEBHOOKS
 from jobs.events import sweep_outbox
-from jobs.google import sweep_google_sync
+from jobs.google import safety_sync, sweep_google_sync, sweep_two_way
 from jobs.maintenance import prune_retention, record_heartbeat
 from jobs.webhooks import sweep_webhooks
 
@@ -20,5 +20,9 @@ def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) 
     scheduler.register(sweep_webhooks, queue_name=WEBHOOKS, interval=config["WEBHOOK_SWEEP_SECONDS"], result_ttl=0)
     scheduler.register(prune_retention, queue_name=DEFAULT, interval=config["RETENTION_SWEEP_SECONDS"],
                        result_ttl=0, job_timeout=600)
+    scheduler.register(sweep_two_way, queue_name=CALENDAR, interval=config["GOOGLE_CHANNEL_SWEEP_SECONDS"],
+                       result_ttl=0)
+    scheduler.register(safety_sync, queue_name=CALENDAR, interval=config["GOOGLE_SAFETY_SYNC_SECONDS"],
+                       result_ttl=0)
     scheduler.register(sweep_google_sync, queue_name=CALENDAR, interval=config["GOOGLE_SYNC_SWEEP_SECONDS"],
                        result_ttl=0)

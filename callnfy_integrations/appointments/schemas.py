@@ -82,7 +82,9 @@ class AppointmentSchema(ma.Schema):
     # Through the relationship: a new appointment's customer_id is only set at flush, after its event is built.
     customerId = ma.fields.Function(lambda a: public_ids.encode(public_ids.CUSTOMER, a.customer.id))
     customerName = ma.fields.String(attribute="customer.name")
-    customerPhone = ma.fields.String(attribute="customer.phone")
+    customerPhone = ma.fields.String(attribute="customer.phone", allow_none=True,
+                                     metadata={"description": "null for an appointment imported from Google "
+                                                              "Calendar whose customer's phone is unknown"})
     customerEmail = ma.fields.String(attribute="customer.email", allow_none=True)
     scheduledAt = Timestamp(attribute="scheduled_at")
     duration = ma.fields.Integer()

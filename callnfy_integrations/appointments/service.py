@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ..customers.service import find_or_create_customer, normalize_phone
+from ..customers.service import customer_without_phone, find_or_create_customer, normalize_phone
 from ..errors import Conflict, NotFound
 from ..events import registry
 from ..events.outbox import record_event
@@ -58,12 +58,17 @@ def get_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, *, for
     return appointment
 
 
-def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone: str, scheduled_at: datetime,
+def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone: str | None, scheduled_at: datetime,
                        duration: int, customer_email: str | None = None, notes: str | None = None,
                        source: str = SOURCE_CALLNFY, google_event_id: str | None = None) -> Appointment:
+    """`customer_phone` None: an appointment imported from Google Calendar, whose customer is found
+    by email or created without a phone (the API itself always requires a phone)."""
     ensure_user(user_id)
-    customer = find_or_create_customer(user_id, phone=normalize_phone(customer_phone), name=customer_name,
-                                       email=customer_email)
+    if customer_phone is None:
+        customer = customer_without_phone(user_id, name=customer_name, email=customer_email)
+    else:
+        customer = find_or_create_customer(user_id, phone=normalize_phone(customer_phone), name=customer_name,
+                                           email=customer_email)
     appointment = Appointment(id=uuid.uuid4(), user_id=user_id, customer=customer, scheduled_at=scheduled_at,
                               duration=duration, notes=notes, source=source, status=SCHEDULED, version=1,
                               google_event_id=google_event_id)

@@ -24,5 +24,6 @@ class Customer(Timestamps, db.Model):
     user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"),
                                                nullable=False)
     name: Mapped[str] = mapped_column(String(NAME_MAX), nullable=False)
-    phone: Mapped[str] = mapped_column(String(PHONE_MAX), nullable=False)
+    # NULL only for customers of appointments imported from Google Calendar (no phone known).
+    phone: Mapped[str | None] = mapped_column(String(PHONE_MAX))
     email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))

@@ -6,6 +6,7 @@ import uuid
 
 import phonenumbers
 from flask import current_app
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from ..extensions import db
@@ -41,3 +42,18 @@ def find_or_create_customer(user_id: uuid.UUID, *, phone: str, name: str | None 
         index_elements=["user_id", "phone"], set_=changes or {"phone": statement.excluded.phone},
     ).returning(Customer)
     return db.session.scalars(statement, execution_options={"populate_existing": True}).one()
+
+
+def customer_without_phone(user_id: uuid.UUID, *, name: str, email: str | None) -> Customer:
+    """For appointments imported from Google Calendar, where no phone is known: the user's customer
+    with this email (any, oldest first), else a new customer without a phone."""
+    if email:
+        existing = db.session.scalars(select(Customer).where(
+            Customer.user_id == user_id, func.lower(Customer.email) == email.lower())
+            .order_by(Customer.created_at).limit(1)).first()
+        if existing is not None:
+            return existing
+    customer = Customer(id=uuid.uuid4(), user_id=user_id, phone=None, name=name, email=email)
+    db.session.add(customer)
+    db.session.flush()
+    return customer

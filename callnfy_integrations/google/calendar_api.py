@@ -117,3 +117,44 @@ def calendar_time_zone(access_token: str, calendar_id: str) -> str | None:
     page = _execute(lambda s: s.events().list(calendarId=calendar_id, maxResults=1, fields="timeZone"),
                     access_token)
     return page.get("timeZone") or None
+
+
+# -- two-way sync ---------------------------------------------------------------------------------
+
+class SyncTokenExpired(CalendarError):
+    """410 on a list with a sync token: Google requires a full sync."""
+
+
+# Only what sync reads: the events (timed, status, attendees, our private link tags) and the tokens.
+LIST_FIELDS = ("nextPageToken,nextSyncToken,timeZone,items(id,etag,status,summary,start,end,transparency,"
+               "attendees(email,displayName,self,organizer),organizer(email,self),created,updated,"
+               "recurrence,recurringEventId,extendedProperties)")
+BASELINE_FIELDS = "nextPageToken,nextSyncToken"
+PAGE_SIZE = 250
+
+
+def list_events(access_token: str, calendar_id: str, *, sync_token: str | None = None, page_token: str | None = None,
+                show_deleted: bool = False, fields: str = LIST_FIELDS) -> dict[str, Any]:
+    """One page of events.list: incremental with `sync_token` (deletions included), else everything."""
+    params: dict[str, Any] = {"calendarId": calendar_id, "maxResults": PAGE_SIZE, "fields": fields}
+    if sync_token:
+        params["syncToken"] = sync_token
+    elif show_deleted:
+        params["showDeleted"] = True
+    if page_token:
+        params["pageToken"] = page_token
+    try:
+        return _execute(lambda s: s.events().list(**params), access_token)
+    except Rejected as exc:
+        if exc.status == 410 and sync_token:
+            raise SyncTokenExpired(exc.status, exc.reason, exc.message) from None
+        raise
+
+
+def watch(access_token: str, calendar_id: str, *, channel_id: str, token: str, address: str,
+          ttl_seconds: int) -> dict[str, Any]:
+    """Open a push channel on the calendar's events: {id, resourceId, expiration (ms), …}."""
+    body = {"id": channel_id, "type": "web_hook", "address": address, "token": token,
+            "params": {"ttl": str(ttl_seconds)}}
+    return _execute(lambda s: s.events().watch(calendarId=calendar_id, body=body), access_token)
+

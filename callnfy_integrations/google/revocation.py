@@ -23,7 +23,8 @@ def disconnected_payload(row) -> dict:
     return {"userId": str(row.user_id),
             "refreshToken": row.refresh_token_encrypted and row.refresh_token_encrypted.hex(),
             "accessToken": row.access_token_encrypted and row.access_token_encrypted.hex(),
-            "channelId": row.channel_id, "channelResourceId": row.channel_resource_id}
+            "channelId": row.channel_id, "channelResourceId": row.channel_resource_id,
+            "previousChannelId": row.previous_channel_id, "previousChannelResourceId": row.previous_channel_resource_id}
 
 
 @handles("google-revoke", GOOGLE_DISCONNECTED)
@@ -32,5 +33,6 @@ def enqueue_revocation(event: Event) -> None:
     intervals = current_app.config["GOOGLE_REVOKE_RETRY_SECONDS"]
     payload = event.payload
     enqueue(REVOKE_JOB, payload["userId"], payload["refreshToken"], payload["accessToken"], payload["channelId"],
-            payload["channelResourceId"], queue=CALENDAR, job_id=f"google-revoke-{event.id}",
+            payload["channelResourceId"], payload.get("previousChannelId"), payload.get("previousChannelResourceId"),
+            queue=CALENDAR, job_id=f"google-revoke-{event.id}",
             retry=Retry(max=len(intervals), interval=intervals), failure_ttl=7 * 86400, result_ttl=3600)

@@ -17,7 +17,7 @@ from ..errors import ApiError, Conflict, NotFound, ValidationFailed
 from ..events.outbox import record_event
 from ..events.registry import GOOGLE_DISCONNECTED
 from ..extensions import db
-from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, ONE_WAY, SYNC_MODES, Integration
+from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, ONE_WAY, SYNC_MODES, TWO_WAY, Integration
 from ..queues import CALENDAR, cancel_user_jobs
 from ..transactions import after_commit
 from ..users.service import ensure_user
@@ -106,6 +106,10 @@ def complete_authorization(state: str | None, code: str | None, error: str | Non
     row.status, row.email = CONNECTED, email
     row.sync_mode = row.sync_mode or ONE_WAY
     store_tokens(row, token)
+    if row.sync_mode == TWO_WAY:  # a (re)connect in two-way mode takes a fresh baseline and channel
+        from .two_way import request_start
+
+        request_start(row)
     db.session.flush()
     sync.request_backfill(user_id)
     return _frontend(success="true")

@@ -63,6 +63,8 @@ _MARK_CHANGED = text("""
         google_next_sync_at = clock_timestamp() + make_interval(secs => :grace)
     FROM integrations i
     WHERE a.id = :appointment_id AND i.user_id = a.user_id AND i.provider = 'google_calendar'
+      -- a change that came from Google (two-way sync) is already synced at its version: not pushed back
+      AND (a.google_sync_state IS DISTINCT FROM 'synced' OR a.google_synced_version IS DISTINCT FROM a.version)
     RETURNING i.status
 """)
 

@@ -97,6 +97,7 @@ def create_sandbox_app(client_id: str = CLIENT_ID, client_secret: str = CLIENT_S
     app.register_blueprint(oauth.blp)
     app.register_blueprint(calendar.blp, url_prefix="/calendar/v3")
     app.register_blueprint(control.blp, url_prefix="/sandbox")
+    app.register_blueprint(calendar.user_blp, url_prefix="/sandbox/user")
     return app
 
 

@@ -293,3 +293,45 @@ def stop():
             return google_error(404, "notFound", "Channel not found")
         del state().channels[body["id"]]
     return "", 204
+
+
+# -- the calendar's owner, editing in Google Calendar's own UI (tests and the dev console) ----------
+
+user_blp = Blueprint("sandbox_user", __name__)
+
+
+@user_blp.post("/<email>/events")
+def user_insert(email):
+    """The owner creates an event (any fields; a random id); watchers are notified."""
+    body = _json_body() or {}
+    with state().lock:
+        event_id = secrets.token_hex(13)
+        event = {"kind": "calendar#event", "status": "confirmed", **copy.deepcopy(body), "id": event_id,
+                 "created": _now(), "iCalUID": f"{event_id}@google.com",
+                 "organizer": {"email": email, "self": True}}
+        _calendar(email)["events"][event_id] = _touch(email, event)
+        return jsonify(_public(event)), 201
+
+
+@user_blp.patch("/<email>/events/<event_id>")
+def user_patch(email, event_id):
+    """The owner moves or edits an event (patch semantics: our private properties stay)."""
+    body = _json_body() or {}
+    with state().lock:
+        event = _calendar(email)["events"].get(event_id)
+        if event is None:
+            return google_error(404, "notFound")
+        event.update(_merge_patch(event, {k: v for k, v in body.items() if k not in ("id", "kind", "_seq")}))
+        return jsonify(_public(_touch(email, event)))
+
+
+@user_blp.delete("/<email>/events/<event_id>")
+def user_delete(email, event_id):
+    """The owner deletes an event (it stays, cancelled, for incremental sync to report)."""
+    with state().lock:
+        event = _calendar(email)["events"].get(event_id)
+        if event is None:
+            return google_error(404, "notFound")
+        event["status"] = "cancelled"
+        _touch(email, event)
+        return "", 204

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (CheckConstraint, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,6 +57,13 @@ class Integration(Timestamps, db.Model):
     channel_token_hash: Mapped[str | None] = mapped_column(String(64))
     channel_resource_id: Mapped[str | None] = mapped_column(String(255))
     channel_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Two-way sync: during a renewal the channel being replaced is accepted too, until it is stopped.
+    previous_channel_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_channel_token_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_channel_resource_id: Mapped[str | None] = mapped_column(String(255))
+    two_way_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the baseline
+    sync_error: Mapped[str | None] = mapped_column(String(500))
+    sync_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     # Zapier: the key is looked up by its SHA-256 and shown again from its encrypted copy.

@@ -1,0 +1,386 @@
+"""Two-way sync: Google Calendar → Callnfy, through push notifications and incremental sync.
+
+* Switching to two-way (or connecting while the stored mode is two-way) requests a **start**: a
+  baseline — a full `events.list`, paged, asking only for the tokens — gives the first sync token
+  without importing anything from before, then an `events.watch` channel is opened (own id, a
+  random token of which only the SHA-256 is kept, 7 days). Switching back to one-way, or
+  disconnecting, clears the token and channel at once and stops the channel at Google in a job.
+* `POST /webhooks/google/calendar` checks the channel id and token (constant time) and, for
+  `exists`/`not_exists`, requests an incremental sync: a Redis flag coalesces a burst into at most
+  one sync running plus one pending.
+* The incremental sync lists with the stored sync token page by page, applies each changed event
+  in its own savepoint (bad data is recorded and skipped) and stores the new token only after the
+  last page; 410 → a new baseline that re-reads every event (deleted ones included) and reconciles
+  the linked appointments.
+* Applying a change: a linked event (our private tag or the stored event id) cancelled → the
+  appointment is cancelled; moved or resized → rescheduled; our own echo (the etag stored after our
+  last write, or content already equal) → ignored. An unlinked, timed, busy, confirmed, single
+  (non-recurring) event created after the baseline → a new appointment with `source: google`. A
+  change that came from Google is marked synced at its new version, so it is never pushed back.
+* Channels are renewed a day before they expire (the new one opened before the old one is stopped;
+  both are accepted meanwhile), and a safety sync runs every few hours for every two-way calendar.
+
+Services here only flush; the jobs in `jobs/google.py` and the views own the transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from flask import current_app
+from sqlalchemy import or_, select
+
+from .. import public_ids
+from ..appointments import service as appointments
+from ..appointments.models import SCHEDULED, SOURCE_GOOGLE, SYNC_SYNCED, Appointment
+from ..appointments.models import DURATION_MAX, DURATION_MIN
+from ..extensions import db
+from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, TWO_WAY, Integration
+from ..queues import CALENDAR, enqueue, redis_connection
+from ..timestamps import utcnow
+from ..transactions import after_commit
+from . import calendar_api, tokens
+from .sync_mode import on_sync_mode_change
+
+log = logging.getLogger(__name__)
+
+CHANNEL_TTL_SECONDS = 7 * 86400
+RENEW_WITHIN = timedelta(hours=24)
+CANCELLED_REASON = "Cancelled in Google Calendar"
+START_JOB = "jobs.google.start_two_way"
+SYNC_JOB = "jobs.google.sync_calendar"
+STOP_JOB = "jobs.google.stop_channels"
+ERROR_MAX = 500
+PENDING_TTL = 600  # a lost sync job only delays the next notification's sync this long
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def push_address() -> str:
+    return f"{current_app.config['PUBLIC_API_URL']}/webhooks/google/calendar"
+
+
+# -- switching on and off ------------------------------------------------------------------------
+
+@on_sync_mode_change
+def _sync_mode_changed(integration_id: uuid.UUID, old: str, new: str) -> None:
+    integration = db.session.get(Integration, integration_id)
+    if new == TWO_WAY:
+        request_start(integration)
+    else:
+        stop(integration)
+
+
+def request_start(integration: Integration) -> None:
+    """A baseline and a channel, once the caller commits (switching on, or reconnecting in two-way)."""
+    integration.sync_token = None
+    integration.sync_error = None
+    integration.sync_attempts = 0
+    after_commit(enqueue_start, integration.id)
+
+
+def enqueue_start(integration_ids: list[uuid.UUID]) -> None:
+    for integration_id in dict.fromkeys(integration_ids):
+        try:
+            enqueue(START_JOB, str(integration_id), queue=CALENDAR, result_ttl=0, failure_ttl=7 * 86400)
+        except Exception:  # the safety sweep finds two-way integrations without a channel
+            log.warning("could not enqueue the two-way start; the safety sweep will", exc_info=True)
+
+
+def channels_of(integration: Integration) -> list[tuple[str, str]]:
+    """(channel id, resource id) of every channel Google may still be sending to."""
+    pairs = [(integration.channel_id, integration.channel_resource_id),
+             (integration.previous_channel_id, integration.previous_channel_resource_id)]
+    return [(c, r) for c, r in pairs if c and r]
+
+
+def _clear_channels(integration: Integration) -> None:
+    integration.channel_id = integration.channel_token_hash = integration.channel_resource_id = None
+    integration.channel_expires_at = None
+    integration.previous_channel_id = integration.previous_channel_token_hash = None
+    integration.previous_channel_resource_id = None
+
+
+def stop(integration: Integration) -> None:
+    """Back to one-way: notifications are refused from this commit on; the channels are stopped at
+    Google by a job (which needs a live token, so it runs after the commit)."""
+    channels = channels_of(integration)
+    _clear_channels(integration)
+    integration.sync_token = None
+    integration.two_way_since = None
+    integration.sync_error = None
+    if channels:
+        after_commit(enqueue_stop, (integration.id, tuple(channels)))
+
+
+def enqueue_stop(items: list[tuple[uuid.UUID, tuple]]) -> None:
+    from rq import Retry
+
+    for integration_id, channels in items:
+        try:
+            enqueue(STOP_JOB, str(integration_id), [list(c) for c in channels], queue=CALENDAR, result_ttl=0,
+                    failure_ttl=7 * 86400, retry=Retry(max=5, interval=[10, 60, 300, 900, 3600]))
+        except Exception:  # the channel expires by itself within 7 days; its notifications get 404s
+            log.warning("could not enqueue stopping a Google channel", exc_info=True)
+
+
+# -- calls to Google (a 401 refreshes once; each call takes a slot of the per-user quota) ---------
+
+def call(integration_id: uuid.UUID, request: Callable[[str], Any]) -> Any:
+    """`request(access_token)`, refreshing once on 401; raises what a push raises (QuotaWait included)."""
+    from .sync import _take_slot
+
+    token = tokens.access_token(integration_id)
+    _take_slot(integration_id)
+    try:
+        return request(token)
+    except calendar_api.TokenRejected:
+        _take_slot(integration_id)
+        return request(tokens.access_token(integration_id, rejected=token))
+
+
+def two_way_integration(integration_id: uuid.UUID, *, for_update: bool = False) -> Integration | None:
+    statement = select(Integration).where(Integration.id == integration_id, Integration.provider == GOOGLE_CALENDAR,
+                                          Integration.status == CONNECTED, Integration.sync_mode == TWO_WAY)
+    if for_update:
+        statement = statement.with_for_update()
+    return db.session.scalars(statement).one_or_none()
+
+
+def baseline_token(integration_id: uuid.UUID, calendar_id: str) -> str:
+    """Page through the whole calendar asking only for tokens: the sync token of 'now'."""
+    page_token = None
+    while True:
+        page = call(integration_id, lambda token: calendar_api.list_events(
+            token, calendar_id, page_token=page_token, fields=calendar_api.BASELINE_FIELDS))
+        page_token = page.get("nextPageToken")
+        if not page_token:
+            return page["nextSyncToken"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    token: str
+    resource_id: str
+    expires_at: datetime
+
+
+def open_channel(integration_id: uuid.UUID, calendar_id: str) -> Channel:
+    channel_id = f"callnfy-{uuid.uuid4().hex}"  # 40 characters; Google allows 64
+    secret = secrets.token_urlsafe(32)
+    answer = call(integration_id, lambda token: calendar_api.watch(
+        token, calendar_id, channel_id=channel_id, token=secret, address=push_address(),
+        ttl_seconds=CHANNEL_TTL_SECONDS))
+    expiration = answer.get("expiration")
+    expires_at = (datetime.fromtimestamp(int(expiration) / 1000, timezone.utc) if expiration
+                  else utcnow() + timedelta(seconds=CHANNEL_TTL_SECONDS))
+    return Channel(channel_id, secret, answer["resourceId"], expires_at)
+
+
+def install_channel(integration: Integration, channel: Channel) -> list[tuple[str, str]]:
+    """Make `channel` the current one; the current one is kept as previous (both accepted) and
+    returned with any older one, for the caller to stop after commit."""
+    to_stop = []
+    if integration.previous_channel_id and integration.previous_channel_resource_id:
+        to_stop.append((integration.previous_channel_id, integration.previous_channel_resource_id))
+    integration.previous_channel_id = integration.channel_id
+    integration.previous_channel_token_hash = integration.channel_token_hash
+    integration.previous_channel_resource_id = integration.channel_resource_id
+    if integration.channel_id and integration.channel_resource_id:
+        to_stop.append((integration.channel_id, integration.channel_resource_id))
+    integration.channel_id, integration.channel_token_hash = channel.id, _hash(channel.token)
+    integration.channel_resource_id, integration.channel_expires_at = channel.resource_id, channel.expires_at
+    return to_stop
+
+
+def forget_previous(integration: Integration, channel_id: str) -> None:
+    """The replaced channel was stopped at Google: stop accepting it."""
+    if integration.previous_channel_id == channel_id:
+        integration.previous_channel_id = integration.previous_channel_token_hash = None
+        integration.previous_channel_resource_id = None
+
+
+def stop_at_google(integration_id: uuid.UUID, channels: list[tuple[str, str]]) -> None:
+    from . import oauth
+
+    for channel_id, resource_id in channels:
+        call(integration_id, lambda token: oauth.stop_channel(token, channel_id, resource_id))
+
+
+# -- notifications -------------------------------------------------------------------------------
+
+def verify_notification(channel_id: str | None, token: str | None, resource_id: str | None) -> uuid.UUID | None:
+    """The integration this notification is for, or None (unknown or stopped channel, wrong token)."""
+    if not channel_id or len(channel_id) > 64 or not token or len(token) > 256:
+        return None
+    row = db.session.execute(select(
+        Integration.id, Integration.channel_id, Integration.channel_token_hash, Integration.channel_resource_id,
+        Integration.previous_channel_token_hash, Integration.previous_channel_resource_id,
+    ).where(or_(Integration.channel_id == channel_id, Integration.previous_channel_id == channel_id),
+            Integration.sync_mode == TWO_WAY, Integration.status == CONNECTED)).one_or_none()
+    if row is None:
+        return None
+    current = row.channel_id == channel_id
+    expected_hash = row.channel_token_hash if current else row.previous_channel_token_hash
+    expected_resource = row.channel_resource_id if current else row.previous_channel_resource_id
+    if not expected_hash or not hmac.compare_digest(expected_hash, _hash(token)):
+        return None
+    if resource_id and expected_resource and not hmac.compare_digest(expected_resource, resource_id):
+        return None
+    return row.id
+
+
+def pending_key(integration_id: uuid.UUID | str) -> str:
+    return f"callnfy:google-sync-pending:{integration_id}"
+
+
+def request_sync(integration_id: uuid.UUID) -> bool:
+    """Coalesced: enqueue an incremental sync unless one is already waiting; True if enqueued."""
+    connection = redis_connection()
+    if not connection.set(pending_key(integration_id), 1, nx=True, ex=PENDING_TTL):
+        return False
+    enqueue(SYNC_JOB, str(integration_id), queue=CALENDAR, connection=connection, result_ttl=0,
+            failure_ttl=7 * 86400, job_id=f"google-sync-{integration_id}-{uuid.uuid4().hex[:8]}")
+    return True
+
+
+# -- applying Google's changes -------------------------------------------------------------------
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _linked(integration: Integration, item: dict[str, Any]) -> Appointment | None:
+    private = (item.get("extendedProperties") or {}).get("private") or {}
+    appointment_id = public_ids.decode(public_ids.APPOINTMENT, private.get("callnfyAppointmentId") or "")
+    conditions = [Appointment.google_event_id == item["id"]]
+    if appointment_id:
+        conditions.append(Appointment.id == appointment_id)
+    return db.session.scalars(select(Appointment).where(Appointment.user_id == integration.user_id, or_(*conditions))
+                              .with_for_update()).first()
+
+
+def _mark_from_google(appointment: Appointment, item: dict[str, Any]) -> None:
+    """This state came from Google: synced at the current version, so nothing is pushed back."""
+    appointment.google_event_id = appointment.google_event_id or item["id"]
+    appointment.google_etag = item.get("etag")
+    appointment.google_synced_version = appointment.version
+    appointment.google_sync_state = SYNC_SYNCED
+    appointment.google_sync_error = None
+    appointment.google_next_sync_at = None
+    appointment.google_synced_at = utcnow()
+
+
+class Skipped(Exception):
+    """This event cannot become or change an appointment (recorded, then the sync goes on)."""
+
+
+def _timing(item: dict[str, Any]) -> tuple[datetime, int] | None:
+    start = _parse_time((item.get("start") or {}).get("dateTime"))
+    end = _parse_time((item.get("end") or {}).get("dateTime"))
+    if start is None or end is None:
+        return None  # all-day (date only) or malformed
+    minutes = int((end - start).total_seconds() // 60)
+    if not DURATION_MIN <= minutes <= DURATION_MAX:
+        raise Skipped(f"event {item['id']}: a duration of {minutes} minutes is outside {DURATION_MIN}-{DURATION_MAX}")
+    return start, minutes
+
+
+def apply_change(integration: Integration, item: dict[str, Any]) -> str:
+    """Make Callnfy reflect one changed Google event; returns what was done (for logs and tests)."""
+    if item.get("recurrence") or item.get("recurringEventId"):
+        return "skipped: recurring"
+    appointment = _linked(integration, item)
+    if appointment is not None:
+        return _apply_to_linked(integration, appointment, item)
+    if item.get("status") != "confirmed":
+        return "skipped: not confirmed"
+    if item.get("transparency") == "transparent":
+        return "skipped: free time"
+    timing = _timing(item)
+    if timing is None:
+        return "skipped: all-day"
+    created = _parse_time(item.get("created"))
+    if integration.two_way_since and (created is None or created < integration.two_way_since):
+        return "skipped: before the baseline"
+    name, email, notes = _customer_of(integration, item)
+    appointment = appointments.create_appointment(
+        integration.user_id, customer_name=name, customer_phone=None, customer_email=email,
+        scheduled_at=timing[0], duration=timing[1], notes=notes, source=SOURCE_GOOGLE, google_event_id=item["id"])
+    _mark_from_google(appointment, item)
+    db.session.flush()
+    return "created"
+
+
+def _apply_to_linked(integration: Integration, appointment: Appointment, item: dict[str, Any]) -> str:
+    if item.get("etag") and appointment.google_etag == item.get("etag"):
+        return "echo"
+    if item.get("status") == "cancelled":
+        if appointment.status == SCHEDULED:
+            appointments.cancel_appointment(integration.user_id, appointment.id, reason=CANCELLED_REASON)
+            _mark_from_google(appointment, item)
+            return "cancelled"
+        appointment.google_etag = item.get("etag")
+        return "echo"
+    timing = _timing(item)
+    if timing is None or appointment.status != SCHEDULED:
+        appointment.google_etag = item.get("etag")  # nothing Callnfy can take from it
+        return "ignored"
+    start, minutes = timing
+    if start == appointment.scheduled_at and minutes == appointment.duration:
+        if appointment.google_sync_state == SYNC_SYNCED and appointment.google_synced_version == appointment.version:
+            appointment.google_etag = item.get("etag")  # our own write, seen again
+        return "echo"
+    appointments.update_appointment(integration.user_id, appointment.id, {"scheduled_at": start, "duration": minutes})
+    _mark_from_google(appointment, item)
+    return "rescheduled"
+
+
+def _customer_of(integration: Integration, item: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """(name, email, notes): the first attendee who is not the calendar's owner, else the summary."""
+    owner = (integration.email or "").lower()
+    summary = (item.get("summary") or "").strip()
+    for attendee in item.get("attendees") or []:
+        email = (attendee.get("email") or "").strip()
+        if attendee.get("self") or (email and email.lower() == owner):
+            continue
+        name = (attendee.get("displayName") or "").strip() or email
+        if name:
+            return name[:200], email or None, summary[:2000] or None
+    return (summary or "Google Calendar event")[:200], None, None
+
+
+def record_sync_error(integration: Integration, message: str) -> None:
+    integration.sync_error = message[:ERROR_MAX]
+
+
+# -- sweeps ----------------------------------------------------------------------------------------
+
+def channels_to_renew() -> list[uuid.UUID]:
+    """Two-way integrations whose channel ends within a day, or that have none (a lost start)."""
+    cutoff = utcnow() + RENEW_WITHIN
+    return list(db.session.scalars(select(Integration.id).where(
+        Integration.provider == GOOGLE_CALENDAR, Integration.status == CONNECTED, Integration.sync_mode == TWO_WAY,
+        or_(Integration.channel_id.is_(None), Integration.channel_expires_at <= cutoff))))
+
+
+def two_way_integrations() -> list[uuid.UUID]:
+    return list(db.session.scalars(select(Integration.id).where(
+        Integration.provider == GOOGLE_CALENDAR, Integration.status == CONNECTED, Integration.sync_mode == TWO_WAY,
+        Integration.sync_token.is_not(None))))
