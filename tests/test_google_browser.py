@@ -128,7 +128,7 @@ def test_person_connects_google_in_a_real_browser(served, sandbox):
         assert binder_cookies(context) == []  # spent by the callback
     assert landed == f"{served.frontend_url}/settings/integrations?success=true"
     assert google_status(served, user_id) == {"connected": True, "email": "owner@example.com",
-                                              "syncMode": "one-way", "lastSyncAt": None}
+                                              "syncMode": "one-way", "lastSyncAt": None, "syncError": None}
 
 
 def test_person_declines_in_a_real_browser(served, sandbox):

@@ -34,7 +34,7 @@ def test_connect_returns_a_pkce_consent_url(guser, sandbox):
 def test_full_connect_flow(guser):
     assert guser.connect() == {"success": "true"}
     assert guser.status() == {"connected": True, "email": "owner@example.com", "syncMode": "one-way",
-                              "lastSyncAt": None}
+                              "lastSyncAt": None, "syncError": None}
 
 
 def test_callback_redirects_to_the_frontend(guser):

@@ -212,6 +212,7 @@ def test_all_day_free_recurring_and_tentative_events_are_not_imported(tuser, san
     tuser.settle()
     assert [a.notes for a in tuser.appointments()] == ["Real one"]
     assert "outside 1-1440" in tuser.integration().sync_error
+    assert "outside 1-1440" in tuser.status()["syncError"]  # visible to the SPA
 
 
 def test_a_google_side_move_reschedules_and_a_delete_cancels_and_zapier_hears_it(tuser, sandbox, receiver):
@@ -396,3 +397,47 @@ def test_reconnecting_in_two_way_mode_takes_a_fresh_baseline(tuser, sandbox):
     assert again.sync_mode == "two-way" and again.sync_token and again.sync_token != first_token
     with sandbox.state.lock:
         assert list(sandbox.state.channels) == [again.channel_id]  # the old channel was stopped
+
+
+def test_notifications_are_rate_limited_per_client_address(database_url, servers, sandbox, app):
+    limited = create_app(make_config(database_url, servers["redis"], GOOGLE_PUSH_RATE_LIMIT="3 per minute",
+                                     **google_settings(sandbox)))
+    client = limited.test_client()
+    answers = [client.post("/webhooks/google/calendar", headers={"X-Goog-Channel-ID": "callnfy-x",
+                                                                 "X-Goog-Channel-Token": "t",
+                                                                 "X-Goog-Resource-State": "exists"})
+               for _ in range(4)]
+    assert [a.status_code for a in answers] == [404, 404, 404, 429]
+    assert answers[-1].json["error"]["code"] == "TOO_MANY_REQUESTS" and int(answers[-1].headers["Retry-After"]) >= 1
+
+
+def test_the_safety_sync_runs_for_every_two_way_calendar_without_notifications(tuser, sandbox):
+    from jobs.google import safety_sync
+
+    tuser.enable_two_way()
+    tuser.settle()
+    sandbox.settings(notify=False)  # Google's notification is lost
+    tuser.google_create(summary="Only the safety sync sees this")
+    time.sleep(0.2)
+    assert not redis_connection().exists(pending_key(tuser.integration().id))
+    before = tuser.integration().last_sync_at
+    assert safety_sync() == 1
+    run_jobs(tuser.app)
+    assert [a.notes for a in tuser.appointments()] == ["Only the safety sync sees this"]
+    assert tuser.integration().last_sync_at > before
+
+
+def test_google_trouble_during_a_sync_is_retried_with_backoff_and_keeps_the_token(tuser, sandbox):
+    from rq.registry import ScheduledJobRegistry
+
+    tuser.enable_two_way()
+    tuser.settle()
+    token = tuser.integration().sync_token
+    sandbox.state.script("events.list", {"status": 503})
+    tuser.google_create()
+    tuser.settle()
+    integration = tuser.integration()
+    assert integration.sync_token == token and integration.sync_attempts == 1
+    assert integration.sync_error.startswith("will retry")
+    assert ScheduledJobRegistry(queue=get_queue(CALENDAR)).count == 1  # the retry waits for its backoff
+    assert tuser.appointments() == []

@@ -42,7 +42,7 @@ def test_status_shows_connected_shapes(client, app_ctx):
     data = client.get("/integrations/status", headers=auth_headers(user.id)).json["data"]
 
     assert data["googleCalendar"] == {"connected": True, "email": "clinic@example.com", "syncMode": "two-way",
-                                      "lastSyncAt": "2025-12-22T10:45:00.123Z"}
+                                      "lastSyncAt": "2025-12-22T10:45:00.123Z", "syncError": None}
     zapier = data["zapier"]
     assert set(zapier) == {"connected", "apiKey", "webhookUrl", "createdAt"}
     assert zapier["connected"] is True and zapier["apiKey"] == api_key
@@ -55,7 +55,7 @@ def test_status_google_never_synced_has_null_last_sync(client, app_ctx):
     make_google_integration(user)
     data = client.get("/integrations/status", headers=auth_headers(user.id)).json["data"]
     assert data["googleCalendar"] == {"connected": True, "email": "owner@example.com", "syncMode": "one-way",
-                                      "lastSyncAt": None}
+                                      "lastSyncAt": None, "syncError": None}
 
 
 def test_status_shows_reauthorization_required(client, app_ctx):

@@ -10,6 +10,8 @@ class GoogleCalendarStatusSchema(ma.Schema):
     email = ma.fields.String(allow_none=True)
     syncMode = ma.fields.String(allow_none=True, metadata={"enum": ["one-way", "two-way"]})
     lastSyncAt = Timestamp(allow_none=True)
+    syncError = ma.fields.String(allow_none=True, metadata={
+        "description": "Two-way sync: why the last sync from Google failed or skipped an event (null when fine)"})
     reauthorizationRequired = ma.fields.Boolean(
         metadata={"description": "Present and true when Google revoked access and the user must reconnect"})
 

@@ -20,7 +20,8 @@ _integrations = Integration.__table__
 # ORM annotations per request. One table, one index: PostgreSQL plans it far cheaper than a join.
 _STATUS_QUERY = (
     select(_integrations.c.provider, _integrations.c.status, _integrations.c.email, _integrations.c.sync_mode,
-           _integrations.c.last_sync_at, _integrations.c.api_key_encrypted, _integrations.c.created_at)
+           _integrations.c.last_sync_at, _integrations.c.sync_error, _integrations.c.api_key_encrypted,
+           _integrations.c.created_at)
     .where(_integrations.c.user_id == bindparam("user_id"))
 )
 
@@ -59,7 +60,8 @@ def google_status(row: Any) -> dict[str, Any]:
         return {"connected": False}
     if row.status != CONNECTED:
         return {"connected": False, "reauthorizationRequired": True, "email": row.email}
-    return {"connected": True, "email": row.email, "syncMode": row.sync_mode, "lastSyncAt": row.last_sync_at}
+    return {"connected": True, "email": row.email, "syncMode": row.sync_mode, "lastSyncAt": row.last_sync_at,
+            "syncError": row.sync_error}
 
 
 def zapier_status(row: Any, user_id: uuid.UUID) -> dict[str, Any]:
