@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/appointments_throughput.py
 	$(PY) bench/webhook_throughput.py
 	$(PY) bench/google_sync.py
+	$(PY) bench/google_push.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

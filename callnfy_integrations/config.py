@@ -154,6 +154,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "GOOGLE_CHANNEL_SWEEP_SECONDS": _positive(get, "GOOGLE_CHANNEL_SWEEP_SECONDS", "3600", int),
         "GOOGLE_SAFETY_SYNC_SECONDS": _positive(get, "GOOGLE_SAFETY_SYNC_SECONDS", "10800", int),
         "GOOGLE_PUSH_RATE_LIMIT": get("GOOGLE_PUSH_RATE_LIMIT", "6000 per minute"),
+        "GOOGLE_SYNC_DEBOUNCE_SECONDS": float(get("GOOGLE_SYNC_DEBOUNCE_SECONDS", "1")),
         # Revoking at Google after a disconnect: RQ retries at these delays (~27 h in all).
         "GOOGLE_REVOKE_RETRY_SECONDS": _whole_seconds(
             "GOOGLE_REVOKE_RETRY_SECONDS",

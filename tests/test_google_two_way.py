@@ -41,6 +41,7 @@ def live(database_url, servers, sandbox, ca_bundle, app):
         database_url, servers["redis"], PUBLIC_API_URL=url, WEBHOOK_ALLOWED_HOSTS="localhost",
         WEBHOOK_ALLOW_PRIVATE_NETWORKS="true", WEBHOOK_CA_BUNDLE=ca_bundle, WEBHOOK_RETRY_SCHEDULE="0",
         OUTBOX_GRACE_SECONDS="0", GOOGLE_SYNC_GRACE_SECONDS="0", ZAPIER_AUTH_FAILURE_LIMIT="1000 per minute",
+        GOOGLE_SYNC_DEBOUNCE_SECONDS="0",  # burst workers run no scheduler; the debounce has its own test
         **google_settings(sandbox)))
     server.app = application
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -281,6 +282,26 @@ def test_a_burst_of_50_notifications_makes_at_most_two_list_calls(tuser, sandbox
     run_jobs(tuser.app)
     assert list_calls(sandbox) <= 2
     assert len(tuser.appointments()) == 1
+
+
+def test_with_the_default_debounce_a_burst_waits_as_one_scheduled_sync(tuser, sandbox, database_url, servers):
+    from rq.registry import ScheduledJobRegistry
+
+    tuser.enable_two_way()
+    tuser.settle()
+    integration = tuser.integration()
+    secret = channel_secret(sandbox, integration.channel_id)
+    debounced = create_app(make_config(database_url, servers["redis"], **google_settings(sandbox)))
+    assert debounced.config["GOOGLE_SYNC_DEBOUNCE_SECONDS"] == 1
+    client = debounced.test_client()
+    for _ in range(30):
+        answer = client.post("/webhooks/google/calendar", headers={
+            "X-Goog-Channel-ID": integration.channel_id, "X-Goog-Channel-Token": secret,
+            "X-Goog-Resource-State": "exists"})
+        assert answer.status_code == 200
+    assert get_queue(CALENDAR).count == 0  # nothing runs at once …
+    scheduled = ScheduledJobRegistry(queue=get_queue(CALENDAR))
+    assert scheduled.count == 1  # … one sync waits its second, for the whole burst
 
 
 def test_wrong_token_or_unknown_channel_is_404_and_enqueues_nothing(tuser, sandbox):

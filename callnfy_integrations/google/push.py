@@ -13,7 +13,7 @@ import time
 
 from flask import current_app, request
 from flask.views import MethodView
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter
 
 from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..errors import ApiError, NotFound
@@ -33,7 +33,7 @@ class TooManyNotifications(ApiError):
 
 
 def _ensure_allowed(address: str) -> None:
-    limiter, limit = redis_limiter(current_app, "google-push", MovingWindowRateLimiter,
+    limiter, limit = redis_limiter(current_app, "google-push", FixedWindowRateLimiter,
                                    current_app.config["GOOGLE_PUSH_RATE_LIMIT"])
     try:
         allowed = limiter.hit(limit, "google-push", address)

@@ -43,7 +43,7 @@ from ..appointments.models import SCHEDULED, SOURCE_GOOGLE, SYNC_SYNCED, Appoint
 from ..appointments.models import DURATION_MAX, DURATION_MIN
 from ..extensions import db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, TWO_WAY, Integration
-from ..queues import CALENDAR, enqueue, redis_connection
+from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
 from . import calendar_api, tokens
@@ -223,11 +223,15 @@ def verify_notification(channel_id: str | None, token: str | None, resource_id: 
     """The integration this notification is for, or None (unknown or stopped channel, wrong token)."""
     if not channel_id or len(channel_id) > 64 or not token or len(token) > 256:
         return None
-    row = db.session.execute(select(
-        Integration.id, Integration.channel_id, Integration.channel_token_hash, Integration.channel_resource_id,
-        Integration.previous_channel_token_hash, Integration.previous_channel_resource_id,
-    ).where(or_(Integration.channel_id == channel_id, Integration.previous_channel_id == channel_id),
-            Integration.sync_mode == TWO_WAY, Integration.status == CONNECTED)).one_or_none()
+    from ..extensions import AUTOCOMMIT_BIND
+
+    # A lone read on the autocommit engine: no BEGIN/ROLLBACK around it (Google waits for this answer).
+    with db.engines[AUTOCOMMIT_BIND].connect() as connection:
+        row = connection.execute(select(
+            Integration.id, Integration.channel_id, Integration.channel_token_hash, Integration.channel_resource_id,
+            Integration.previous_channel_token_hash, Integration.previous_channel_resource_id,
+        ).where(or_(Integration.channel_id == channel_id, Integration.previous_channel_id == channel_id),
+                Integration.sync_mode == TWO_WAY, Integration.status == CONNECTED)).one_or_none()
     if row is None:
         return None
     current = row.channel_id == channel_id
@@ -245,12 +249,22 @@ def pending_key(integration_id: uuid.UUID | str) -> str:
 
 
 def request_sync(integration_id: uuid.UUID) -> bool:
-    """Coalesced: enqueue an incremental sync unless one is already waiting; True if enqueued."""
+    """Coalesced: an incremental sync unless one is already waiting; True if this call asked for it.
+
+    Google sends one notification per change, so a bulk edit is a burst: the sync starts
+    GOOGLE_SYNC_DEBOUNCE_SECONDS after the first notification (RQ's scheduler), and every
+    notification until it starts is absorbed by the same pending flag."""
     connection = redis_connection()
     if not connection.set(pending_key(integration_id), 1, nx=True, ex=PENDING_TTL):
         return False
-    enqueue(SYNC_JOB, str(integration_id), queue=CALENDAR, connection=connection, result_ttl=0,
-            failure_ttl=7 * 86400, job_id=f"google-sync-{integration_id}-{uuid.uuid4().hex[:8]}")
+    options = {"result_ttl": 0, "failure_ttl": 7 * 86400,
+               "job_id": f"google-sync-{integration_id}-{uuid.uuid4().hex[:8]}"}
+    debounce = current_app.config["GOOGLE_SYNC_DEBOUNCE_SECONDS"]
+    if debounce > 0:
+        enqueue_in(timedelta(seconds=debounce), SYNC_JOB, str(integration_id), queue=CALENDAR,
+                   connection=connection, **options)
+    else:
+        enqueue(SYNC_JOB, str(integration_id), queue=CALENDAR, connection=connection, **options)
     return True
 
 

@@ -97,6 +97,16 @@ def channels():
         return jsonify(sorted(state().channels))
 
 
+@blp.get("/channels/<channel_id>")
+def channel(channel_id):
+    """One open channel as Google holds it, token included (benches and the dev console act as Google)."""
+    with state().lock:
+        found = state().channels.get(channel_id)
+        if found is None:
+            return jsonify({"error": "no such channel"}), 404
+        return jsonify({k: v for k, v in found.items() if k != "messages"})
+
+
 @blp.get("/events/<email>")
 def events(email):
     """Every event of that calendar, cancelled ones included, in creation order, without internal keys."""
