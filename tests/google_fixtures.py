@@ -82,11 +82,16 @@ def google_app(database_url, servers, sandbox, app):
     return create_app(make_config(database_url, servers["redis"], **google_settings(sandbox)))
 
 
-@pytest.fixture
-def gctx(google_app, sandbox):
+def fresh_sandbox(sandbox: Sandbox) -> None:
+    """Default settings, no calendars, channels or counts: each test starts from a new Google."""
     sandbox.settings(access_token_lifetime=3599, rotate_refresh_tokens=False, notify=True, token_delay=0,
                      write_delay=0, time_zones={})
     requests.post(f"{sandbox.url}/sandbox/reset", timeout=5).raise_for_status()
+
+
+@pytest.fixture
+def gctx(google_app, sandbox):
+    fresh_sandbox(sandbox)
     with google_app.app_context():
         yield google_app
         db.session.remove()

@@ -26,7 +26,7 @@ from callnfy_integrations.integrations.models import GOOGLE_CALENDAR, Integratio
 from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import CALENDAR, enqueue, get_queue, redis_connection
 from tests.conftest import make_config, wait_for
-from tests.google_fixtures import GoogleUser, google_settings, run_jobs, sandbox  # noqa: F401
+from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings, run_jobs, sandbox  # noqa: F401
 from tests.zapier_fixtures import ca, ca_bundle, receiver  # noqa: F401
 
 OWNER = "owner@example.com"
@@ -53,9 +53,7 @@ def live(database_url, servers, sandbox, ca_bundle, app):
 
 @pytest.fixture
 def lctx(live, sandbox):
-    sandbox.settings(access_token_lifetime=3599, rotate_refresh_tokens=False, notify=True, token_delay=0,
-                     write_delay=0, time_zones={})
-    requests.post(f"{sandbox.url}/sandbox/reset", timeout=5).raise_for_status()
+    fresh_sandbox(sandbox)
     with live.app_context():
         yield live
         db.session.remove()
@@ -462,3 +460,27 @@ def test_google_trouble_during_a_sync_is_retried_with_backoff_and_keeps_the_toke
     assert integration.sync_error.startswith("will retry")
     assert ScheduledJobRegistry(queue=get_queue(CALENDAR)).count == 1  # the retry waits for its backoff
     assert tuser.appointments() == []
+
+
+def test_with_real_worker_processes_a_google_side_create_arrives_through_the_debounced_sync(
+        tuser, sandbox, config):
+    """Production's path: a `flask worker` process with RQ's scheduler and the default 1 s debounce."""
+    from tests.conftest import run_flask
+    from tests.google_fixtures import worker_env
+
+    tuser.enable_two_way()
+    tuser.settle()
+    env = worker_env(config, sandbox, PUBLIC_API_URL=tuser.app.config["LIVE_URL"], LOG_LEVEL="WARNING")
+    worker = run_flask(env, "worker", "--queue", "default", "--queue", "calendar")
+    tuser.app.config["GOOGLE_SYNC_DEBOUNCE_SECONDS"] = 1.0  # the served app, as in production
+    try:
+        started = time.monotonic()
+        tuser.google_create(summary="Booked in Google")
+        [appointment] = wait_for(tuser.appointments, timeout=20)
+        elapsed = time.monotonic() - started
+    finally:
+        tuser.app.config["GOOGLE_SYNC_DEBOUNCE_SECONDS"] = 0.0
+        worker.terminate()
+        worker.wait(20)
+    assert appointment.notes == "Booked in Google" and appointment.source == "google"
+    assert 1.0 <= elapsed < 10  # the debounce's second, then RQ's scheduler and the sync
