@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install browser bench clean
+.PHONY: run test install browser zapier-app bench clean
+ZAPIER_STAMP := zapier-app/node_modules/.installed
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +24,15 @@ browser:
 	  echo "installing Debian's chromium for the browser test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The Zapier app's dependencies, exactly as the lockfile has them (Node and npm from the machine).
+$(ZAPIER_STAMP): zapier-app/package.json zapier-app/package-lock.json
+	cd zapier-app && npm ci --no-audit --no-fund --loglevel=error
+	touch $(ZAPIER_STAMP)
+
+zapier-app: $(ZAPIER_STAMP)
+
 # TEST_DATABASE_URL / TEST_REDIS_URL select real servers; unset, the embedded ones start.
-test: $(STAMP) browser
+test: $(STAMP) browser $(ZAPIER_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -35,4 +43,4 @@ bench: $(STAMP)
 	$(PY) bench/google_push.py
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache zapier-app/node_modules

@@ -1,0 +1,146 @@
+'use strict';
+
+// The app against a live Callnfy service, as Zapier would run it. Started by
+// tests/test_zapier_app.py, which runs the service (web, worker, PostgreSQL, Redis) and passes:
+//   CALLNFY_API_URL, CALLNFY_JWT           the API and a user's token (to book appointments, as the SPA)
+//   CALLNFY_WEBHOOK_URL, CALLNFY_API_KEY   what the settings page shows: the connection's two fields
+//   RECEIVER_CERT, RECEIVER_KEY            a certificate for localhost the worker trusts
+// A loopback HTTPS server stands in for Zapier's hook URL.
+
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const https = require('node:https');
+const { after, before, test } = require('node:test');
+const zapier = require('zapier-platform-core');
+
+const App = require('..');
+
+const appTester = zapier.createAppTester(App);
+const env = process.env;
+const required = ['CALLNFY_API_URL', 'CALLNFY_JWT', 'CALLNFY_WEBHOOK_URL', 'CALLNFY_API_KEY', 'RECEIVER_CERT',
+  'RECEIVER_KEY'];
+const missing = required.filter((name) => !env[name]);
+if (missing.length) {
+  throw new Error(`missing ${missing.join(', ')}: run through pytest tests/test_zapier_app.py, which starts the service`);
+}
+
+const authData = { webhookUrl: env.CALLNFY_WEBHOOK_URL, apiKey: env.CALLNFY_API_KEY };
+const received = [];
+let server;
+let hookUrl;
+
+before(async () => {
+  server = https.createServer({ cert: fs.readFileSync(env.RECEIVER_CERT), key: fs.readFileSync(env.RECEIVER_KEY) },
+    (request, response) => {
+      const chunks = [];
+      request.on('data', (chunk) => chunks.push(chunk));
+      request.on('end', () => {
+        received.push({ path: request.url, headers: request.headers, body: Buffer.concat(chunks) });
+        response.writeHead(200, { 'Content-Type': 'application/json' });
+        response.end('{"status":"success"}');
+      });
+    });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  hookUrl = `https://localhost:${server.address().port}/hooks/catch/1/abc`;
+});
+
+after(() => server.close());
+
+const api = async (method, path, body) => {
+  const response = await fetch(`${env.CALLNFY_API_URL}${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${env.CALLNFY_JWT}`, 'Content-Type': 'application/json' },
+    body: body && JSON.stringify(body),
+  });
+  const json = await response.json();
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${JSON.stringify(json)}`);
+  return json.data;
+};
+
+const waitFor = async (predicate, timeoutMs, what) => {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = predicate();
+    if (value) {
+      return value;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+// Standard Webhooks: v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}"> keyed by the API key.
+const verify = (delivery) => {
+  const { 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': signature } = delivery.headers;
+  const expected = crypto.createHmac('sha256', Buffer.from(env.CALLNFY_API_KEY, 'utf8'))
+    .update(`${id}.${timestamp}.`).update(delivery.body).digest('base64');
+  assert.equal(signature, `v1,${expected}`);
+  assert.equal(delivery.headers['x-callnfy-key'], env.CALLNFY_API_KEY);
+  return JSON.parse(delivery.body.toString('utf8'));
+};
+
+test('the connection: the auth test passes and names the account', async () => {
+  const result = await appTester(App.authentication.test, { authData });
+  assert.deepEqual(result.events, ['appointment.created', 'appointment.cancelled', 'appointment.completed',
+    'call.received']);
+  const label = await appTester(App.authentication.connectionLabel, { authData, inputData: result });
+  assert.equal(label, `Callnfy account ${result.userId}`);
+  assert.ok(env.CALLNFY_WEBHOOK_URL.endsWith(`/webhooks/zapier/${result.userId}`));
+});
+
+test('a wrong key fails authentication, with a message that says what to do', async () => {
+  await assert.rejects(
+    appTester(App.authentication.test, { authData: { ...authData, apiKey: `czp_${'x'.repeat(40)}` } }),
+    (error) => /refused the API key/.test(error.message) && /Settings → Integrations → Zapier/.test(error.message),
+  );
+});
+
+test('New Appointment: subscribe, a booking is delivered signed, perform gives its data, unsubscribe stops it',
+  async () => {
+    const trigger = App.triggers.new_appointment.operation;
+    const subscribeData = await appTester(trigger.performSubscribe, { authData, targetUrl: hookUrl });
+    assert.match(subscribeData.id, /^sub_/);
+    assert.equal(subscribeData.event, 'appointment.created');
+
+    const samples = await appTester(trigger.performList, { authData });
+    assert.ok(samples.length >= 1 && samples[0].id.startsWith('appt_'));
+
+    const booked = await api('POST', '/appointments', {
+      customerName: 'John Doe', customerPhone: '+44 7700 900123', scheduledAt: '2026-12-23T14:00:00Z',
+      duration: 30, notes: 'First consultation',
+    });
+    const delivery = await waitFor(() => received[0], 20000, 'the delivery');
+    const body = verify(delivery);
+    assert.equal(body.event, 'appointment.created');
+
+    const items = await appTester(trigger.perform, { authData, cleanedRequest: body });
+    assert.equal(items.length, 1);
+    assert.equal(items[0].id, booked.id); // Zapier's dedupe key
+    for (const field of trigger.outputFields) {
+      assert.ok(field.key in items[0], `output field ${field.key} is in the delivered data`);
+    }
+    assert.deepEqual(Object.keys(samples[0]).sort(), Object.keys(items[0]).sort()); // samples: the live shape
+
+    await appTester(trigger.performUnsubscribe, { authData, subscribeData });
+    await api('POST', '/appointments', {
+      customerName: 'Jane Roe', customerPhone: '+44 7700 900456', scheduledAt: '2026-12-24T14:00:00Z',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    assert.equal(received.length, 1, 'nothing is delivered after unsubscribing');
+  });
+
+test('the other triggers subscribe to their own events and ignore other bodies', async () => {
+  const expected = { appointment_cancelled: 'appointment.cancelled', appointment_completed: 'appointment.completed',
+    new_call: 'call.received' };
+  for (const [key, event] of Object.entries(expected)) {
+    const operation = App.triggers[key].operation;
+    const subscribeData = await appTester(operation.performSubscribe, { authData, targetUrl: `${hookUrl}/${key}` });
+    assert.equal(subscribeData.event, event);
+    const list = await appTester(operation.performList, { authData });
+    assert.ok(list.length >= 1 && typeof list[0].id === 'string');
+    assert.deepEqual(await appTester(operation.perform, { authData, cleanedRequest: { event: 'other', data: {} } }),
+      []);
+    await appTester(operation.performUnsubscribe, { authData, subscribeData });
+  }
+});
