@@ -4,6 +4,20 @@ Workers come from WEB_CONCURRENCY (Heroku sets it per dyno size) and the bind ad
 both read by gunicorn itself.
 """
 
+import sys
+
+# Fail fast, as the dyno manager sees it: gunicorn's master respawns workers that exit at import, so
+# a web dyno missing SECRET_KEY would look up while serving nothing. The master reads this file
+# first: a configuration the app cannot run with stops it here, with the app's own message.
+_target = next((arg for arg in sys.argv[1:] if arg.endswith(":app")), "wsgi:app")
+if _target == "wsgi:app":  # not for the bench's ceiling app, which serves with these same settings
+    from callnfy_integrations.config import ConfigError, load_config
+
+    try:
+        load_config()
+    except ConfigError as exc:
+        sys.exit(f"callnfy-integrations: configuration error: {exc}")
+
 wsgi_app = "wsgi:app"
 worker_class = "gthread"  # threads overlap the I/O waits on PostgreSQL and Redis
 threads = 4  # 4 per process: enough to overlap I/O; more only adds GIL contention and tail latency

@@ -1,0 +1,49 @@
+"""Fail fast, as the dyno manager sees it: each Procfile process, started by the Procfile's own
+command with a required secret missing, exits non-zero within seconds naming the variable (gunicorn's
+master would otherwise respawn workers that die at import, and the dyno would look up)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+
+def procfile() -> dict[str, str]:
+    lines = (REPO_ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def test_the_procfile_has_the_processes_the_readme_describes():
+    assert set(procfile()) == {"web", "worker", "webhooks", "scheduler", "release"}
+    assert "--queue webhooks" in procfile()["webhooks"] and "--queue webhooks" not in procfile()["worker"]
+
+
+SECRETS = {"SECRET_KEY": "s" * 64, "JWT_SECRET_KEY": "j" * 64,
+           "ENCRYPTION_KEYS": base64.b64encode(b"k" * 32).decode()}
+CASES = [("web", "SECRET_KEY"), ("web", "JWT_SECRET_KEY"), ("web", "ENCRYPTION_KEYS"), ("worker", "SECRET_KEY"),
+         ("webhooks", "ENCRYPTION_KEYS"), ("scheduler", "JWT_SECRET_KEY"), ("release", "SECRET_KEY")]
+
+
+@pytest.mark.parametrize(("process", "missing"), CASES)
+def test_each_procfile_process_exits_at_once_naming_what_is_missing(process, missing, config):
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+           "APP_ENV": "production", "PORT": "0", "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+           "REDIS_URL": config["REDIS_URL"], "WEB_CONCURRENCY": "1",
+           **{name: value for name, value in SECRETS.items() if name != missing}}
+    started = time.monotonic()
+    result = subprocess.run(["bash", "-c", procfile()[process]], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert elapsed < 15, elapsed
+    assert f"missing required environment variables: {missing}" in output, output
+    assert "Traceback" not in output  # one line saying what is wrong, not a crash
