@@ -1,4 +1,6 @@
-"""Flask CLI commands: `flask worker`, `flask scheduler`, `flask dev-token`, `flask rotate-encryption-key`."""
+"""Flask CLI commands: `flask worker`, `flask scheduler`, `flask dev-token`, `flask rotate-encryption-key`,
+and the operators' `flask deliveries replay`, `flask google resync|renew-channels`, `flask outbox sweep`,
+`flask worker-health`. Commands own their transaction: the services they call only flush."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import uuid
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from .auth import create_dev_token
 from .queues import ALL_QUEUES
@@ -69,5 +72,117 @@ DEV_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 
 def register_commands(app: Flask) -> None:
-    for command in (worker_command, scheduler_command, dev_token_command, rotate_encryption_key_command):
+    for command in (worker_command, scheduler_command, dev_token_command, rotate_encryption_key_command,
+                    deliveries_group, google_group, outbox_group, worker_health_command):
         app.cli.add_command(command)
+
+
+# -- operations ------------------------------------------------------------------------------------
+
+deliveries_group = AppGroup("deliveries", help="Webhook deliveries to Zapier.")
+google_group = AppGroup("google", help="Google Calendar sync.")
+outbox_group = AppGroup("outbox", help="The event outbox.")
+
+
+def _iso(value: str | None):
+    if value is None:
+        return None
+    from datetime import datetime
+
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an ISO-8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise click.BadParameter("give a time zone (e.g. 2026-11-01T00:00:00Z)")
+    return parsed
+
+
+def _uuid(value: str | None, name: str = "USER_ID"):
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise click.BadParameter(f"{name} must be a UUID") from None
+
+
+@deliveries_group.command("replay")
+@click.option("--dead", "dead", is_flag=True, required=True, help="Replay dead deliveries (required: say it).")
+@click.option("--since", default=None, help="Only deliveries created at or after this ISO-8601 time.")
+@click.option("--user", "user", default=None, help="Only this account (user UUID).")
+def replay_command(dead: bool, since: str | None, user: str | None) -> None:
+    """Send dead deliveries again, from the start of the retry schedule."""
+    from .extensions import db
+    from .zapier.delivery import dead_deliveries, send_again
+
+    ids = dead_deliveries(since=_iso(since), user_id=_uuid(user))
+    replayed = send_again(ids)
+    db.session.commit()
+    click.echo(f"replaying {replayed} dead deliveries")
+
+
+@google_group.command("resync")
+@click.argument("user_id")
+def resync_command(user_id: str) -> None:
+    """Push every upcoming appointment of USER_ID again; in two-way mode also take a fresh baseline."""
+    from .extensions import db
+    from .google import sync, two_way
+    from .integrations.models import TWO_WAY
+
+    owner = _uuid(user_id)
+    integration = sync.connected_integration(owner)
+    if integration is None:
+        raise click.ClickException("this user has no healthy Google Calendar connection")
+    pushed = sync.request_backfill(owner, every_upcoming=True)
+    if integration.sync_mode == TWO_WAY:
+        two_way.request_start(integration)
+    db.session.commit()
+    click.echo(f"re-pushing {pushed} appointments" + ("; taking a fresh two-way baseline"
+                                                       if integration.sync_mode == TWO_WAY else ""))
+
+
+@google_group.command("renew-channels")
+@click.option("--all", "renew_all", is_flag=True, help="Every two-way channel, not only those ending within a day.")
+def renew_channels_command(renew_all: bool) -> None:
+    """Renew two-way push channels now (new channel first, then the old one stopped)."""
+    from jobs.google import renew_channel
+
+    from .extensions import db
+    from .google import two_way
+
+    ids = two_way.two_way_integrations(with_token=False) if renew_all else two_way.channels_to_renew()
+    db.session.commit()
+    for integration_id in ids:
+        click.echo(f"{integration_id}: {renew_channel(str(integration_id))}")
+    click.echo(f"{len(ids)} channels")
+
+
+@outbox_group.command("sweep")
+def outbox_sweep_command() -> None:
+    """Request dispatch of every due, undispatched event now."""
+    from .events.dispatch import sweep_due_events
+
+    click.echo(f"re-enqueued {sweep_due_events()} events")
+
+
+@click.command("worker-health")
+def worker_health_command() -> None:
+    """Exit 1 unless a worker ran the scheduler's heartbeat within three periods (a dyno health check)."""
+    from datetime import datetime
+
+    from jobs.maintenance import HEARTBEAT_KEY
+
+    from .queues import redis_connection
+    from .timestamps import utcnow
+
+    period = current_app.config["SCHEDULER_HEARTBEAT_SECONDS"]
+    raw = redis_connection().get(HEARTBEAT_KEY)
+    if raw is None:
+        click.echo("unhealthy: no heartbeat recorded", err=True)
+        raise SystemExit(1)
+    age = (utcnow() - datetime.fromisoformat(raw.decode().replace("Z", "+00:00"))).total_seconds()
+    if age > 3 * period:
+        click.echo(f"unhealthy: the last heartbeat is {age:.0f} s old (limit {3 * period} s)", err=True)
+        raise SystemExit(1)
+    click.echo(f"healthy: the last heartbeat is {age:.0f} s old")

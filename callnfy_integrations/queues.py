@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from flask import Flask, current_app
@@ -45,11 +45,26 @@ def enqueue(func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT, co
     return get_queue(queue, connection=connection).enqueue_call(func, args=args, **options)
 
 
+def not_before(moment: datetime) -> datetime:
+    """`moment` rounded up to a whole second. RQ's scheduled registry keeps whole seconds, rounding
+    *down* (calendar.timegm), so a job due at 10.7 s could run at 10.0: up to a second early."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
+def enqueue_at(moment: datetime, func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT,
+               connection: Redis | None = None, **options: Any) -> Job:
+    """Enqueue at `moment`, never before it: the job waits in the scheduled registry until a
+    worker's scheduler (every `flask worker` runs one, polling each second) moves it to the queue."""
+    return get_queue(queue, connection=connection).enqueue_at(not_before(moment), func, *args, **options)
+
+
 def enqueue_in(delay: timedelta, func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT,
                connection: Redis | None = None, **options: Any) -> Job:
-    """Enqueue after `delay`: the job waits in the scheduled registry until a worker's scheduler
-    (every `flask worker` runs one) moves it to the queue."""
-    return get_queue(queue, connection=connection).enqueue_in(delay, func, *args, **options)
+    """Enqueue after `delay` (never sooner; see `enqueue_at`)."""
+    return enqueue_at(datetime.now(timezone.utc) + delay, func, *args, queue=queue, connection=connection,
+                      **options)
 
 
 def cancel_user_jobs(queue_name: str, user_id, *, connection: Redis | None = None) -> int:

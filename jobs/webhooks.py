@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask import current_app
 
 from callnfy_integrations import worker as worker_module
 from callnfy_integrations.extensions import db
-from callnfy_integrations.queues import WEBHOOKS, get_queue, redis_connection
+from callnfy_integrations.queues import WEBHOOKS, enqueue_at, get_queue, redis_connection
 from callnfy_integrations.timestamps import utcnow
 from callnfy_integrations.zapier import delivery
 
@@ -140,9 +140,8 @@ def schedule_wake(at: datetime) -> None:
     if current is not None and time.time() - 1 < float(current) <= stamp + 0.25:
         return  # an earlier (or the same) wake is still ahead
     connection.set(WAKE_KEY, repr(stamp), ex=max(1, int(stamp - time.time()) + 60))
-    get_queue(WEBHOOKS, connection=connection).enqueue_at(
-        at + timedelta(milliseconds=50), send_webhooks, job_timeout=delivery.drain_job_timeout(current_app.config),
-        result_ttl=0, failure_ttl=86400)
+    enqueue_at(at, send_webhooks, queue=WEBHOOKS, connection=connection,
+               job_timeout=delivery.drain_job_timeout(current_app.config), result_ttl=0, failure_ttl=86400)
 
 
 def sweep_webhooks() -> bool:

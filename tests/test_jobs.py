@@ -93,3 +93,15 @@ def test_scheduler_enqueues_periodic_jobs_that_a_worker_runs(app, process_env):
                 process.kill()
     for code, output in results:
         assert code == 0, output
+
+
+def test_delayed_jobs_are_never_scheduled_before_their_time():
+    """RQ keeps scheduled times in whole seconds, rounding down; ours round up instead."""
+    from datetime import datetime, timezone
+
+    from callnfy_integrations.queues import not_before
+
+    moment = datetime(2026, 11, 26, 10, 0, 0, 700000, tzinfo=timezone.utc)
+    assert not_before(moment) == datetime(2026, 11, 26, 10, 0, 1, tzinfo=timezone.utc)
+    exact = datetime(2026, 11, 26, 10, 0, 5, tzinfo=timezone.utc)
+    assert not_before(exact) == exact

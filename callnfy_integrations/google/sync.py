@@ -83,21 +83,24 @@ def request_push(event: Event) -> None:
 _MARK_BACKFILL = text("""
     UPDATE appointments
     SET google_sync_state = 'pending', google_sync_error = NULL, google_sync_attempts = 0,
-        google_next_sync_at = clock_timestamp() + make_interval(secs => :grace)
+        google_next_sync_at = clock_timestamp() + make_interval(secs => :grace),
+        google_synced_version = CASE WHEN :force THEN NULL ELSE google_synced_version END
     WHERE user_id = :user_id AND (
         (status = 'scheduled' AND scheduled_at >= clock_timestamp()
-         AND scheduled_at < clock_timestamp() + make_interval(days => :days))
+         AND (:force OR scheduled_at < clock_timestamp() + make_interval(days => :days)))
         OR google_sync_state IN ('pending', 'failed'))
     RETURNING id
 """)
 
 
-def request_backfill(user_id: uuid.UUID) -> int:
+def request_backfill(user_id: uuid.UUID, *, every_upcoming: bool = False) -> int:
     """On (re)connect: the next days' scheduled appointments, and whatever was left pending, become
-    pending; once committed, the backfill job learns the calendar's zone and pushes them in batches."""
+    pending; once committed, the backfill job learns the calendar's zone and pushes them in batches.
+    `every_upcoming` (an operator's resync): every future appointment, however far ahead."""
     config = current_app.config
     count = len(db.session.scalars(_MARK_BACKFILL, {"user_id": user_id, "days": config["GOOGLE_BACKFILL_DAYS"],
-                                                    "grace": config["GOOGLE_SYNC_GRACE_SECONDS"]}).all())
+                                                    "grace": config["GOOGLE_SYNC_GRACE_SECONDS"],
+                                                    "force": every_upcoming}).all())
     after_commit(enqueue_backfill, user_id)
     return count
 

@@ -394,7 +394,9 @@ def channels_to_renew() -> list[uuid.UUID]:
         or_(Integration.channel_id.is_(None), Integration.channel_expires_at <= cutoff))))
 
 
-def two_way_integrations() -> list[uuid.UUID]:
-    return list(db.session.scalars(select(Integration.id).where(
-        Integration.provider == GOOGLE_CALENDAR, Integration.status == CONNECTED, Integration.sync_mode == TWO_WAY,
-        Integration.sync_token.is_not(None))))
+def two_way_integrations(*, with_token: bool = True) -> list[uuid.UUID]:
+    statement = select(Integration.id).where(Integration.provider == GOOGLE_CALENDAR, Integration.status == CONNECTED,
+                                             Integration.sync_mode == TWO_WAY)
+    if with_token:
+        statement = statement.where(Integration.sync_token.is_not(None))
+    return list(db.session.scalars(statement))

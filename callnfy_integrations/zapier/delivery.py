@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import DateTime, Integer, String, Text, bindparam, delete, text, update
+from sqlalchemy import DateTime, Integer, String, Text, bindparam, delete, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from ..crypto import secret_box
@@ -360,3 +360,35 @@ _PRUNE = text("""
 def prune_finished(cutoff: datetime, batch: int) -> int:
     """Delete up to `batch` finished deliveries (and their attempts) created before `cutoff`."""
     return db.session.execute(_PRUNE, {"cutoff": cutoff, "batch": batch}).rowcount
+
+
+# -- operators and the delivery log ----------------------------------------------------------------
+
+def send_again(delivery_ids: list[uuid.UUID]) -> int:
+    """Dead (or cancelled-by-disable) deliveries back to pending with a fresh schedule, due now; a
+    disabled subscription among them is enabled again (retrying says the receiver is fixed). The
+    caller commits, then rings."""
+    if not delivery_ids:
+        return 0
+    subscriptions = [row for row in db.session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids))
+        .values(status=PENDING, attempts=0, next_attempt_at=text("clock_timestamp()"), claimed_until=None,
+                last_error=None, last_status_code=None)
+        .returning(WebhookDelivery.subscription_id)).scalars() if row is not None]
+    if subscriptions:
+        db.session.execute(update(ZapierSubscription).where(ZapierSubscription.id.in_(subscriptions),
+                                                            ZapierSubscription.disabled_at.is_not(None))
+                           .values(disabled_at=None, disabled_reason=None, failing_since=None))
+    after_commit(ring, delivery_ids[0])
+    return len(delivery_ids)
+
+
+def dead_deliveries(*, since: datetime | None = None, user_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """Dead deliveries whose subscription still exists (optionally created since, of one account)."""
+    statement = select(WebhookDelivery.id).where(WebhookDelivery.status == DEAD,
+                                                 WebhookDelivery.subscription_id.is_not(None))
+    if since is not None:
+        statement = statement.where(WebhookDelivery.created_at >= since)
+    if user_id is not None:
+        statement = statement.where(WebhookDelivery.user_id == user_id)
+    return list(db.session.scalars(statement))
