@@ -9,6 +9,7 @@ CUSTOMER = "cust_"
 CALL = "call_"
 EVENT = "evt_"
 SUBSCRIPTION = "sub_"
+DELIVERY = "dlv_"
 
 
 def encode(prefix: str, value: uuid.UUID | None) -> str | None:

@@ -2,6 +2,9 @@
 
 import marshmallow as ma
 
+from .. import public_ids
+from ..timestamps import Timestamp
+
 
 class AuthUrlSchema(ma.Schema):
     authUrl = ma.fields.String()
@@ -10,3 +13,14 @@ class AuthUrlSchema(ma.Schema):
 class SettingsSchema(ma.Schema):
     # Any value reaches the service, which answers every bad one with the contract's message.
     syncMode = ma.fields.Raw(load_default=None, metadata={"type": "string", "enum": ["one-way", "two-way"]})
+
+
+class SyncErrorSchema(ma.Schema):
+    appointmentId = ma.fields.Function(lambda a: public_ids.encode(public_ids.APPOINTMENT, a.id))
+    scheduledAt = Timestamp(attribute="scheduled_at")
+    status = ma.fields.String(metadata={"description": "the appointment's status"})
+    state = ma.fields.String(attribute="google_sync_state", metadata={"enum": ["pending", "failed"]})
+    error = ma.fields.String(attribute="google_sync_error", allow_none=True)
+    attempts = ma.fields.Integer(attribute="google_sync_attempts")
+    nextAttemptAt = Timestamp(attribute="google_next_sync_at", allow_none=True,
+                              metadata={"description": "when it is tried again (null: not retried until it changes)"})

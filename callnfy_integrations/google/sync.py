@@ -373,3 +373,14 @@ def _describe(error: Exception) -> str:
         status = f"HTTP {error.status}" if error.status else "no answer"
         return f"Google Calendar: {status} {error.reason}".strip() + (f" ({error.message})" if error.message else "")
     return f"Google: {error}"
+
+
+def failed_pushes(user_id: uuid.UUID, *, offset: int, limit: int) -> tuple[list[Appointment], int]:
+    """The user's appointments whose push failed for good, or failed and waits for its retry (newest first)."""
+    conditions = [Appointment.user_id == user_id,
+                  (Appointment.google_sync_state == SYNC_FAILED) | Appointment.google_sync_error.is_not(None)]
+    total = db.session.scalar(select(func.count()).select_from(Appointment).where(*conditions))
+    items = db.session.scalars(select(Appointment).where(*conditions)
+                               .order_by(Appointment.updated_at.desc(), Appointment.id.desc())
+                               .offset(offset).limit(limit)).all()
+    return list(items), total or 0

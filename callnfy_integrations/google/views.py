@@ -6,9 +6,9 @@ from flask.views import MethodView
 from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..auth import current_user_id
 from ..extensions import db
-from . import service
+from . import service, sync
 from .oauth import BINDER_COOKIE, CALLBACK_PATH, STATE_TTL_SECONDS
-from .schemas import AuthUrlSchema, SettingsSchema
+from .schemas import AuthUrlSchema, SettingsSchema, SyncErrorSchema
 
 blp = Blueprint("google", __name__, url_prefix="/integrations/google", description="Google Calendar connection")
 
@@ -75,3 +75,16 @@ class Settings(MethodView):
         sync_mode = service.update_sync_mode(current_user_id(), body["syncMode"])
         db.session.commit()
         return {"syncMode": sync_mode}
+
+
+@blp.route("/sync-errors")
+class SyncErrors(MethodView):
+    @blp.login_required
+    @blp.response(200, SyncErrorSchema(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters):
+        """Appointments whose push to Google failed (for good, or waiting for a retry), newest first"""
+        items, total = sync.failed_pushes(current_user_id(), offset=pagination_parameters.first_item,
+                                          limit=pagination_parameters.page_size)
+        pagination_parameters.item_count = total
+        return items

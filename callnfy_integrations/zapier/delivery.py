@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import DateTime, Integer, String, Text, bindparam, delete, select, text, update
+from sqlalchemy import DateTime, Integer, String, Text, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from ..crypto import secret_box
 from ..doorbell import Doorbell
+from ..errors import Conflict, NotFound
 from ..events.models import Event
 from ..events.registry import handles
 from ..extensions import db
@@ -392,3 +393,42 @@ def dead_deliveries(*, since: datetime | None = None, user_id: uuid.UUID | None 
     if user_id is not None:
         statement = statement.where(WebhookDelivery.user_id == user_id)
     return list(db.session.scalars(statement))
+
+
+RETRYABLE_CANCEL_PREFIX = "subscription disabled"
+
+
+def list_deliveries(user_id: uuid.UUID, *, status: str | None, offset: int, limit: int) -> tuple[list, int]:
+    """The account's deliveries, newest first, with their event's type (the delivery log)."""
+    conditions = [WebhookDelivery.user_id == user_id]
+    if status:
+        conditions.append(WebhookDelivery.status == status)
+    total = db.session.scalar(select(func.count()).select_from(WebhookDelivery).where(*conditions))
+    rows = db.session.execute(
+        select(WebhookDelivery, Event.type).join(Event, Event.id == WebhookDelivery.event_id).where(*conditions)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).offset(offset).limit(limit)).all()
+    items = []
+    for delivery, event_type in rows:
+        delivery.event_type = event_type
+        items.append(delivery)
+    return items, total or 0
+
+
+def retry_delivery(user_id: uuid.UUID, delivery_id: uuid.UUID | None) -> WebhookDelivery:
+    """A dead delivery, or one cancelled because its subscription was disabled, sent again from the
+    start of the schedule (404 another account's or a missing one; 409 any other state)."""
+    delivery = db.session.scalars(select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.user_id == user_id).with_for_update()).one_or_none() \
+        if delivery_id else None
+    if delivery is None:
+        raise NotFound("Delivery not found")
+    retryable = delivery.status == DEAD or (
+        delivery.status == CANCELLED and (delivery.last_error or "").startswith(RETRYABLE_CANCEL_PREFIX))
+    if not retryable or delivery.subscription_id is None:
+        raise Conflict("Only a dead delivery, or one cancelled when its subscription was disabled, can be retried",
+                       code="NOT_RETRYABLE", details={"status": delivery.status, "lastError": delivery.last_error})
+    send_again([delivery.id])
+    db.session.flush()
+    db.session.refresh(delivery)
+    delivery.event_type = db.session.scalar(select(Event.type).where(Event.id == delivery.event_id))
+    return delivery

@@ -4,8 +4,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from .. import public_ids
-from ..timestamps import Timestamp
-from .models import HOOK_URL_MAX
+from ..timestamps import Timestamp, format_timestamp
+from .models import DELIVERY_STATUSES, HOOK_URL_MAX
 from .service import ZAPIER_EVENTS
 
 
@@ -43,3 +43,25 @@ class SampleSchema(ma.Schema):
     event = ma.fields.String()
     timestamp = ma.fields.String()
     data = ma.fields.Dict()
+
+
+class DeliveryQuerySchema(ma.Schema):
+    status = ma.fields.String(validate=validate.OneOf(DELIVERY_STATUSES))
+
+
+class DeliverySchema(ma.Schema):
+    id = ma.fields.Function(lambda d: public_ids.encode(public_ids.DELIVERY, d.id))
+    event = ma.fields.String(attribute="event_type", metadata={"description": "the event's type"})
+    eventId = ma.fields.Function(lambda d: public_ids.encode(public_ids.EVENT, d.event_id),
+                                 metadata={"description": "the event's id, also the webhook-id header"})
+    subscriptionId = ma.fields.Function(lambda d: public_ids.encode(public_ids.SUBSCRIPTION, d.subscription_id))
+    hookUrl = ma.fields.String(attribute="hook_url")
+    status = ma.fields.String(metadata={"enum": list(DELIVERY_STATUSES)})
+    attempts = ma.fields.Integer()
+    lastStatusCode = ma.fields.Integer(attribute="last_status_code", allow_none=True)
+    lastError = ma.fields.String(attribute="last_error", allow_none=True)
+    nextAttemptAt = ma.fields.Function(
+        lambda d: format_timestamp(d.next_attempt_at) if d.status == "pending" else None,
+        metadata={"description": "when the next attempt is due (pending deliveries only)"})
+    createdAt = Timestamp(attribute="created_at")
+    deliveredAt = Timestamp(attribute="delivered_at", allow_none=True)

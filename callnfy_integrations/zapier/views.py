@@ -12,8 +12,9 @@ from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema, no_store
 from ..auth import current_user_id
 from ..errors import Unauthorized, unexpected_error_message
 from ..extensions import db
-from . import rate_limit, service
-from .schemas import ApiKeySchema, AuthTestSchema, SampleSchema, SubscribeSchema, SubscriptionSchema
+from . import delivery, rate_limit, service
+from .schemas import (ApiKeySchema, AuthTestSchema, DeliveryQuerySchema, DeliverySchema, SampleSchema,
+                      SubscribeSchema, SubscriptionSchema)
 
 keys_blp = Blueprint("zapier", __name__, url_prefix="/integrations/zapier",
                      description="The account's Zapier API key")
@@ -46,6 +47,36 @@ class RevokeKey(MethodView):
         service.revoke_key(current_user_id())
         db.session.commit()
         return {"message": "Zapier API key revoked successfully"}
+
+
+@keys_blp.route("/deliveries")
+class Deliveries(MethodView):
+    @keys_blp.login_required
+    @keys_blp.arguments(DeliveryQuerySchema, location="query")
+    @keys_blp.response(200, DeliverySchema(many=True))
+    @keys_blp.paginate()
+    def get(self, query, pagination_parameters):
+        """The account's webhook deliveries, newest first, filterable by status (page metadata in X-Pagination)"""
+        items, total = delivery.list_deliveries(current_user_id(), status=query.get("status"),
+                                                offset=pagination_parameters.first_item,
+                                                limit=pagination_parameters.page_size)
+        pagination_parameters.item_count = total
+        return items
+
+
+@keys_blp.route("/deliveries/<delivery_id>/retry")
+class RetryDelivery(MethodView):
+    @keys_blp.login_required
+    @keys_blp.response(200, DeliverySchema)
+    @keys_blp.alt_response(404, schema=ErrorEnvelopeSchema, description="No such delivery of this account")
+    @keys_blp.alt_response(409, schema=ErrorEnvelopeSchema,
+                           description="Only dead or cancelled-by-disable deliveries can be retried")
+    def post(self, delivery_id):
+        """Send a dead delivery (or one cancelled when its subscription was disabled) again, from the start
+        of the retry schedule; a disabled subscription is enabled again"""
+        retried = delivery.retry_delivery(current_user_id(), public_ids.decode(public_ids.DELIVERY, delivery_id))
+        db.session.commit()
+        return retried
 
 
 def key_required(view):
