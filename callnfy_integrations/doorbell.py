@@ -22,6 +22,12 @@ log = logging.getLogger(__name__)
 FLAG_TTL = 300  # a lost drain job (Redis restart, crash) only delays the next one this long
 
 
+def _stopping() -> bool:
+    from .worker import stopping
+
+    return stopping()
+
+
 @dataclass(frozen=True)
 class Doorbell:
     name: str
@@ -93,7 +99,7 @@ class Doorbell:
             if not popped:
                 return handled
             handled += handle([member.decode() if isinstance(member, bytes) else member for member, _ in popped])
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or _stopping():
                 # A long list: hand over to a fresh job so other queues' work interleaves.
                 if connection.set(self.flag_key, 1, nx=True, ex=FLAG_TTL):
                     self._enqueue(connection)

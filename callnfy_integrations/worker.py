@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 from flask import Flask
 from rq import SimpleWorker
@@ -15,6 +16,13 @@ from .queues import ALL_QUEUES, get_queue, redis_connection
 log = logging.getLogger(__name__)
 
 _served_queues: tuple[str, ...] = ()
+_stopping = threading.Event()
+
+
+def stopping() -> bool:
+    """True once this process's worker was asked to stop (SIGTERM: Heroku's restart, or Ctrl-C).
+    Long jobs check it between steps, hand the rest over, and return well inside the 30 s grace."""
+    return _stopping.is_set()
 
 
 def served_queues() -> tuple[str, ...]:
@@ -33,6 +41,10 @@ class AppWorker(SimpleWorker):
     """
 
     app: Flask
+
+    def request_stop(self, signum, frame):
+        _stopping.set()  # the running job sees it; RQ lets it finish, then the worker exits
+        super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         # A fresh app context per job: the SQLAlchemy session is removed at its teardown.

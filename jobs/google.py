@@ -20,6 +20,7 @@ from callnfy_integrations.google.tokens import ACCESS_FIELD, REFRESH_FIELD, Reau
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from callnfy_integrations.timestamps import utcnow
+from callnfy_integrations.worker import stopping
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ def sync_appointments(appointment_ids: list[str]) -> int:
     """
     pushed = 0
     for index, appointment_id in enumerate(appointment_ids):
+        if index and stopping():  # SIGTERM: hand the rest to another worker, exit in time
+            enqueue(sync_appointments, appointment_ids[index:], queue=CALENDAR, result_ttl=0)
+            return pushed
         wait = push_appointment(uuid.UUID(appointment_id))
         if wait is not None:
             rest = appointment_ids[index:]

@@ -53,7 +53,8 @@ def send_webhooks() -> int:
             in_flight -= len(outcomes)
             next_claim = 0.0  # a sender is free: look for work at once
         now = time.monotonic()
-        if not stopping and (now >= budget_end or (now >= others_checked and _other_queues_waiting())):
+        if not stopping and (now >= budget_end or worker_module.stopping()
+                             or (now >= others_checked and _other_queues_waiting())):
             stopping = True  # hand over: finish what is in flight, then let the worker run other jobs
         if now >= others_checked:
             others_checked = now + OTHER_QUEUES_CHECK_SECONDS
