@@ -41,8 +41,18 @@ def get_queue(name: str = DEFAULT, *, connection: Redis | None = None) -> Queue:
 
 def enqueue(func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT, connection: Redis | None = None,
             **options: Any) -> Job:
-    """Enqueue `func(*args)` (a function or its dotted path) on a named queue; `options` are RQ's."""
-    return get_queue(queue, connection=connection).enqueue_call(func, args=args, **options)
+    """Enqueue `func(*args)` (a function or its dotted path) on a named queue; `options` are RQ's.
+    The current request's id travels in the job's meta (its log lines carry it)."""
+    return get_queue(queue, connection=connection).enqueue_call(func, args=args, **_with_request_id(options))
+
+
+def _with_request_id(options: dict[str, Any]) -> dict[str, Any]:
+    from flask import g, has_app_context
+
+    request_id = g.get("request_id") if has_app_context() else None
+    if request_id:
+        options = {**options, "meta": {**(options.get("meta") or {}), "request_id": request_id}}
+    return options
 
 
 def not_before(moment: datetime) -> datetime:
@@ -57,7 +67,8 @@ def enqueue_at(moment: datetime, func: Callable[..., Any] | str, *args: Any, que
                connection: Redis | None = None, **options: Any) -> Job:
     """Enqueue at `moment`, never before it: the job waits in the scheduled registry until a
     worker's scheduler (every `flask worker` runs one, polling each second) moves it to the queue."""
-    return get_queue(queue, connection=connection).enqueue_at(not_before(moment), func, *args, **options)
+    return get_queue(queue, connection=connection).enqueue_at(not_before(moment), func, *args,
+                                                              **_with_request_id(options))
 
 
 def enqueue_in(delay: timedelta, func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT,

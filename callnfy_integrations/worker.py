@@ -47,9 +47,20 @@ class AppWorker(SimpleWorker):
         super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
+        import time
+
+        from flask import g
+
+        from .request_log import log_job
+
         # A fresh app context per job: the SQLAlchemy session is removed at its teardown.
+        started = time.perf_counter()
         with self.app.app_context():
-            super().execute_job(job, queue)
+            g.request_id = (job.meta or {}).get("request_id")  # the enqueuing request's, on every log line
+            try:
+                super().execute_job(job, queue)
+            finally:
+                log_job(job, queue.name, started, job.get_status(refresh=False) or "unknown")
 
 
 def build_worker(app: Flask, queues: tuple[str, ...] = ALL_QUEUES, *, name: str | None = None) -> AppWorker:
