@@ -30,7 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from .logs import configure_logging
 
-    configure_logging(app.config["LOG_LEVEL"])
+    configure_logging(app.config["LOG_LEVEL"], app.config.get("RQ_LOG_LEVEL"))
     _attach_embedded_services(app)
 
     from . import models, transactions  # noqa: F401  (every table; the after-commit hooks)
@@ -39,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .api import Api
     from .extensions import cors, db, jwt, migrate
     from .queues import init_redis
+    from .admin.queue_dashboard import register_queue_dashboard
 
     _configure_autocommit_bind(app)
     db.init_app(app)
@@ -55,8 +56,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_blueprints(api)
     register_error_handlers(app)
     _register_request_hooks(app)
+    register_queue_dashboard(app)  # after the request id: its 401/403/404 carry one
     _register_docs_assets(app)
+    if app.config.get("DEV_CONSOLE"):  # development only: otherwise /dev/integrations is the 404 envelope
+        from .devconsole.views import register_dev_console
+
+        register_dev_console(app)
     register_commands(app)
+    from .monitoring import init_monitoring
+
+    init_monitoring(app)
     return app
 
 
@@ -128,6 +137,12 @@ def _register_request_hooks(app: Flask) -> None:
     def echo_request_id(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
         return response
+
+    from .request_log import register_request_log
+    from .security_headers import register_security_headers
+
+    register_request_log(app)
+    register_security_headers(app)
 
 
 def _register_docs_assets(app: Flask) -> None:

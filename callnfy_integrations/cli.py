@@ -29,7 +29,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, name: str | None) -> No
     from .worker import build_worker
 
     worker = build_worker(current_app._get_current_object(), queues or ALL_QUEUES, name=name)
-    worker.work(burst=burst, logging_level=current_app.config["LOG_LEVEL"], with_scheduler=True)
+    worker.work(burst=burst, logging_level=current_app.config["RQ_LOG_LEVEL"], with_scheduler=True)
 
 
 @click.command("scheduler")

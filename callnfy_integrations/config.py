@@ -107,12 +107,22 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
     public_api_url = get("PUBLIC_API_URL", "http://localhost:5000").rstrip("/")
     frontend_url = get("FRONTEND_URL", "http://localhost:3000").rstrip("/")
+    log_level = get("LOG_LEVEL", "INFO").upper()
+    # The console at /dev/integrations hands its page a development JWT: never in production.
+    dev_console = _flag(get("DEV_CONSOLE"), default=app_env == "development")
+    if dev_console and production:
+        raise ConfigError("DEV_CONSOLE: the development console is not available in production")
 
     config: dict[str, Any] = {
         "APP_ENV": app_env,
         "TESTING": app_env == "testing",
         "SECRET_KEY": get("SECRET_KEY") or secrets.token_hex(32),
-        "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),
+        "LOG_LEVEL": log_level,
+        # RQ narrates every job at INFO (4-5 lines per 5 s sweep that found nothing); in development
+        # that buries the dev run's banner, so RQ's own loggers say only warnings unless LOG_LEVEL=DEBUG.
+        "RQ_LOG_LEVEL": get("RQ_LOG_LEVEL", "WARNING" if app_env == "development" and log_level != "DEBUG"
+                            else log_level).upper(),
+        "DEV_CONSOLE": dev_console,
         "PORT": int(get("PORT", "5000")),
         "INSTANCE_DIR": get("INSTANCE_DIR"),
         # Database
@@ -185,6 +195,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "ZAPIER_AUTH_FAILURE_LIMIT": get("ZAPIER_AUTH_FAILURE_LIMIT", "20 per minute"),
         "TRUSTED_PROXY_COUNT": int(get("TRUSTED_PROXY_COUNT", "1" if production else "0")),
         # Operations
+        "SENTRY_DSN": get("SENTRY_DSN"),  # errors to Sentry (scrubbed, see monitoring.py); unset: off
         "ADMIN_USERNAME": get("ADMIN_USERNAME"),
         "ADMIN_PASSWORD": get("ADMIN_PASSWORD"),
         "SCHEDULER_HEARTBEAT_SECONDS": int(get("SCHEDULER_HEARTBEAT_SECONDS", "60")),

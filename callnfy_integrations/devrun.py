@@ -1,4 +1,9 @@
-"""`make run`: embedded services when no URLs are set, migrate, then web + worker + scheduler via honcho."""
+"""`make run`: embedded services when no URLs are set, migrate, then web + worker + scheduler via honcho.
+
+Every way out — Ctrl-C, SIGTERM or SIGHUP (a closed terminal), a process that fails to start, an error
+while starting — goes through one `finally` that stops honcho (and so every process it started) and
+then the embedded PostgreSQL and Redis.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,64 @@ import secrets
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+HONCHO_GRACE_SECONDS = 15  # honcho itself SIGKILLs its processes 5 s after asking them to stop
+READY_TIMEOUT_SECONDS = 60
 
 
 def main() -> int:
     from . import embedded
-    from .cli import DEV_USER_ID
 
+    honcho: subprocess.Popen | None = None
+    # SIGTERM and SIGHUP take Ctrl-C's way out; by default they would end this process on the spot,
+    # skipping the `finally` below and leaving honcho, its processes and the embedded servers running.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    try:
+        env, sandbox = _environment()
+        banner = _prepare_services(env, sandbox)
+        processes = ["web", "worker", "webhooks", "scheduler"] + (["sandbox"] if sandbox else [])
+        honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile.dev"),
+                                   "-d", str(ROOT), "-p", env["PORT"], *processes], env=env, cwd=ROOT)
+        if _wait_until_serving(f"http://127.0.0.1:{env['PORT']}/healthz", honcho):
+            print(banner, flush=True)  # last, so the token is the newest thing on the screen
+        return honcho.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for signum in STOP_SIGNALS:  # we are stopping: a second Ctrl-C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
+        print("\n  stopping the processes and the embedded servers…", flush=True)
+        if honcho is not None:
+            _stop(honcho)
+        embedded.stop_all()
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _environment() -> tuple[dict[str, str], str | None]:
+    """The processes' environment, and the Google sandbox's URL when it stands in for Google."""
     env = dict(os.environ)
     env.setdefault("APP_ENV", "development")
     env.setdefault("SECRET_KEY", secrets.token_hex(32))  # one per dev run, shared by its processes
     env.setdefault("PORT", "5000")
     env.setdefault("WEB_CONCURRENCY", "2")
+    base = f"http://localhost:{env['PORT']}"
+    env.setdefault("PUBLIC_API_URL", base)  # Google's callback and the webhook URL follow PORT
+    # Google's callback ends on FRONTEND_URL/settings/integrations: the console serves that path.
+    env.setdefault("FRONTEND_URL", f"{base}/dev/integrations")
     # The Procfile's commands (gunicorn, flask) live next to this interpreter, in the virtualenv.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    processes = ["web", "worker", "webhooks", "scheduler"]
+    sandbox = None
     if not env.get("GOOGLE_CLIENT_ID"):
         # No Google credentials: the local Google sandbox stands in, so Connect works in a browser.
         from .google_sandbox import CLIENT_ID, CLIENT_SECRET
@@ -33,53 +79,85 @@ def main() -> int:
                    GOOGLE_AUTHORIZE_URL=f"{sandbox}/o/oauth2/v2/auth", GOOGLE_TOKEN_URL=f"{sandbox}/token",
                    GOOGLE_USERINFO_URL=f"{sandbox}/v1/userinfo", GOOGLE_REVOKE_URL=f"{sandbox}/revoke",
                    GOOGLE_CALENDAR_API_URL=f"{sandbox}/calendar/v3/")
-        processes.append("sandbox")
+    return env, sandbox
+
+
+def _prepare_services(env: dict[str, str], sandbox: str | None) -> str:
+    """Start the embedded servers (when no URLs are set) and migrate; return the banner to print."""
+    from . import create_app, embedded
+    from .auth import create_dev_token
+    from .cli import DEV_USER_ID
+    from .config import load_config
+
     instance = Path(env.get("INSTANCE_DIR") or ROOT / "instance")
-    if not env.get("DATABASE_URL"):
-        print("starting embedded PostgreSQL under", instance / "postgres", flush=True)
-        env["DATABASE_URL"] = embedded.start_postgres(instance / "postgres")
-    if not env.get("REDIS_URL"):
-        print("starting embedded Redis under", instance / "redis", flush=True)
-        env["REDIS_URL"] = embedded.start_redis(instance / "redis")
+    with _signals_held():  # pgserver interrupted half-way forgets the server it started
+        if not env.get("DATABASE_URL"):
+            print("starting embedded PostgreSQL under", instance / "postgres", flush=True)
+            env["DATABASE_URL"] = embedded.start_postgres(instance / "postgres")
+        if not env.get("REDIS_URL"):
+            print("starting embedded Redis under", instance / "redis", flush=True)
+            env["REDIS_URL"] = embedded.start_redis(instance / "redis")
 
-    try:
-        from flask_migrate import upgrade
+    from flask_migrate import upgrade
 
-        from . import create_app
-        from .auth import create_dev_token
-        from .config import load_config
+    config = load_config(env)
+    app = create_app(config)
+    with app.app_context():
+        upgrade()
+        token = create_dev_token(DEV_USER_ID)
+        app.extensions["sqlalchemy"].engine.dispose()  # the children open their own connections
 
-        app = create_app(load_config(env))
-        with app.app_context():
-            upgrade()
-            token = create_dev_token(DEV_USER_ID)
-            app.extensions["sqlalchemy"].engine.dispose()  # the children open their own connections
-
-        base = f"http://localhost:{env['PORT']}"
-        print(f"""
+    base = config["PUBLIC_API_URL"]
+    console = f"{base}/dev/integrations" if config["DEV_CONSOLE"] else "off (DEV_CONSOLE is off)"
+    return f"""
   Callnfy Integrations (development)
   API        {base}
   Docs       {base}/docs
+  Console    {console}
   Dev JWT    {token}
   Try        curl -H "Authorization: Bearer {token}" {base}/integrations/status
-  Google     {"sandbox at " + env["GOOGLE_AUTHORIZE_URL"].rsplit("/o/", 1)[0] if "sandbox" in processes
-              else "real Google (GOOGLE_CLIENT_ID is set)"}
-""", flush=True)
-        honcho = [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile.dev"), "-d", str(ROOT),
-                  "-p", env["PORT"], *processes]
-        process = subprocess.Popen(honcho, env=env, cwd=ROOT)
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reaches honcho too (same process group); give it time to stop its children.
-            process.send_signal(signal.SIGINT)
-            try:
-                return process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                return process.wait()
+  Google     {"sandbox at " + sandbox if sandbox else "real Google (GOOGLE_CLIENT_ID is set)"}
+"""
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold Ctrl-C, SIGTERM and SIGHUP until the block is done, then act on them."""
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in STOP_SIGNALS}
+    try:
+        yield
     finally:
-        embedded.stop_all()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _wait_until_serving(url: str, honcho: subprocess.Popen) -> bool:
+    """Poll the web process until it answers; False when honcho stopped first (a process failed)."""
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while honcho.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return True  # slow, not broken: print the banner anyway
+            time.sleep(0.2)
+    return False
+
+
+def _stop(honcho: subprocess.Popen) -> None:
+    """Ask honcho to stop its processes (it may already be doing so after Ctrl-C); kill it if it hangs."""
+    if honcho.poll() is None:
+        honcho.send_signal(signal.SIGTERM)
+    try:
+        honcho.wait(timeout=HONCHO_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        honcho.kill()
+        honcho.wait()
 
 
 if __name__ == "__main__":

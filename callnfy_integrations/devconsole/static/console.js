@@ -1,0 +1,336 @@
+// The integrations console: the SPA's settings screen, played through the public API with the
+// development JWT the page was rendered with. Every answer is the envelope {success, data|message} or
+// {success: false, error: {code, message, details}}; errors are shown, never swallowed.
+'use strict';
+
+const config = JSON.parse(document.getElementById('console-config').textContent);
+const $ = (id) => document.getElementById(id);
+const CONSOLE_PATH = '/dev/integrations';
+const LANDING_ERRORS = {
+  access_denied: 'Google Calendar was not connected: access was declined on the consent page.',
+  missing_scope: 'Google Calendar was not connected: calendar access was not granted.',
+  google_auth_failed: 'Google Calendar was not connected: the sign-in could not be completed '
+    + '(start Connect again from this page, in this browser).',
+};
+
+let zapierKey = null;
+let pollTimer = null;
+
+class ApiError extends Error {
+  constructor(status, error) {
+    super(error.message);
+    this.status = status;
+    this.code = error.code;
+    this.details = error.details;
+  }
+}
+
+/** Call the API; resolve with the success envelope, reject with an ApiError. */
+async function api(method, path, {body, key, credentials = 'same-origin'} = {}) {
+  const headers = key ? {'X-Callnfy-Key': key} : {Authorization: `Bearer ${config.jwt}`};
+  const init = {method, headers, credentials};
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    throw new ApiError(0, {code: 'NETWORK_ERROR', message: `the API did not answer (${error.message})`});
+  }
+  const envelope = await response.json().catch(() => null);
+  if (envelope && envelope.success === true) return envelope;
+  throw new ApiError(response.status, (envelope && envelope.error)
+    || {code: `HTTP_${response.status}`, message: 'the answer was not the API envelope'});
+}
+
+// -- banners -------------------------------------------------------------------------------------
+
+function showNotice(text) {
+  $('notice').textContent = text;
+  $('notice').hidden = false;
+}
+
+function showError(action, error) {
+  const box = $('error');
+  box.replaceChildren();
+  const title = document.createElement('strong');
+  title.textContent = `${action} failed`;
+  const detail = error instanceof ApiError
+    ? ` — ${error.status || ''} ${error.code}: ${error.message}` : ` — ${error.message || error}`;
+  box.append(title, detail.replace(/\s+/g, ' '));
+  if (error instanceof ApiError && error.details !== undefined) {
+    const details = document.createElement('pre');
+    details.textContent = typeof error.details === 'string' ? error.details : JSON.stringify(error.details, null, 2);
+    box.append(details);
+  }
+  box.hidden = false;
+}
+
+/** Run a user action: clear the banners, show its error or its notice, refresh what it changed. */
+async function run(action, work, button) {
+  $('error').hidden = true;
+  $('notice').hidden = true;
+  if (button) button.disabled = true;
+  try {
+    const notice = await work();
+    if (notice) showNotice(notice);
+  } catch (error) {
+    showError(action, error);
+  } finally {
+    if (button) button.disabled = false;
+    await refresh();
+  }
+}
+
+// -- rendering -----------------------------------------------------------------------------------
+
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
+
+function setText(id, value) {
+  $(id).textContent = value === null || value === undefined || value === '' ? '—' : value;
+}
+
+function renderGoogle(google) {
+  const connected = google.connected === true;
+  const reauth = google.reauthorizationRequired === true;
+  setText('google-state', connected ? 'Connected' : reauth ? 'Reconnect needed' : 'Not connected');
+  $('google-reauth').hidden = !reauth;
+  setText('google-email', google.email);
+  $('google-two-way').checked = google.syncMode === 'two-way';
+  $('google-two-way').disabled = !connected;
+  const directions = {'one-way': 'Callnfy → Google', 'two-way': 'Callnfy ⇄ Google'};
+  setText('google-sync-mode', directions[google.syncMode] || '');
+  setText('google-last-sync', when(google.lastSyncAt));
+  setText('google-sync-error', google.syncError);
+  $('google-connect').disabled = connected;
+  $('google-connect').textContent = reauth ? 'Reconnect Google Calendar' : 'Connect Google Calendar';
+  $('google-disconnect').disabled = !(connected || reauth);
+  const link = $('sandbox-events');
+  link.hidden = !(config.sandboxUrl && google.email);
+  if (!link.hidden) link.href = `${config.sandboxUrl}/sandbox/events/${encodeURIComponent(google.email)}`;
+}
+
+function renderZapier(zapier) {
+  zapierKey = zapier.connected ? zapier.apiKey : null;
+  setText('zapier-state', zapier.connected ? 'API key active' : 'No API key');
+  setText('zapier-key', zapier.apiKey);
+  setText('zapier-webhook-url', zapier.webhookUrl);
+  setText('zapier-created', when(zapier.createdAt));
+  for (const id of ['copy-key', 'copy-webhook-url', 'zapier-revoke']) $(id).disabled = !zapier.connected;
+  $('zapier-generate').disabled = zapier.connected;
+}
+
+function cell(row, text, title) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (title) td.title = title;
+  return td;
+}
+
+function renderSubscriptions(subscriptions) {
+  const body = $('subscriptions').tBodies[0];
+  body.replaceChildren();
+  for (const subscription of subscriptions) {
+    const row = body.insertRow();
+    cell(row, subscription.event);
+    cell(row, subscription.hookUrl);
+    cell(row, subscription.status, subscription.disabledReason || '');
+    cell(row, when(subscription.createdAt));
+  }
+  $('subscriptions').hidden = subscriptions.length === 0;
+  $('no-subscriptions').hidden = subscriptions.length !== 0;
+}
+
+function renderDeliveries(deliveries) {
+  const body = $('deliveries').tBodies[0];
+  body.replaceChildren();
+  for (const delivery of deliveries) {
+    const row = body.insertRow();
+    cell(row, delivery.event, delivery.eventId);
+    cell(row, delivery.status, delivery.nextAttemptAt ? `next attempt ${when(delivery.nextAttemptAt)}` : '');
+    cell(row, String(delivery.attempts));
+    cell(row, delivery.lastStatusCode ? `HTTP ${delivery.lastStatusCode}` : (delivery.lastError ? 'no answer' : '—'),
+      delivery.lastError || '');
+    const actions = row.insertCell();
+    if (delivery.status === 'dead' || (delivery.status === 'cancelled'
+        && (delivery.lastError || '').startsWith('subscription disabled'))) {
+      actions.append(actionButton('Retry', 'Retrying the delivery', async () => {
+        await api('POST', `/integrations/zapier/deliveries/${delivery.id}/retry`);
+        await refresh();
+      }));
+    }
+  }
+  $('deliveries').hidden = deliveries.length === 0;
+  $('no-deliveries').hidden = deliveries.length !== 0;
+}
+
+function actionButton(label, action, work) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'small';
+  button.textContent = label;
+  button.addEventListener('click', () => run(action, work, button));
+  return button;
+}
+
+function renderAppointments(appointments) {
+  const body = $('appointment-list').tBodies[0];
+  body.replaceChildren();
+  for (const appointment of appointments) {
+    const row = body.insertRow();
+    row.dataset.id = appointment.id;
+    cell(row, appointment.customerName);
+    cell(row, when(appointment.scheduledAt), appointment.scheduledAt);
+    cell(row, appointment.duration);
+    cell(row, appointment.status);
+    const sync = appointment.googleSync || {state: 'off'};
+    const syncCell = cell(row, sync.state, sync.eventId ? `event ${sync.eventId}` : '');
+    syncCell.className = `sync sync-${sync.state}`;
+    if (sync.error) syncCell.append(` — ${sync.error}`);
+    const actions = row.insertCell();
+    if (appointment.status === 'scheduled') {
+      const path = `/appointments/${appointment.id}`;
+      const later = new Date(Date.parse(appointment.scheduledAt) + 3600e3).toISOString();
+      actions.append(
+        actionButton('+1 h', 'Reschedule', async () => {
+          await api('PATCH', path, {body: {scheduledAt: later}});
+          return 'Appointment moved one hour later.';
+        }),
+        actionButton('Cancel', 'Cancel', async () => {
+          await api('POST', `${path}/cancel`, {body: {reason: 'Cancelled from the development console'}});
+          return 'Appointment cancelled.';
+        }),
+        actionButton('Complete', 'Complete', async () => {
+          await api('POST', `${path}/complete`, {body: {}});
+          return 'Appointment completed.';
+        }));
+    }
+  }
+  $('appointment-list').hidden = appointments.length === 0;
+  $('no-appointments').hidden = appointments.length !== 0;
+}
+
+// -- loading -------------------------------------------------------------------------------------
+
+async function refresh() {
+  try {
+    const [status, appointments] = await Promise.all([
+      api('GET', '/integrations/status'),
+      api('GET', '/appointments?page_size=10'),
+    ]);
+    renderGoogle(status.data.googleCalendar);
+    renderZapier(status.data.zapier);
+    renderAppointments(appointments.data);
+    await refreshSubscriptions(status.data.zapier);
+    renderDeliveries((await api('GET', '/integrations/zapier/deliveries?page_size=10')).data);
+    // A push to Google is on its way: look again shortly, until none is pending.
+    clearTimeout(pollTimer);
+    if (appointments.data.some((a) => a.googleSync && a.googleSync.state === 'pending')) {
+      pollTimer = setTimeout(refresh, 1500);
+    }
+  } catch (error) {
+    showError('Loading the settings', error);
+  }
+}
+
+async function refreshSubscriptions(zapier) {
+  if (!zapier.connected) {
+    renderSubscriptions([]);
+    return;
+  }
+  // The REST hooks' own path, from the webhook URL: authenticated by the key, as Zapier calls them.
+  const path = `${new URL(zapier.webhookUrl).pathname}/subscriptions`;
+  renderSubscriptions((await api('GET', path, {key: zapier.apiKey})).data);
+}
+
+async function copy(text, what) {
+  if (!navigator.clipboard) {
+    throw new Error('the clipboard needs a secure context: open the console on localhost or over https');
+  }
+  await navigator.clipboard.writeText(text);
+  return `${what} copied to the clipboard.`;
+}
+
+function defaultAppointmentTime() {
+  const tomorrow = new Date(Date.now() + 86400e3);
+  tomorrow.setHours(10, 0, 0, 0);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${tomorrow.getFullYear()}-${pad(tomorrow.getMonth() + 1)}-${pad(tomorrow.getDate())}T10:00`;
+}
+
+/** Google's callback lands on FRONTEND_URL/settings/integrations?success=true|error=…: say how it went. */
+function reportLanding() {
+  const params = new URLSearchParams(location.search);
+  if (params.get('success') === 'true') showNotice('Google Calendar connected.');
+  if (params.has('error')) {
+    const code = params.get('error');
+    showError('Connecting Google Calendar', new Error(LANDING_ERRORS[code] || code));
+  }
+  if (location.pathname !== CONSOLE_PATH || location.search) history.replaceState(null, '', CONSOLE_PATH);
+}
+
+function warnAboutOrigin() {
+  const api = new URL(config.publicApiUrl);
+  if (api.origin === location.origin) return;
+  // The binder cookie is set for this host; Google's callback goes to PUBLIC_API_URL's host.
+  $('google-origin').textContent = `Google's callback goes to ${api.origin} (PUBLIC_API_URL): open this console `
+    + `at ${api.origin}${CONSOLE_PATH} for Connect to finish here.`;
+  $('google-origin').hidden = false;
+}
+
+function wire() {
+  $('refresh').addEventListener('click', () => run('Refreshing', async () => null));
+  $('google-connect').addEventListener('click', (event) => run('Connect', async () => {
+    // credentials: 'include' so the browser keeps the binder cookie the callback asks for.
+    const {data} = await api('POST', '/integrations/google/connect', {credentials: 'include'});
+    location.assign(data.authUrl);
+  }, event.currentTarget));
+  $('google-disconnect').addEventListener('click', (event) => run('Disconnect', async () => (
+    await api('DELETE', '/integrations/google/disconnect')).message, event.currentTarget));
+  $('google-two-way').addEventListener('change', (event) => run('Changing the sync mode', async () => {
+    const syncMode = event.target.checked ? 'two-way' : 'one-way';
+    const {data} = await api('PUT', '/integrations/google/settings', {body: {syncMode}});
+    return `Sync mode: ${data.syncMode}.`;
+  }));
+  $('zapier-generate').addEventListener('click', (event) => run('Generate API key', async () => {
+    await api('POST', '/integrations/zapier/generate-key');
+    return 'API key generated: paste it and the webhook URL into the Callnfy app on Zapier.';
+  }, event.currentTarget));
+  $('zapier-revoke').addEventListener('click', (event) => run('Revoke key', async () => (
+    await api('DELETE', '/integrations/zapier/revoke-key')).message, event.currentTarget));
+  $('copy-key').addEventListener('click', () => run('Copy', () => copy(zapierKey, 'API key')));
+  $('copy-webhook-url').addEventListener('click', () => run('Copy', () => copy(
+    $('zapier-webhook-url').textContent, 'Webhook URL')));
+  $('appointment-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    run('Create appointment', async () => {
+      const body = {
+        customerName: form.get('customerName'),
+        customerPhone: form.get('customerPhone'),
+        scheduledAt: new Date(form.get('scheduledAt')).toISOString(),  // the local time entered, in UTC
+        duration: Number(form.get('duration')),
+      };
+      if (form.get('customerEmail')) body.customerEmail = form.get('customerEmail');
+      await api('POST', '/appointments', {body});
+      return 'Appointment created.';
+    }, $('appointment-create'));
+  });
+}
+
+function start() {
+  setText('user-id', config.userId);
+  document.querySelector('#appointment-form [name=scheduledAt]').value = defaultAppointmentTime();
+  wire();
+  reportLanding();
+  warnAboutOrigin();
+  if (!config.jwt) {
+    showError('Signing in', new Error(`no development token: ${config.tokenError}`));
+    return;
+  }
+  refresh();
+}
+
+start();

@@ -1,0 +1,176 @@
+"""`make run` (callnfy_integrations.devrun) as a real process tree with the embedded PostgreSQL and Redis:
+whatever ends it — Ctrl-C, SIGTERM, a process that cannot start — nothing it started keeps running; and
+once it is up, the terminal stays quiet (RQ does not narrate the periodic jobs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import REPO_ROOT, wait_for
+
+# What the developer's shell might carry that would make devrun skip the embedded servers or the sandbox.
+_INHERITED = ("DATABASE_URL", "REDIS_URL", "GOOGLE_", "FRONTEND_URL", "PUBLIC_API_URL", "APP_ENV", "LOG_LEVEL",
+              "RQ_LOG_LEVEL", "PORT", "SANDBOX_PORT", "FLASK_", "INSTANCE_DIR", "DEV_CONSOLE")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class DevRun:
+    """`python -m callnfy_integrations.devrun` in its own session, as a terminal would run `make run`."""
+
+    def __init__(self, instance: Path, *, sandbox_port: int | None = None):
+        self.instance = instance
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED)}
+        env.update(INSTANCE_DIR=str(instance), PORT=str(self.port), SANDBOX_PORT=str(sandbox_port or free_port()),
+                   WEB_CONCURRENCY="1", WEBHOOK_SWEEP_SECONDS="1", PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen([sys.executable, "-m", "callnfy_integrations.devrun"], cwd=REPO_ROOT,
+                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_banner(self) -> None:
+        wait_for(lambda: "Dev JWT" in self.output or self.process.poll() is not None, timeout=120)
+        assert "Dev JWT" in self.output, self.output
+
+    def lines_after_banner(self) -> list[str]:
+        return self.lines[next(i for i, line in enumerate(self.lines) if "Dev JWT" in line) + 1:]
+
+    def ctrl_c(self) -> None:
+        os.killpg(self.process.pid, signal.SIGINT)  # the terminal signals the whole foreground group
+
+    def finish(self, timeout: float = 60) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """After a failed test: no process tree left behind (the instance fixture stops the rest)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def survivors(instance: Path) -> list[str]:
+    """Processes of this run still alive: carrying its INSTANCE_DIR (honcho and every process it runs),
+    naming it in their command line (PostgreSQL's data directory) or working in it (redis-server)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if (entry / "stat").read_text().split(") ")[-1].startswith("Z"):
+            continue  # a zombie has ended; only its parent has yet to read its status
+        if str(instance) in cmdline or cwd.startswith(str(instance)) or f"INSTANCE_DIR={instance}".encode() in environ:
+            found.append(f"{entry.name} {cmdline}")
+    return found
+
+
+def embedded_postgres(instance: Path) -> list[str]:
+    return [p for p in survivors(instance) if "postgres -D" in p]
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory):
+    """An instance directory whose PostgreSQL data directory exists (one initdb for the module's runs)."""
+    import pgserver
+
+    directory = tmp_path_factory.mktemp("devrun-instance")
+    pgserver.get_server(directory / "postgres", cleanup_mode="stop").cleanup()
+    assert embedded_postgres(directory) == []
+    yield directory
+    for survivor in survivors(directory):  # only after a failed test; the directory is going away
+        os.kill(int(survivor.split()[0]), signal.SIGKILL)
+
+
+def test_ctrl_c_stops_every_process_and_the_embedded_servers_and_the_run_is_quiet(instance):
+    run = DevRun(instance)
+    try:
+        run.wait_for_banner()
+        assert embedded_postgres(instance), "the run did not start its own PostgreSQL"
+        console = f"http://localhost:{run.port}/dev/integrations"
+        assert f"Console    {console}" in run.output
+        page = requests.get(f"http://127.0.0.1:{run.port}/dev/integrations", timeout=10)
+        assert page.status_code == 200 and "console-config" in page.text
+        assert not [line for line in run.lines_after_banner() if '"logger": "rq.' in line], run.output
+        time.sleep(0.5)  # the page request's own log line
+        quiet_from = len(run.lines)
+        time.sleep(4)  # four webhook sweeps (WEBHOOK_SWEEP_SECONDS=1) that find nothing
+        assert run.lines[quiet_from:] == []
+        run.ctrl_c()
+        returncode = run.finish()
+    finally:
+        run.kill()
+    assert survivors(instance) == []
+    assert returncode == 130
+
+
+def test_sigterm_stops_every_process_and_the_embedded_servers(instance):
+    run = DevRun(instance)
+    try:
+        run.wait_for_banner()
+        run.process.send_signal(signal.SIGTERM)  # to devrun alone: honcho hears it from devrun
+        returncode = run.finish()
+    finally:
+        run.kill()
+    assert survivors(instance) == []
+    assert returncode == 130
+
+
+def test_a_process_that_cannot_start_stops_everything(instance):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        run = DevRun(instance, sandbox_port=busy.getsockname()[1])  # the Google sandbox cannot listen
+        try:
+            returncode = run.finish(timeout=120)
+        finally:
+            run.kill()
+    assert survivors(instance) == []
+    assert returncode != 0
+    assert "Port" in run.output and "is in use" in run.output
+    assert "Dev JWT" not in run.output  # no banner for a run that is not up
+
+
+def test_a_holder_that_died_does_not_keep_postgres_running(instance):
+    """pgserver stops its server when the last holder lets go; a holder that died without letting go
+    (SIGKILL, a closed terminal) used to stay listed, and from then on no run ever stopped PostgreSQL."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (instance / "postgres" / ".handle_pids.json").write_text(json.dumps([gone.pid]))
+    run = DevRun(instance)
+    try:
+        run.wait_for_banner()
+        run.ctrl_c()
+        returncode = run.finish()
+    finally:
+        run.kill()
+    assert embedded_postgres(instance) == []
+    assert returncode == 130
