@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install browser zapier-app bench clean
+.PHONY: run test lint install browser zapier-app bench clean
 ZAPIER_STAMP := zapier-app/node_modules/.installed
 
 $(STAMP): setup.cfg pyproject.toml
@@ -34,6 +34,10 @@ zapier-app: $(ZAPIER_STAMP)
 # TEST_DATABASE_URL / TEST_REDIS_URL select real servers; unset, the embedded ones start.
 test: $(STAMP) browser $(ZAPIER_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The linter's settings are in pyproject.toml; .ci/run runs this before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
 	$(PY) bench/status_throughput.py

@@ -40,7 +40,8 @@ def test_non_bearer_scheme_is_401(client, user_id):
 
 
 def test_wrong_signature_is_401(client, user_id):
-    assert_unauthorized(client.get(URL, headers={"Authorization": f"Bearer {token(user_id, key='another-secret-of-thirty-two-bytes!!')}"}))
+    forged = token(user_id, key="another-secret-of-thirty-two-bytes!!")
+    assert_unauthorized(client.get(URL, headers={"Authorization": f"Bearer {forged}"}))
 
 
 def test_expired_token_is_401(client, user_id):

@@ -64,7 +64,8 @@ def test_retrying_a_dead_delivery_sends_it_again_and_other_states_are_refused(ho
 
     again = account.client.post(f"/integrations/zapier/deliveries/{dead['id']}/retry", headers=account.headers)
     assert again.status_code == 409 and again.json["error"]["code"] == "NOT_RETRYABLE"
-    other = account.client.post(f"/integrations/zapier/deliveries/{dead['id']}/retry", headers=auth_headers(uuid.uuid4()))
+    other = account.client.post(f"/integrations/zapier/deliveries/{dead['id']}/retry",
+                                headers=auth_headers(uuid.uuid4()))
     assert other.status_code == 404
     nonsense = account.client.post("/integrations/zapier/deliveries/dlv_nope/retry", headers=account.headers)
     assert nonsense.status_code == 404 and nonsense.json["success"] is False

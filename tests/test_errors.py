@@ -124,4 +124,5 @@ def test_unhandled_exception_is_500_envelope_without_trace_or_write(probe_client
 def test_request_id_is_generated_when_absent_or_unsafe(client):
     generated = client.get("/healthz").headers["X-Request-ID"]
     assert len(generated) == 32
-    assert client.get("/healthz", headers={"X-Request-ID": "bad id <script>"}).headers["X-Request-ID"] != "bad id <script>"
+    rejected = client.get("/healthz", headers={"X-Request-ID": "bad id <script>"})
+    assert rejected.headers["X-Request-ID"] != "bad id <script>"
