@@ -6,7 +6,6 @@ import os
 import signal
 import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +18,7 @@ from callnfy_integrations import create_app
 from callnfy_integrations.queues import CALENDAR, DEFAULT, enqueue, enqueue_in, get_queue, redis_connection
 from callnfy_integrations.worker import build_worker
 from tests.conftest import run_flask, wait_for
+from tests.loopback import PageHandler, start
 from tests.test_google_browser import chromium
 
 OPERATOR = ("operator", "correct horse battery staple")
@@ -242,22 +242,14 @@ def test_actions_from_the_dashboards_own_origin_work(dashboard, dashboard_app):
 
 # --- an operator in a real browser --------------------------------------------------------------------
 
-class OtherSite(BaseHTTPRequestHandler):
+class OtherSite(PageHandler):
     """A page on another origin that posts a form to the dashboard as soon as it loads."""
 
     target = ""
 
-    def do_GET(self):  # noqa: N802
-        body = (f"<!doctype html><title>Win a prize</title><form method=post action='{self.target}'>"
+    def page(self, path: str) -> bytes:
+        return (f"<!doctype html><title>Win a prize</title><form method=post action='{self.target}'>"
                 "</form><script>document.forms[0].submit()</script>").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
@@ -309,8 +301,7 @@ def test_a_form_on_another_site_cannot_act_on_the_dashboard(served_dashboard, da
     a form to the dashboard: the browser sends the credentials, the origin check refuses the action."""
     failed = fail_a_job(dashboard_app)
     OtherSite.target = f"{served_dashboard.url}/admin/rq/queue/{DEFAULT}/failed/empty"
-    other = ThreadingHTTPServer(("127.0.0.1", 0), OtherSite)
-    threading.Thread(target=other.serve_forever, daemon=True).start()
+    other = start(OtherSite)
     try:
         with chromium() as browser:
             context = browser.new_context(http_credentials={"username": OPERATOR[0], "password": OPERATOR[1]})

@@ -5,7 +5,6 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from urllib.parse import urlencode, urlsplit
 
@@ -18,6 +17,7 @@ from callnfy_integrations.google.oauth import BINDER_COOKIE
 from tests.conftest import make_config
 from tests.factories import auth_headers, token
 from tests.google_fixtures import google_settings, sandbox  # noqa: F401
+from tests.loopback import PageHandler, start
 
 CHROMIUM = "/usr/bin/chromium"
 # As the machine's notes advise: no background traffic to Google's hosts from the browser itself.
@@ -44,26 +44,17 @@ CONNECT_PAGE = b"""<!doctype html><title>Callnfy connect</title><p id="error"></
 SETTINGS_PAGE = b"<!doctype html><title>Callnfy settings</title><h1 id='settings'>Integrations</h1>"
 
 
-class Frontend(BaseHTTPRequestHandler):
+class Frontend(PageHandler):
     """A tiny stand-in for the SPA: its connect page and its settings page."""
 
-    def do_GET(self):  # noqa: N802
-        body = CONNECT_PAGE if urlsplit(self.path).path == "/connect.html" else SETTINGS_PAGE
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+    def page(self, path: str) -> bytes:
+        return CONNECT_PAGE if urlsplit(path).path == "/connect.html" else SETTINGS_PAGE
 
 
 @pytest.fixture
 def served(database_url, servers, sandbox, app):
     """The API over real HTTP (the browser calls it and follows Google's redirect to it) and the frontend."""
-    frontend = ThreadingHTTPServer(("127.0.0.1", 0), Frontend)
-    threading.Thread(target=frontend.serve_forever, daemon=True).start()
+    frontend = start(Frontend)
     holder = {}
     api = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
     api_url = f"http://127.0.0.1:{api.server_port}"

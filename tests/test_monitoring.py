@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import gzip
 from secrets import token_hex
-import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from callnfy_integrations import create_app
 from tests.conftest import make_config
+from tests.loopback import QuietHandler, start
 
 
 @pytest.fixture
 def ingest():
     received: list[bytes] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             encoding = self.headers.get("Content-Encoding", "")
@@ -34,11 +33,7 @@ def ingest():
             self.send_response(200)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start(Handler)
     yield f"http://public@127.0.0.1:{server.server_port}/1", received
     server.shutdown()
 
