@@ -130,8 +130,12 @@ def _register_request_hooks(app: Flask) -> None:
     def require_json_bodies() -> None:
         # A body we would parse must be JSON; anything else is refused before a view sees it.
         if request.method in ("POST", "PUT", "PATCH") and (request.content_length or request.headers.get(
-                "Transfer-Encoding")) and not request.is_json:
-            raise UnsupportedMediaType()
+                "Transfer-Encoding")):
+            if not request.is_json:
+                raise UnsupportedMediaType()
+            from .api import refuse_deep_json
+
+            refuse_deep_json(request.get_data(cache=True))
 
     @app.after_request
     def echo_request_id(response):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import marshmallow as ma
@@ -40,6 +41,28 @@ class MessageSchema(ma.Schema):
 class MessageEnvelopeSchema(ma.Schema):
     success = ma.fields.Boolean(required=True, metadata={"example": True})
     message = ma.fields.String(required=True)
+
+
+MAX_JSON_DEPTH = 32
+_JSON_STRINGS = re.compile(rb'"(?:\\.|[^"\\])*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for byte in _JSON_STRINGS.sub(b"", body).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in (0x5B, 0x7B) else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def refuse_deep_json(body: bytes) -> None:
+    """Python's json parser recurses: a body nested a few thousand levels deep would end in a
+    RecursionError (a 500). Nothing this API accepts nests more than a few levels."""
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise ValidationFailed("Request body is nested too deeply",
+                               details={"body": [f"At most {MAX_JSON_DEPTH} levels of arrays and objects."]})
 
 
 def no_store(view: Any) -> Any:

@@ -5,7 +5,7 @@ from marshmallow import validate
 
 from .. import public_ids
 from ..customers.models import EMAIL_MAX, NAME_MAX, PHONE_MAX
-from ..timestamps import Timestamp
+from ..timestamps import SaneTime, Timestamp
 from .models import DURATION_MAX, DURATION_MIN, NOTES_MAX, REASON_MAX, STATUSES, SYNC_STATES
 
 
@@ -16,7 +16,7 @@ def Duration(**kwargs) -> ma.fields.Integer:  # noqa: N802 - reads like a field 
 
 
 def When(description: str = "ISO-8601 with a timezone offset or Z", **kwargs) -> ma.fields.AwareDateTime:  # noqa: N802
-    return ma.fields.AwareDateTime(format="iso", metadata={"description": description}, **kwargs)
+    return SaneTime(description, **kwargs)
 
 
 # Request schemas load camelCase wire names (data_key) into the services' snake_case arguments.

@@ -5,7 +5,7 @@ from marshmallow import validate
 
 from .. import public_ids
 from ..customers.models import NAME_MAX, PHONE_MAX
-from ..timestamps import Timestamp
+from ..timestamps import SaneTime, Timestamp
 from .models import DURATION_MAX, DURATION_MIN, SENTIMENTS, TRANSCRIPT_MAX, URL_MAX
 
 
@@ -20,8 +20,7 @@ class CallCreateSchema(ma.Schema):
                                   require_tld=False, validate=validate.Length(max=URL_MAX))
     transcript = ma.fields.String(allow_none=True, validate=validate.Length(max=TRANSCRIPT_MAX))
     sentiment = ma.fields.String(allow_none=True, validate=validate.OneOf(SENTIMENTS))
-    received_at = ma.fields.AwareDateTime(data_key="receivedAt", format="iso",
-                                          metadata={"description": "default: now"})
+    received_at = SaneTime("default: now", data_key="receivedAt")
 
 
 class CallSchema(ma.Schema):
