@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -105,6 +106,7 @@ def app(config):
 def _clean_state(request):
     """Every test starts with empty tables and an empty Redis database."""
     yield
+    _kill_started()
     if "app" not in request.fixturenames:
         return
     application = request.getfixturevalue("app")
@@ -138,9 +140,31 @@ def process_env(config):
     return env
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
 def run_flask(env: dict, *args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flask", *args], cwd=REPO_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    """A real `flask` process, in its own process group (a worker's RQ scheduler is a child process);
+    whatever of it is still running when the test ends is killed, group and all."""
+    kwargs.setdefault("start_new_session", True)
+    process = subprocess.Popen([sys.executable, "-m", "flask", *args], cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    _STARTED.append(process)
+    return process
+
+
+def _kill_started() -> None:
+    """No process of a test outlives it: a stray worker would take the next tests' jobs."""
+    while _STARTED:
+        process = _STARTED.pop()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):

@@ -9,6 +9,7 @@ subscription cap, disabling, retention.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import statistics
 import threading
@@ -58,7 +59,8 @@ class Workers:
 
     def start(self, *queues, **overrides):
         args = ["worker", *[arg for q in queues for arg in ("--queue", q)]]
-        process = run_flask({**self.env, **overrides}, *args)
+        # Its own process group: RQ's scheduler runs in a child process, which must go with it.
+        process = run_flask({**self.env, **overrides}, *args, start_new_session=True)
         self.processes.append(process)
         return process
 
@@ -70,7 +72,11 @@ class Workers:
             try:
                 process.wait(timeout=20)
             except Exception:
-                process.kill()
+                pass
+            try:  # whatever of its group is left (a scheduler child after a SIGKILL, a hung worker)
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture
@@ -217,7 +223,7 @@ def test_a_worker_killed_mid_drain_loses_no_outcome_and_duplicates_only_what_was
     webhook_worker = workers.start(WEBHOOKS)
     record_calls(account, 16)
     wait_for(lambda: len(receiver.requests) >= 6, timeout=20)
-    webhook_worker.send_signal(signal.SIGKILL)
+    os.killpg(webhook_worker.pid, signal.SIGKILL)  # the worker and its scheduler child, as a dyno crash
     webhook_worker.wait()
     killed_at = time.time()
     db.session.expire_all()
