@@ -289,6 +289,11 @@ def _stop_channels(iid: uuid.UUID, channels: list[tuple[str, str]]) -> None:
         log.warning("could not stop a replaced Google channel; retrying in a job", exc_info=True)
         two_way.enqueue_stop([(iid, tuple(channels))])
         return
+    _forget_stopped(iid, channels)
+
+
+def _forget_stopped(iid: uuid.UUID, channels) -> None:
+    """Google stopped these channels: stop accepting them."""
     integration = db.session.get(Integration, iid, with_for_update=True)
     if integration is not None:
         for channel_id, _ in channels:
@@ -304,11 +309,7 @@ def stop_channels(integration_id: str, channels: list[list[str]]) -> int:
         return 0  # disconnected: the revocation job stops what it knew of, and the grant dies anyway
     db.session.commit()
     two_way.stop_at_google(iid, [(c, r) for c, r in channels])
-    integration = db.session.get(Integration, iid, with_for_update=True)
-    if integration is not None:
-        for channel_id, _ in channels:
-            two_way.forget_previous(integration, channel_id)
-    db.session.commit()
+    _forget_stopped(iid, channels)
     return len(channels)
 
 

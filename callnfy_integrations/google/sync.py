@@ -21,7 +21,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from flask import current_app
 from sqlalchemy import func, select, text, update
@@ -132,15 +132,22 @@ def connected_integration(user_id: uuid.UUID) -> Integration | None:
         Integration.status == CONNECTED)).one_or_none()
 
 
-def fetch_time_zone(integration_id: uuid.UUID, calendar_id: str) -> str:
-    """The calendar's own zone (one events.list, on our quota); raises what a push raises."""
+def call(integration_id: uuid.UUID, request: Callable[[str], Any]) -> Any:
+    """`request(access_token)` on our per-user quota (a slot per call), refreshing the token once on a
+    401; raises what a push raises (QuotaWait included)."""
     token = tokens.access_token(integration_id)
     _take_slot(integration_id)
     try:
-        zone_name = calendar_api.calendar_time_zone(token, calendar_id)
+        return request(token)
     except calendar_api.TokenRejected:
-        zone_name = calendar_api.calendar_time_zone(tokens.access_token(integration_id, rejected=token), calendar_id)
-    return zone_name or DEFAULT_TIME_ZONE
+        _take_slot(integration_id)
+        return request(tokens.access_token(integration_id, rejected=token))
+
+
+def fetch_time_zone(integration_id: uuid.UUID, calendar_id: str) -> str:
+    """The calendar's own zone (one events.list, on our quota); raises what a push raises."""
+    return call(integration_id, lambda token: calendar_api.calendar_time_zone(token, calendar_id)) \
+        or DEFAULT_TIME_ZONE
 
 
 def store_time_zone(integration_id: uuid.UUID, zone_name: str) -> None:

@@ -32,21 +32,21 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import or_, select
 
 from .. import public_ids
 from ..appointments import service as appointments
-from ..appointments.models import SCHEDULED, SOURCE_GOOGLE, SYNC_SYNCED, Appointment
-from ..appointments.models import DURATION_MAX, DURATION_MIN
+from ..appointments.models import DURATION_MAX, DURATION_MIN, SCHEDULED, SOURCE_GOOGLE, SYNC_SYNCED, Appointment
 from ..extensions import db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, TWO_WAY, Integration
 from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
-from . import calendar_api, tokens
+from . import calendar_api
+from .sync import call  # one Calendar call on our quota, refreshing the token once on a 401
 from .sync_mode import on_sync_mode_change
 
 log = logging.getLogger(__name__)
@@ -131,21 +131,6 @@ def enqueue_stop(items: list[tuple[uuid.UUID, tuple]]) -> None:
                     failure_ttl=7 * 86400, retry=Retry(max=5, interval=[10, 60, 300, 900, 3600]))
         except Exception:  # the channel expires by itself within 7 days; its notifications get 404s
             log.warning("could not enqueue stopping a Google channel", exc_info=True)
-
-
-# -- calls to Google (a 401 refreshes once; each call takes a slot of the per-user quota) ---------
-
-def call(integration_id: uuid.UUID, request: Callable[[str], Any]) -> Any:
-    """`request(access_token)`, refreshing once on 401; raises what a push raises (QuotaWait included)."""
-    from .sync import _take_slot
-
-    token = tokens.access_token(integration_id)
-    _take_slot(integration_id)
-    try:
-        return request(token)
-    except calendar_api.TokenRejected:
-        _take_slot(integration_id)
-        return request(tokens.access_token(integration_id, rejected=token))
 
 
 def two_way_integration(integration_id: uuid.UUID, *, for_update: bool = False) -> Integration | None:
