@@ -36,7 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import models, transactions  # noqa: F401  (every table; the after-commit hooks)
     from .cli import register_commands
     from .errors import register_error_handlers
-    from .api import Api
+    from .api import Api, refuse_unknown_query_parameters
     from .extensions import cors, db, jwt, migrate
     from .queues import init_redis
     from .admin.queue_dashboard import register_queue_dashboard
@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_blueprints(api)
     register_error_handlers(app)
     _register_request_hooks(app)
+    refuse_unknown_query_parameters(app, api.spec.to_dict())
     register_queue_dashboard(app)  # after the request id: its 401/403/404 carry one
     _register_docs_assets(app)
     if app.config.get("DEV_CONSOLE"):  # development only: otherwise /dev/integrations is the 404 envelope
@@ -124,7 +125,8 @@ def _register_request_hooks(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
         supplied = request.headers.get("X-Request-ID", "")
-        g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        # fullmatch: `$` would also match before a trailing newline, echoed into the response header.
+        g.request_id = supplied if _REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
 
     @app.before_request
     def require_json_bodies() -> None:
@@ -135,7 +137,12 @@ def _register_request_hooks(app: Flask) -> None:
                 raise UnsupportedMediaType()
             from .api import refuse_deep_json
 
-            refuse_deep_json(request.get_data(cache=True))
+            body = request.get_data(cache=True)
+            if request.content_length is None and request.max_content_length is not None:
+                # A chunked body is read up to the limit, then silently cut off there; a byte more
+                # means it was too large (Werkzeug raises 413 on reading past the limit).
+                request.stream.read(1)
+            refuse_deep_json(body)
 
     @app.after_request
     def echo_request_id(response):

@@ -7,9 +7,11 @@ import re
 from typing import Any
 
 import marshmallow as ma
-from flask import after_this_request
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
+from flask import Flask, after_this_request, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
+from flask_smorest.pagination import PaginationParameters
 from webargs.flaskparser import FlaskParser
 
 from .errors import ApiError, ValidationFailed
@@ -65,6 +67,32 @@ def refuse_deep_json(body: bytes) -> None:
                                details={"body": [f"At most {MAX_JSON_DEPTH} levels of arrays and objects."]})
 
 
+_RULE_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+_METHODS = {"get", "put", "post", "delete", "patch"}
+
+
+def refuse_unknown_query_parameters(app: Flask, document: dict) -> None:
+    """The authenticated API's operations refuse a query parameter they do not document (400), as their
+    bodies refuse unknown fields: `?stauts=cancelled` must not quietly list everything. Unauthenticated
+    routes keep ignoring extras: Google adds `scope`, `authuser` and more to the OAuth callback."""
+    documented: dict[tuple[str, str], frozenset[str]] = {}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in _METHODS and operation.get("security"):
+                parameters = operation.get("parameters", []) + item.get("parameters", [])
+                documented[(path, method.upper())] = frozenset(
+                    p["name"] for p in parameters if p.get("in") == "query")
+
+    @app.before_request
+    def refuse_unknown_query() -> None:
+        if not request.args or request.url_rule is None:
+            return
+        names = documented.get((_RULE_ARGUMENT.sub(r"{\1}", request.url_rule.rule), request.method))
+        unknown = sorted(set(request.args) - names) if names is not None else None
+        if unknown:
+            raise ValidationFailed("Unknown query parameter", details={name: ["Unknown field."] for name in unknown})
+
+
 def no_store(view: Any) -> Any:
     """View decorator for responses that hold a secret (an API key, a token): no cache may keep them."""
 
@@ -80,10 +108,47 @@ def no_store(view: Any) -> Any:
     return wrapper
 
 
+def unstorable(value: Any, path: str = "") -> str | None:
+    """The path of the first string PostgreSQL cannot store: a NUL character (text refuses it) or an
+    unpaired surrogate (not UTF-8; JSON's `\\ud800` escapes make them). None when all are fine."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return path
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        key_path = f"{path}.{key}" if path else str(key)
+        found = unstorable(key, key_path) if isinstance(key, str) else None
+        found = found or unstorable(item, key_path)
+        if found is not None:
+            return found
+    return None
+
+
+def _refuse_unstorable(data: Any) -> Any:
+    path = unstorable(data)
+    if path is not None:
+        raise ValidationFailed(details={path or "body": [
+            "Must not contain NUL characters or unpaired surrogates."]})
+    return data
+
+
 class ArgumentsParser(FlaskParser):
     """webargs parser whose failures are our 400 envelope instead of smorest's 422 body."""
 
     DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req: Any) -> Any:
+        return _refuse_unstorable(super()._raw_load_json(req))
+
+    def load_querystring(self, req: Any, schema: ma.Schema) -> Any:
+        for name, value in req.args.items(multi=True):
+            _refuse_unstorable({name: value})
+        return super().load_querystring(req, schema)
 
     def handle_error(self, error, req, schema, *, error_status_code, error_headers):
         raise ValidationFailed(details=_flatten_locations(error.messages))
@@ -101,6 +166,23 @@ def _flatten_locations(messages: Any) -> Any:
     return messages
 
 
+# Beyond any table: a page number past it (`?page=807515902247111753728`) is simply past the end, an
+# empty page, rather than an OFFSET PostgreSQL cannot hold.
+MAX_OFFSET = 2**62
+
+
+class BoundedPagination(PaginationParameters):
+    @property
+    def first_item(self) -> int:
+        return min((self.page - 1) * self.page_size, MAX_OFFSET)
+
+
+class PaginationArgumentsParser(ArgumentsParser):
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        parameters = super().parse(*args, **kwargs)
+        return BoundedPagination(parameters.page, parameters.page_size)
+
+
 _doc_envelopes: dict[tuple[type, bool], type[ma.Schema]] = {}
 
 
@@ -108,7 +190,7 @@ class Blueprint(SmorestBlueprint):
     """A smorest Blueprint that wraps every success body in `{"success": true, ...}`."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
-    PAGINATION_ARGUMENTS_PARSER = ArgumentsParser()
+    PAGINATION_ARGUMENTS_PARSER = PaginationArgumentsParser()
 
     @staticmethod
     def _prepare_response_content(data: Any) -> Any:
@@ -145,10 +227,37 @@ class Blueprint(SmorestBlueprint):
         return self.doc(security=[{"bearerAuth": []}])(view)
 
 
+class Converter(OpenAPIConverter):
+    """Adds the schema-level keywords a schema states in `Meta.openapi` (e.g. `minProperties`), which
+    marshmallow fields cannot express, so the document says what the schema's validators refuse."""
+
+    def schema2jsonschema(self, schema: Any) -> dict:
+        jsonschema = super().schema2jsonschema(schema)
+        jsonschema.update(getattr(getattr(schema, "Meta", None), "openapi", {}))
+        return jsonschema
+
+
+class Plugin(MarshmallowPlugin):
+    Converter = Converter
+
+
 class Api(SmorestApi):
     """flask-smorest Api documenting the error envelope; errors.py handles the errors themselves."""
 
     ERROR_SCHEMA = ErrorEnvelopeSchema
+
+    def __init__(self, app: Any = None, **kwargs: Any) -> None:
+        kwargs.setdefault("spec_kwargs", {}).setdefault("marshmallow_plugin", Plugin())
+        super().__init__(app, **kwargs)
+
+    def _register_pagination_header(self) -> None:
+        """X-Pagination carries a JSON object. flask-smorest documents it with a bare `schema`, which
+        OpenAPI reads as the `simple` style (`total,3,total_pages,1`); `content` says what is sent."""
+        from flask_smorest.pagination import PaginationMetadataSchema
+
+        self.spec.components.header("PAGINATION", {
+            "description": "Pagination metadata, a JSON object",
+            "content": {"application/json": {"schema": PaginationMetadataSchema}}}, lazy=True)
 
     def _register_error_handlers(self) -> None:
         """The app-wide handlers in errors.py own every error response."""

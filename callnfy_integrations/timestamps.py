@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import datetime, timezone
 
 import marshmallow as ma
 
@@ -32,26 +33,38 @@ class Timestamp(ma.fields.DateTime):
 SANE_YEARS = 10
 
 
-def within_sane_range(value: datetime) -> bool:
-    """A time a person can mean for an appointment or a call: within SANE_YEARS of now. Anything else
-    is a typo or a probe, and near the calendar's ends an offset can push it past year 9999."""
-    try:
-        utc = value.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        return False
-    margin = timedelta(days=round(365.25 * SANE_YEARS))
-    now = utcnow()
-    return now - margin <= utc <= now + margin
+def sane_years(today: datetime | None = None) -> range:
+    """The years an appointment or a call can be in: within SANE_YEARS of this year. Anything else is
+    a typo or a probe, and near the calendar's ends an offset can push a time past year 9999."""
+    year = (today or utcnow()).year
+    return range(year - SANE_YEARS, year + SANE_YEARS + 1)
 
 
-def SaneTime(description: str = "ISO-8601 with a timezone offset or Z",  # noqa: N802 - reads like a field
-             **kwargs) -> ma.fields.AwareDateTime:
-    """An aware ISO-8601 time within SANE_YEARS of now (400 otherwise)."""
-    return ma.fields.AwareDateTime(
-        format="iso", validate=_sane,
-        metadata={"description": f"{description}; within {SANE_YEARS} years of now"}, **kwargs)
+_WRITTEN_YEAR = re.compile(r"([0-9]{4})-")
 
 
-def _sane(value: datetime) -> None:
-    if not within_sane_range(value):
-        raise ma.ValidationError(f"Must be within {SANE_YEARS} years of now.")
+def sane_year_pattern() -> str:
+    """`sane_years()` as the OpenAPI `pattern` of a date-time string, so that the document says
+    exactly which times are refused. Taken when the document is built (at start-up); the check
+    itself reads the clock on every request."""
+    return "^(" + "|".join(str(year) for year in sane_years()) + ")-"
+
+
+class SaneTime(ma.fields.AwareDateTime):
+    """An aware ISO-8601 time whose year, as written, is one of `sane_years()` (400 otherwise), loaded
+    in UTC: an offset is the client's notation, and PostgreSQL refuses offsets beyond ±15:59 that
+    ISO-8601 allows (-23:59)."""
+
+    default_error_messages = {"insane": f"Year must be within {SANE_YEARS} years of this year."}
+
+    def __init__(self, description: str = "ISO-8601 with a timezone offset or Z", **kwargs) -> None:
+        super().__init__(format="iso", metadata={
+            "description": f"{description}; its year within {SANE_YEARS} of this year",
+            "pattern": sane_year_pattern()}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> datetime:
+        loaded = super()._deserialize(value, attr, data, **kwargs)
+        written = _WRITTEN_YEAR.match(value)  # the documented pattern, read against today's clock
+        if written is None or int(written.group(1)) not in sane_years():
+            raise self.make_error("insane")
+        return loaded.astimezone(timezone.utc)  # cannot overflow: the year is within SANE_YEARS of now

@@ -4,6 +4,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from .. import public_ids
+from ..fields import HttpUrl
 from ..customers.models import NAME_MAX, PHONE_MAX
 from ..timestamps import SaneTime, Timestamp
 from .models import DURATION_MAX, DURATION_MIN, SENTIMENTS, TRANSCRIPT_MAX, URL_MAX
@@ -16,8 +17,7 @@ class CallCreateSchema(ma.Schema):
     customer_phone = ma.fields.String(data_key="customerPhone", required=True, validate=validate.Length(3, PHONE_MAX))
     duration = ma.fields.Integer(required=True, strict=True, validate=validate.Range(DURATION_MIN, DURATION_MAX),
                                  metadata={"description": f"seconds, {DURATION_MIN}-{DURATION_MAX}"})
-    recording_url = ma.fields.Url(data_key="recordingUrl", allow_none=True, schemes={"http", "https"},
-                                  require_tld=False, validate=validate.Length(max=URL_MAX))
+    recording_url = HttpUrl(data_key="recordingUrl", allow_none=True, max_length=URL_MAX)
     transcript = ma.fields.String(allow_none=True, validate=validate.Length(max=TRANSCRIPT_MAX))
     sentiment = ma.fields.String(allow_none=True, validate=validate.OneOf(SENTIMENTS))
     received_at = SaneTime("default: now", data_key="receivedAt")

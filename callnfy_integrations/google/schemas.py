@@ -11,8 +11,15 @@ class AuthUrlSchema(ma.Schema):
 
 
 class SettingsSchema(ma.Schema):
-    # Any value reaches the service, which answers every bad one with the contract's message.
-    syncMode = ma.fields.Raw(load_default=None, metadata={"type": "string", "enum": ["one-way", "two-way"]})
+    # Documented as required; a missing or null one still reaches the service (as ""), which answers every
+    # bad value with the contract's message rather than marshmallow's.
+    syncMode = ma.fields.Raw(required=True, metadata={"type": "string", "enum": ["one-way", "two-way"]})
+
+    @ma.pre_load
+    def _missing_is_invalid(self, data, **kwargs):
+        if isinstance(data, dict) and data.get("syncMode") is None:
+            return {**data, "syncMode": ""}
+        return data
 
 
 class SyncErrorSchema(ma.Schema):

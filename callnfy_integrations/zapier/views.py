@@ -144,6 +144,8 @@ class SubscriptionById(MethodView):
 class Samples(MethodView):
     @key_required
     @hooks_blp.response(200, SampleSchema(many=True))
+    @hooks_blp.doc(parameters=[{"in": "path", "name": "event", "required": True,
+                                "schema": {"type": "string", "enum": list(service.ZAPIER_EVENTS)}}])
     def get(self, user_id, event):
         """The latest real payloads of an event (a realistic example when there are none)"""
         return service.samples(g.zapier_user_id, event)
