@@ -117,3 +117,14 @@ def test_x_pagination_is_documented_as_json(client, app_ctx, user_id):
         "$ref": "#/components/schemas/PaginationMetadata"}
     answer = client.get("/calls", headers=auth_headers(user_id))
     assert json.loads(answer.headers["X-Pagination"]) == {"total": 0, "total_pages": 0}
+
+
+def test_cancel_and_complete_bodies_are_documented_as_optional_and_are(client, app_ctx, user_id):
+    spec = client.get("/openapi.json").json
+    for action in ("cancel", "complete"):
+        assert spec["paths"][f"/appointments/{{appointment_id}}/{action}"]["post"]["requestBody"]["required"] is False
+    headers = auth_headers(user_id)
+    for action, status in (("cancel", "cancelled"), ("complete", "completed")):
+        booked = client.post("/appointments", json=appointment_body(), headers=headers).json["data"]
+        answer = client.post(f"/appointments/{booked['id']}/{action}", headers=headers)  # no body at all
+        assert answer.status_code == 200 and answer.json["data"]["status"] == status

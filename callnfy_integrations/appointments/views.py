@@ -63,7 +63,7 @@ class AppointmentById(MethodView):
 @blp.route("/<appointment_id>/cancel")
 class AppointmentCancel(MethodView):
     @blp.login_required
-    @blp.arguments(CancelSchema)
+    @blp.arguments(CancelSchema, required=False)
     @blp.response(200, AppointmentSchema)
     def post(self, body, appointment_id):
         """Cancel a scheduled appointment"""
@@ -76,7 +76,7 @@ class AppointmentCancel(MethodView):
 @blp.route("/<appointment_id>/complete")
 class AppointmentComplete(MethodView):
     @blp.login_required
-    @blp.arguments(CompleteSchema)
+    @blp.arguments(CompleteSchema, required=False)
     @blp.response(200, AppointmentSchema)
     def post(self, body, appointment_id):
         """Mark a scheduled appointment completed, optionally with its actual duration"""
