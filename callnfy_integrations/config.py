@@ -112,6 +112,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     dev_console = _flag(get("DEV_CONSOLE"), default=app_env == "development")
     if dev_console and production:
         raise ConfigError("DEV_CONSOLE: the development console is not available in production")
+    # Hook URLs on loopback/private networks exist for tests; in production they would be an SSRF hole.
+    allow_private_hooks = _flag(get("WEBHOOK_ALLOW_PRIVATE_NETWORKS"))
+    if allow_private_hooks and production:
+        raise ConfigError("WEBHOOK_ALLOW_PRIVATE_NETWORKS: private-network hook URLs are not allowed in production")
 
     config: dict[str, Any] = {
         "APP_ENV": app_env,
@@ -173,7 +177,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WEBHOOK_ALLOWED_HOSTS": [
             h.strip().lower() for h in get("WEBHOOK_ALLOWED_HOSTS", "hooks.zapier.com").split(",") if h.strip()
         ],
-        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": _flag(get("WEBHOOK_ALLOW_PRIVATE_NETWORKS")),
+        "WEBHOOK_ALLOW_PRIVATE_NETWORKS": allow_private_hooks,
         "WEBHOOK_RETRY_SCHEDULE": _whole_seconds(
             "WEBHOOK_RETRY_SCHEDULE", get("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
         ),

@@ -9,12 +9,14 @@ The attempt then ends with "deadline exceeded" (a 2xx status line that arrived i
 counts as delivered: the receiver accepted it).
 
 Addresses are filtered as before (requests-hardened: resolve once, pin the address, refuse
-private, loopback and link-local ones; redirects are never followed).
+private, loopback and link-local ones; redirects are never followed), and the pinned address must
+also pass the rule hook URLs were subscribed under (`hook_urls.is_public`), so both refuse the same.
 """
 
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import itertools
 import socket
 import threading
@@ -26,11 +28,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests_hardened import Config as HardenedConfig
 from requests_hardened import HTTPSession
+from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..timestamps import utcnow
+from .hook_urls import is_public
 
 CONNECT_TIMEOUT = 5.0
 RESPONSE_READ_LIMIT = 64 * 1024
@@ -164,7 +168,18 @@ def _guarded(adapter_class: type[HTTPAdapter]) -> type[HTTPAdapter]:
     return Guarded
 
 
-_GuardedFilterAdapter = _guarded(IPFilterAdapter)
+class _PublicOnlyAdapter(IPFilterAdapter):
+    """requests-hardened's filter (resolve once, pin the address), plus the subscribe-time rule on the
+    pinned address: requests-hardened lets the deprecated IPv4-compatible form (::a.b.c.d) through."""
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if not is_public(ipaddress.ip_address(host_params["host"].strip("[]"))):
+            raise InvalidIPAddress(host_params["host"])
+        return host_params, pool_kwargs
+
+
+_GuardedFilterAdapter = _guarded(_PublicOnlyAdapter)
 _GuardedPlainAdapter = _guarded(HTTPAdapter)
 
 
@@ -240,7 +255,12 @@ class Sender:
         except Exception as exc:  # timeouts, refused addresses, TLS failures: all retried
             if status is not None and 200 <= status < 300:
                 return Result(status, _elapsed_ms(started), None, None)  # accepted; the body was cut short
-            error = self._expired_error() if attempt.expired else f"{type(exc).__name__}: {exc}"
+            if attempt.expired:
+                error = self._expired_error()
+            elif isinstance(exc, InvalidIPAddress):  # the address itself is not for the account to see
+                error = "InvalidIPAddress: the hook URL's host resolves to a non-public address"
+            else:
+                error = f"{type(exc).__name__}: {exc}"
             return Result(None, _elapsed_ms(started), error[:ERROR_MAX], None)
         finally:
             attempt.finish()
