@@ -119,6 +119,9 @@ def _register_blueprints(api) -> None:
     for blueprint in (health_blp, integrations_blp, google_blp, appointments_blp, calls_blp, keys_blp, hooks_blp,
                       google_push_blp):
         api.register_blueprint(blueprint)
+    from .zapier.schemas import document_hook_urls
+
+    document_hook_urls(api.spec, api.config["WEBHOOK_ALLOWED_HOSTS"])
 
 
 def _register_request_hooks(app: Flask) -> None:

@@ -5,6 +5,7 @@ from marshmallow import validate
 
 from .. import public_ids
 from ..timestamps import Timestamp, format_timestamp
+from .hook_urls import hook_url_pattern
 from .models import DELIVERY_STATUSES, HOOK_URL_MAX
 from .service import ZAPIER_EVENTS
 
@@ -21,8 +22,16 @@ class AuthTestSchema(ma.Schema):
 
 
 class SubscribeSchema(ma.Schema):
-    hookUrl = ma.fields.String(required=True, validate=validate.Length(1, HOOK_URL_MAX))
+    hookUrl = ma.fields.String(required=True, validate=validate.Length(1, HOOK_URL_MAX), metadata={
+        "description": "https, a host in WEBHOOK_ALLOWED_HOSTS (the pattern lists them) resolving to public "
+                       "addresses only"})
     event = ma.fields.String(required=True, validate=validate.OneOf(ZAPIER_EVENTS))
+
+
+def document_hook_urls(spec, allowed_hosts: list[str]) -> None:
+    """The pattern depends on this deployment's WEBHOOK_ALLOWED_HOSTS, so it is added to the document
+    when the app is built; `validate_hook_url` checks the same pattern."""
+    spec.components.schemas["Subscribe"]["properties"]["hookUrl"]["pattern"] = hook_url_pattern(allowed_hosts)
 
 
 class SubscriptionSchema(ma.Schema):
