@@ -217,6 +217,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "API_TITLE": "Callnfy Integrations",
         "API_VERSION": "1.0.0",
         "OPENAPI_VERSION": "3.0.3",
+        "API_SPEC_OPTIONS": {"info": {"description": (
+            "Every body is an envelope: {success, data} or {success, error: {code, message, details}}. "
+            "Strings must not contain NUL (U+0000), which PostgreSQL cannot store: such a request is a 400. "
+            "The authenticated operations refuse query parameters they do not list.")}},
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
