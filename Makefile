@@ -39,12 +39,16 @@ test: $(STAMP) browser $(ZAPIER_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Every benchmark in turn, then bench/RESULTS.md rewritten from their figures (bench/report.py; ~10 min).
+# BENCH_ARGS=--quick: small runs (~3 min) reported to bench/out/RESULTS-quick.md instead.
+# DATABASE_URL / REDIS_URL select real servers (that Redis database is flushed: give it a spare one);
+# unset, the embedded ones start. The status bench drives Debian's wrk.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) bench/status_throughput.py
-	$(PY) bench/appointments_throughput.py
-	$(PY) bench/webhook_throughput.py
-	$(PY) bench/google_sync.py
-	$(PY) bench/google_push.py
+	@command -v wrk >/dev/null || { \
+	  echo "installing Debian's wrk for the status bench"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(PY) bench/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache zapier-app/node_modules

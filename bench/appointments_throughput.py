@@ -1,6 +1,6 @@
 """Appointment creation under 8 concurrent clients, and commit-to-dispatch latency of its events.
 
-    python bench/appointments_throughput.py [--clients 8] [--duration 10]
+    python bench/appointments_throughput.py [--clients 8] [--duration 10] [--json PATH]
 
 Serves `wsgi:app` and `bench/ceiling_app.py` under gunicorn (gunicorn.conf.py), runs one
 `flask worker`, and drives both with the same Python client threads (keep-alive sessions):
@@ -23,7 +23,8 @@ import uuid
 
 import requests
 
-from harness import ROOT, migrate, scratch_environment, serve, start, stop
+from harness import (ROOT, add_json_argument, figure, free_port, migrate, percentile, scratch_environment,
+                     serve, start, stop, write_json)
 
 
 def drive(url: str, tokens: list[str], duration: float, body) -> tuple[int, int, float]:
@@ -57,15 +58,11 @@ def appointment_body() -> dict:
             "scheduledAt": "2026-12-01T10:00:00Z", "duration": 30, "notes": "bench"}
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=10.0)
+    add_json_argument(parser)
     args = parser.parse_args()
 
     from sqlalchemy import text
@@ -85,18 +82,20 @@ def main() -> None:
             users = [make_user() for _ in range(args.clients)]
             tokens = [create_dev_token(u.id) for u in users]
         try:
-            processes.append(serve("wsgi:app", 5803, env))
-            processes.append(serve("bench.ceiling_app:app", 5804, env))
+            web_port, ceiling_port = free_port(), free_port()
+            web, ceiling = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{ceiling_port}"
+            processes.append(serve("wsgi:app", web_port, env))
+            processes.append(serve("bench.ceiling_app:app", ceiling_port, env))
             processes.append(start([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], env))
 
-            drive("http://127.0.0.1:5804/ceiling/write", tokens, 2, dict)  # warm-up
-            base_ok, base_failed, base_elapsed = drive("http://127.0.0.1:5804/ceiling/write", tokens,
+            drive(f"{ceiling}/ceiling/write", tokens, 2, dict)  # warm-up
+            base_ok, base_failed, base_elapsed = drive(f"{ceiling}/ceiling/write", tokens,
                                                        args.duration, dict)
-            drive("http://127.0.0.1:5803/appointments", tokens, 2, appointment_body)  # warm-up
+            drive(f"{web}/appointments", tokens, 2, appointment_body)  # warm-up
             with app.app_context():
                 db.session.execute(text("TRUNCATE events CASCADE"))
                 db.session.commit()
-            ok, failed, elapsed = drive("http://127.0.0.1:5803/appointments", tokens, args.duration,
+            ok, failed, elapsed = drive(f"{web}/appointments", tokens, args.duration,
                                         appointment_body)
 
             with app.app_context():
@@ -129,6 +128,22 @@ def main() -> None:
     print(f"  commit-to-dispatch        p50 {statistics.median(latencies):7.1f} ms   "
           f"p99 {percentile(latencies, 0.99):7.1f} ms   ({len(latencies)} events)")
     print(f"  floor: no-op job          p50 {statistics.median(floor):7.1f} ms   p99 {percentile(floor, 0.99):7.1f} ms")
+    p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
+    f50, f99 = statistics.median(floor), percentile(floor, 0.99)
+    write_json(
+        args.json, "appointments_throughput", "Appointment creation and commit-to-dispatch latency",
+        f"{args.clients} client threads (keep-alive sessions, one user each) POST for {args.duration:.0f} s to "
+        f"`wsgi:app` under gunicorn, one `flask worker` dispatching; baseline: `bench/ceiling_app.py`'s "
+        f"`POST /ceiling/write` (verify the JWT, INSERT one row, COMMIT) from the same clients. "
+        f"Commit-to-dispatch = events.dispatched_at - events.created_at; its floor: a no-op RQ job's "
+        f"enqueue-to-run time on the same worker (200 jobs at 100/s).",
+        [figure("appointments_rps", "POST /appointments throughput", rate, "appointments/s", baseline=base_rate,
+                baseline_label="INSERT+COMMIT ceiling", baseline_unit="writes/s",
+                details=f"{ok} created, {failed} failed; baseline {base_failed} failed"),
+         figure("dispatch_p50", "commit-to-dispatch p50", p50, "ms", baseline=f50,
+                baseline_label="no-op RQ job p50 (enqueue to run)", details=f"{len(latencies)} events"),
+         figure("dispatch_p99", "commit-to-dispatch p99", p99, "ms", baseline=f99,
+                baseline_label="no-op RQ job p99 (enqueue to run)", details=f"{len(latencies)} events")])
 
 
 if __name__ == "__main__":

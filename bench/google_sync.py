@@ -1,6 +1,7 @@
 """Google Calendar one-way sync: Calendar calls per appointment change, pushes/s and commit-to-Google latency.
 
     python bench/google_sync.py [--changes 50] [--users 10] [--appointments 300] [--rounds 3] [--clients 6]
+                                [--json PATH]
 
 Everything over real HTTP on loopback: the Google sandbox (`create_sandbox_app()` under werkzeug's
 `make_server(..., threaded=True)`) in its own process, `wsgi:app` under gunicorn (gunicorn.conf.py),
@@ -15,14 +16,14 @@ and real `flask worker` processes pointed at the sandbox. GOOGLE_USER_RATE_LIMIT
     latency = google_synced_at - created_at per appointment (both from the database clock);
   * baseline, same round: a raw `requests.Session` loop of `events.insert` to the same sandbox from
     one thread, with the body the push sends (`build_event`), with a real access token.
+PostgreSQL and Redis: DATABASE_URL's server (a scratch database) and REDIS_URL's database (flushed
+before and after), or the embedded servers when unset (bench/harness.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
 import sys
 import threading
@@ -32,7 +33,8 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import requests
-from harness import ROOT, migrate, scratch_environment, serve, start, stop
+from harness import (ROOT, add_json_argument, figure, free_port, migrate, percentile, scratch_environment, serve,
+                     start, stop, write_json)
 
 RATE_LIMIT = "1000 per second"
 SANDBOX = ("import logging, sys\n"
@@ -40,17 +42,6 @@ SANDBOX = ("import logging, sys\n"
            "from callnfy_integrations.google_sandbox import create_sandbox_app\n"
            "logging.getLogger('werkzeug').setLevel(logging.WARNING)\n"
            "make_server('127.0.0.1', int(sys.argv[1]), create_sandbox_app(), threaded=True).serve_forever()\n")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float, what: str) -> None:
@@ -97,12 +88,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per worker count")
     parser.add_argument("--clients", type=int, default=6, help="client threads POSTing appointments")
     parser.add_argument("--baseline-seconds", type=float, default=2.0)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL")
-                        or "postgresql://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/10",
-                        help="flushed at start and end: give the bench a database of its own")
+    add_json_argument(parser)
     args = parser.parse_args()
-    os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = args.database_url, args.redis_url
 
     from redis import Redis
     from rq import Queue, Worker
@@ -116,8 +103,6 @@ def main() -> None:
     from tests.factories import appointment_body
     from tests.google_fixtures import google_settings
 
-    redis = Redis.from_url(args.redis_url)
-    redis.flushdb()
     sandbox_port, web_port = free_port(), free_port()
     sandbox = Sandbox(f"http://127.0.0.1:{sandbox_port}")
     google = {**google_settings(SimpleNamespace(url=sandbox.url)), "GOOGLE_USER_RATE_LIMIT": RATE_LIMIT}
@@ -127,6 +112,7 @@ def main() -> None:
     workers: list = []
     engine = None
     with scratch_environment() as (_config, env):
+        redis = Redis.from_url(env["REDIS_URL"])
         env.update(google)
         env = {k: v for k, v in env.items() if not k.startswith("FLASK_")}
         app = create_app(make_config(env["DATABASE_URL"], env["REDIS_URL"], **google))
@@ -251,7 +237,6 @@ def main() -> None:
             refreshes_part2 = diff(sandbox.calls(), part2_start).get("token:refresh_token", 0)
         finally:
             stop(workers + processes)
-            redis.flushdb()
             if engine is not None:
                 engine.dispose()
 
@@ -276,6 +261,39 @@ def main() -> None:
         print(f"  {label:<20} pushes {med('pushes'):7.1f}/s   ratio {med('ratio'):.2f} {ratios}   "
               f"commit-to-Google p50 {med('p50'):7.1f} ms  p99 {med('p99'):7.1f} ms")
     print(f"  token refreshes: {refreshes_part2} (token:refresh_token)")
+
+    figures = []
+    done = {"create": "created", "reschedule": "rescheduled", "cancel": "cancelled"}
+    for name, counts in per_change:
+        calls = calendar_calls(counts)
+        figures.append(figure(
+            f"calls_per_{name}", f"Calendar calls per appointment {name}", calls, "calls", baseline=args.changes,
+            baseline_label=f"appointments {done[name]}", baseline_unit="changes", ratio_note="calls per change",
+            goal="ratio = 1.00 (one call per change)", met=calls == args.changes,
+            details=f"{describe(counts)}; token refreshes over the three steps: {refreshes_part1}"))
+    for worker_count, results in rounds.items():
+        def med(key: str, results: list[dict] = results) -> float:
+            return statistics.median(r[key] for r in results)
+
+        label = f"{worker_count} worker process{'es' if worker_count > 1 else ''}"
+        figures.append(figure(
+            f"pushes_{worker_count}", f"pushes/s to Google, {label}", med("pushes"), "pushes/s", baseline=med("raw"),
+            baseline_label="raw events.insert loop, 1 thread", baseline_unit="calls/s", ratio=med("ratio"),
+            ratio_note="median of per-round ratios",
+            details=f"per-round ratios {', '.join(format(r['ratio'], '.2f') for r in results)}; commit-to-Google "
+                    f"p50 {med('p50'):.0f} ms, p99 {med('p99'):.0f} ms ({args.appointments} appointments POSTed at "
+                    f"once by {args.clients} threads: backlog, not per-push time)"))
+    write_json(
+        args.json, "google_sync", "Google Calendar one-way sync: calls per change and pushes/s",
+        f"The Google sandbox in its own process, `wsgi:app` under gunicorn, real `flask worker` processes, "
+        f"GOOGLE_USER_RATE_LIMIT={RATE_LIMIT!r}. Calls per change: {args.users} users connect once, then "
+        f"{args.changes} appointments are created, rescheduled and cancelled through the API, each step waited out "
+        f"until all are synced; the sandbox's `events.*` counters divided by the changes. Pushes/s: "
+        f"{args.appointments} appointments POSTed by {args.clients} threads per round, {args.rounds} rounds with 1 "
+        f"then 2 worker processes; pushes/s = appointments / (last google_synced_at - first created_at). "
+        f"Baseline, each round: a one-thread `requests.Session` loop of `events.insert` to the same sandbox with "
+        f"the push's body ({body_bytes} bytes) and a real access token, {args.baseline_seconds:g} s.",
+        figures, rounds={str(k): v for k, v in rounds.items()}, token_refreshes=refreshes_part1 + refreshes_part2)
 
 
 def _answers(url: str) -> bool:

@@ -4,7 +4,7 @@ Both apps run under gunicorn with the web dyno's settings (gunicorn.conf.py) on 
 loopback with rotating JWTs of seeded users (each with Google and Zapier rows). Rounds alternate
 ceiling/status so machine noise hits both; medians and the status/ceiling ratio are printed.
 
-    python bench/status_throughput.py [--rounds 3] [--duration 10] [--connections 32] [--users 500]
+    python bench/status_throughput.py [--rounds 3] [--duration 10] [--connections 32] [--users 500] [--json PATH]
 
 Needs `wrk` (Debian package). Uses DATABASE_URL's server (a scratch database is created and
 dropped) or the embedded PostgreSQL; REDIS_URL or embedded Redis.
@@ -22,7 +22,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from harness import migrate, scratch_environment, serve, stop
+from harness import add_json_argument, figure, free_port, migrate, scratch_environment, serve, stop, write_json
 
 LUA = """
 local tokens = {}
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--users", type=int, default=500)
+    add_json_argument(parser)
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is required: apt-get install wrk")
@@ -102,8 +103,8 @@ def _measure(args, app, env: dict, processes: list) -> None:
     work = Path(tempfile.mkdtemp())
     (work / "tokens.txt").write_text("\n".join(tokens) + "\n")
     (work / "rotate.lua").write_text(LUA)
-    targets = {"ceiling": ("bench.ceiling_app:app", 5801, "/ceiling"),
-               "status": ("wsgi:app", 5802, "/integrations/status")}
+    targets = {"ceiling": ("bench.ceiling_app:app", free_port(), "/ceiling"),
+               "status": ("wsgi:app", free_port(), "/integrations/status")}
     for target, port, _ in targets.values():
         processes.append(serve(target, port, env))
     results: dict[str, list[dict]] = {"ceiling": [], "status": []}
@@ -128,6 +129,24 @@ def _measure(args, app, env: dict, processes: list) -> None:
     print(f"  status / ceiling throughput, median of per-round ratios: {ratio:.2f}  (goal >= 0.80)"
           f"  [{', '.join(f'{r:.2f}' for r in ratios)}]")
     print(f"  p99: status {median['status']['p99']:.1f} ms, ceiling {median['ceiling']['p99']:.1f} ms (goal <= 50 ms)")
+    errors = sum(r["errors"] for rs in results.values() for r in rs)
+    socket_errors = [r["socket_errors"] for rs in results.values() for r in rs if r["socket_errors"]]
+    status, ceiling = median["status"], median["ceiling"]
+    write_json(
+        args.json, "status_throughput", "GET /integrations/status vs its ceiling",
+        f"`wsgi:app` and `bench/ceiling_app.py` (verify the JWT, one primary-key SELECT) under gunicorn with "
+        f"gunicorn.conf.py, loaded by `wrk -t2 -c{args.connections} --latency` over loopback rotating "
+        f"{args.users} seeded users' JWTs; {args.rounds} rounds of {args.duration} s, ceiling then status in "
+        f"each round (after a 3 s warm-up of each).",
+        [figure("status_rps", "GET /integrations/status throughput", status["rps"], "req/s",
+                baseline=ceiling["rps"], baseline_label="ceiling app, same rounds", ratio=ratio,
+                ratio_note="median of per-round ratios", goal="ratio >= 0.80", met=ratio >= 0.80,
+                details="per-round ratios " + ", ".join(f"{r:.2f}" for r in ratios)),
+         figure("status_p99", f"GET /integrations/status p99 at {args.connections} connections", status["p99"], "ms",
+                baseline=ceiling["p99"], baseline_label="ceiling app p99", goal="<= 50 ms",
+                met=status["p99"] <= 50, details=f"p50 {status['p50']:.2f} ms vs ceiling {ceiling['p50']:.2f} ms; "
+                                                  f"medians of {args.rounds} rounds")],
+        rounds=results, non_2xx=errors, socket_errors=socket_errors)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,21 @@
-"""Signed webhook deliveries per second, and commit-to-first-attempt latency, also behind a stalled receiver.
+"""Signed webhook deliveries per second (one and two webhooks workers), and commit-to-first-attempt latency,
+also behind a stalled receiver.
 
-    python bench/webhook_throughput.py [--deliveries 2000] [--accounts 20] [--rate 50] [--seconds 10]
-                                       [--stalled 200]
+    python bench/webhook_throughput.py [--deliveries 2000] [--accounts 20] [--rounds 3] [--raw-seconds 5]
+                                       [--rate 50] [--seconds 10] [--stalled 200] [--json PATH]
 
 A keep-alive HTTPS receiver (trustme certificate) runs in its own process on loopback; its /stall
 path reads a request and never answers. Workers run as the Procfile runs them (`worker` for
-default+calendar, `webhooks` for webhooks).
-  * baseline: a raw `requests.Session` POST loop to that receiver, same run, same machine;
-  * throughput: N pending deliveries (spread over --accounts accounts, then N/4 for one account
-    alone) and the drain woken; deliveries/s = N / time until the database shows all delivered;
-  * latency: events committed at --rate per second for --seconds through the real path (outbox
-    doorbell → dispatch → delivery rows → webhook doorbell → send); latency = receiver arrival time
-    minus the event's commit time (events.created_at, clock_timestamp() at INSERT);
+default+calendar, `webhooks` for webhooks; a second `webhooks` process for the two-worker rounds).
+  * baseline, each round: raw `requests.Session` POST loops to that receiver (bench/raw_loop.py), one
+    process beside one webhooks worker, two processes side by side beside two workers;
+  * throughput, each round: N pending deliveries over --accounts accounts and the drain woken (with
+    two workers the doorbell rings again once the first drain has started, as new work does in
+    production, so that each worker runs a drain); deliveries/s = N / time until the database shows
+    every outcome recorded. Then N/4 for one account alone, one worker (its in-flight limit);
+  * latency (one webhooks worker): events committed at --rate per second for --seconds through the
+    real path (outbox doorbell → dispatch → delivery rows → webhook doorbell → send); latency =
+    receiver arrival time minus the event's commit time (events.created_at, clock_timestamp() at INSERT);
   * the same latency again while another account has --stalled deliveries waiting on the tarpit
     (each of its attempts held for the full 15 s deadline).
 """
@@ -21,140 +25,118 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
-import requests
-import trustme
-
-from harness import migrate, scratch_environment, start, stop
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+import raw_loop
+from deliveries import Receiver, account, delivered, pending_deliveries, wait_until
+from harness import add_json_argument, figure, migrate, percentile, scratch_environment, start, stop, write_json
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deliveries", type=int, default=2000)
-    parser.add_argument("--rate", type=float, default=50.0)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--deliveries", type=int, default=2000, help="deliveries per throughput round")
     parser.add_argument("--accounts", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per worker count")
+    parser.add_argument("--raw-seconds", type=float, default=5.0, help="length of each raw-loop baseline")
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each latency phase")
     parser.add_argument("--stalled", type=int, default=200, help="deliveries waiting on the stalled receiver")
+    add_json_argument(parser)
     args = parser.parse_args()
 
+    from rq import Worker
     from sqlalchemy import text
 
     from callnfy_integrations import create_app
     from callnfy_integrations.calls.service import record_call
     from callnfy_integrations.extensions import db
     from callnfy_integrations.queues import redis_connection
-    from callnfy_integrations.zapier import service as zapier
-    from callnfy_integrations.events.outbox import OUTBOX
     from callnfy_integrations.zapier.delivery import WEBHOOKS_BELL
 
-    work = Path(tempfile.mkdtemp())
-    ca = trustme.CA()
-    ca.cert_pem.write_to_path(str(work / "ca.pem"))
-    cert = ca.issue_cert("localhost")
-    cert.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
-    cert.private_key_pem.write_to_path(str(work / "key.pem"))
-    port = 5857
-    hook_url = f"https://localhost:{port}/hook"
+    receiver = Receiver()
+    hook_url, ca_bundle = receiver.hook_url, receiver.ca_bundle
+    worker_command = [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--queue"]
 
     processes = []
     with scratch_environment() as (config, env):
-        overrides = {"WEBHOOK_ALLOWED_HOSTS": "localhost", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
-                     "WEBHOOK_CA_BUNDLE": str(work / "ca.pem"), "OUTBOX_GRACE_SECONDS": "60"}
-        env.update(overrides)
-        config.update({"WEBHOOK_ALLOWED_HOSTS": ["localhost"], "WEBHOOK_ALLOW_PRIVATE_NETWORKS": True,
-                       "WEBHOOK_CA_BUNDLE": str(work / "ca.pem")})
+        env_overrides, config_overrides = receiver.settings()
+        env.update(env_overrides)
+        config.update(config_overrides)
         app = create_app(config)
         migrate(app)
         try:
-            processes.append(start([sys.executable, "bench/https_receiver.py", str(port), str(work / "cert.pem"),
-                                    str(work / "key.pem"), config["REDIS_URL"]], env))
-            time.sleep(1.0)
-
-            # Baseline: the raw loop.
-            with requests.Session() as session:
-                session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment overrides verify
-                session.verify = str(work / "ca.pem")
-                body = b'{"event":"call.received","data":{}}'
-                for _ in range(50):  # warm-up
-                    session.post(hook_url, data=body, headers={"Content-Type": "application/json"})
-                count, started = 0, time.monotonic()
-                while time.monotonic() - started < args.seconds:
-                    session.post(hook_url, data=body, headers={"Content-Type": "application/json"})
-                    count += 1
-                raw_rate = count / (time.monotonic() - started)
+            processes.append(receiver.start(config["REDIS_URL"], env))
 
             with app.app_context():
                 connection = redis_connection()
 
-                def account(url: str) -> uuid.UUID:
-                    user_id = uuid.uuid4()
-                    zapier.generate_key(user_id)
-                    zapier.subscribe(user_id, url, "call.received")
-                    db.session.commit()  # services only flush: this script is the edge
-                    return user_id
+                def busy_webhooks_workers() -> int:
+                    return sum(1 for w in Worker.all(connection=connection)
+                               if w.state == "busy" and "webhooks" in w.queue_names())
 
-                def pending_deliveries(users: list[uuid.UUID], per_user: int) -> None:
-                    """Events and their pending deliveries, written directly (no doorbell rings)."""
-                    for user_id in users:
-                        for _ in range(per_user):
-                            record_call(user_id, customer_phone="+14155550123", duration=60)
-                    db.session.commit()
-                    connection.delete(OUTBOX.ready_key, OUTBOX.flag_key)
-                    db.session.execute(text("""
-                        INSERT INTO webhook_deliveries (id, user_id, event_id, subscription_id, hook_url)
-                        SELECT gen_random_uuid(), e.user_id, e.id, s.id, s.hook_url
-                        FROM events e JOIN zapier_subscriptions s ON s.user_id = e.user_id
-                        WHERE e.dispatched_at IS NULL"""))
-                    db.session.execute(text("UPDATE events SET dispatched_at = now() WHERE dispatched_at IS NULL"))
-                    db.session.commit()
-
-                def delivered() -> int:
-                    count = db.session.scalar(text("SELECT count(*) FROM webhook_deliveries "
-                                                   "WHERE status = 'delivered'"))
-                    db.session.commit()
-                    return count
-
-                def drain_rate(total: int) -> float:
-                    """Wake the drain; deliveries/s until the database shows every outcome recorded."""
+                def drain_rate(total: int, drains: int) -> tuple[float, int]:
+                    """Wake the drain(s); deliveries/s until the database shows every outcome recorded, and
+                    how many webhooks workers were seen draining at once."""
                     before = delivered()
                     started = time.monotonic()
                     WEBHOOKS_BELL.wake(connection)
-                    if not wait_until(lambda: delivered() - before >= total, 300):
+                    for _ in range(drains - 1):
+                        # Ring again once the running drain has answered (its flag is gone): the next
+                        # drain job is enqueued, and a free worker takes it.
+                        wait_until(lambda: not connection.exists(WEBHOOKS_BELL.flag_key), 5)
+                        WEBHOOKS_BELL.wake(connection)
+                    seen = 0
+
+                    def done() -> bool:
+                        nonlocal seen
+                        seen = max(seen, busy_webhooks_workers())
+                        return delivered() - before >= total
+
+                    if not wait_until(done, 300):
                         sys.exit(f"only {delivered() - before} of {total} delivered in 300 s")
-                    return total / (time.monotonic() - started)
+                    return total / (time.monotonic() - started), seen
+
+                def workers_registered(count: int) -> None:
+                    if not wait_until(lambda: len(Worker.all(connection=connection)) == count, 60):
+                        sys.exit(f"{count} workers did not register in 60 s")
+                    time.sleep(1.0)  # idle, listening
 
                 # The Procfile's arrangement: webhooks in their own worker process.
-                processes.append(start([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--queue",
-                                        "default", "--queue", "calendar"], env))
-                processes.append(start([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--queue",
-                                        "webhooks"], env))
-                time.sleep(3.0)  # workers up and idle
+                processes.append(start([*worker_command, "default", "--queue", "calendar"], env))
+                processes.append(start([*worker_command, "webhooks"], env))
+                workers_registered(2)
 
-                # Throughput: many accounts (the usual case), then one account alone (its in-flight limit).
+                # Throughput: many accounts (the usual case) with one and two webhooks workers, each round
+                # beside its own raw-loop baseline; one account alone (its in-flight limit) with one.
+                accounts = [account(hook_url) for _ in range(args.accounts)]
                 per_account = max(1, args.deliveries // args.accounts)
-                pending_deliveries([account(hook_url) for _ in range(args.accounts)], per_account)
-                many_rate = drain_rate(per_account * args.accounts)
-                single_total = args.deliveries // 4
-                pending_deliveries([account(hook_url)], single_total)
-                single_rate = drain_rate(single_total)
+                total = per_account * args.accounts
+                rounds: dict[int, list[dict]] = {1: [], 2: []}
+                second = None
+                for workers in (1, 2):
+                    if workers == 2:
+                        second = start([*worker_command, "webhooks"], env)
+                        processes.append(second)
+                        workers_registered(3)
+                    for r in range(args.rounds):
+                        raw = raw_loop.run(hook_url, ca_bundle, args.raw_seconds, processes=workers)
+                        pending_deliveries(accounts, per_account, connection)
+                        rate, draining = drain_rate(total, drains=workers)
+                        rounds[workers].append({"raw": raw, "deliveries": rate, "ratio": rate / raw,
+                                                "draining_at_once": draining})
+                        print(f"round {r + 1} {workers} webhooks worker{'s' if workers > 1 else ' '}  raw loop "
+                              f"({workers} process{'es' if workers > 1 else ''}) {raw:7.1f} req/s  deliveries "
+                              f"{rate:7.1f}/s  ratio {rate / raw:.2f}  ({total} delivered; {draining} worker"
+                              f"{'s' if draining > 1 else ''} seen draining at once)", flush=True)
+                    if workers == 1:
+                        single_raw = raw_loop.run(hook_url, ca_bundle, args.raw_seconds)
+                        single_total = args.deliveries // 4
+                        pending_deliveries([account(hook_url)], single_total, connection)
+                        single_rate, _ = drain_rate(single_total, drains=1)
+                stop([second])
+                processes.remove(second)
+                workers_registered(2)
 
                 def latencies_at(rate: float, seconds: float, user_id: uuid.UUID) -> list[float]:
                     """Commit-to-first-attempt of call.received events committed at `rate` per second."""
@@ -186,8 +168,8 @@ def main() -> None:
                 healthy = account(hook_url)
                 latencies = latencies_at(args.rate, args.seconds, healthy)
                 connection.delete("bench:stalled")
-                stalled = account(f"https://localhost:{port}/stall")
-                pending_deliveries([stalled], args.stalled)
+                stalled = account(receiver.stall_url)
+                pending_deliveries([stalled], args.stalled, connection)
                 WEBHOOKS_BELL.wake(connection)
                 if not wait_until(lambda: int(connection.get("bench:stalled") or 0) >= 4, 30):
                     sys.exit("the stalled receiver was never reached")
@@ -196,14 +178,26 @@ def main() -> None:
         finally:
             stop(processes)
 
+    def med(workers: int, key: str) -> float:
+        return statistics.median(r[key] for r in rounds[workers])
+
+    def listed(workers: int) -> str:
+        return ", ".join(f"{r['ratio']:.2f}" for r in rounds[workers])
+
+    one, two, one_raw, two_raw = med(1, "deliveries"), med(2, "deliveries"), med(1, "raw"), med(2, "raw")
+    one_ratio, two_ratio = med(1, "ratio"), med(2, "ratio")
     concurrency, per_account_limit = config["WEBHOOK_CONCURRENCY"], config["WEBHOOK_ACCOUNT_CONCURRENCY"]
-    print(f"webhooks worker process (AppWorker, {concurrency} sender threads, at most {per_account_limit} in "
-          f"flight per account), loopback HTTPS receiver with keep-alive:")
-    print(f"  baseline: raw requests.Session POST loop   {raw_rate:8.1f} req/s")
-    print(f"  signed deliveries, {args.accounts} accounts           {many_rate:8.1f} deliveries/s   "
-          f"({per_account * args.accounts} delivered)   ratio {many_rate / raw_rate:.2f}  (goal >= 0.50)")
-    print(f"  signed deliveries, one account            {single_rate:8.1f} deliveries/s   "
-          f"({single_total} delivered)   ratio {single_rate / raw_rate:.2f}  (its in-flight limit)")
+    print()
+    print(f"webhooks worker process(es) (AppWorker, {concurrency} sender threads, at most {per_account_limit} in "
+          f"flight per account), loopback HTTPS receiver with keep-alive, median of {args.rounds} rounds:")
+    print(f"  baseline: raw requests.Session POST loop, 1 process    {one_raw:8.1f} req/s")
+    print(f"  signed deliveries, {args.accounts} accounts, 1 worker     {one:8.1f} deliveries/s   ({total} per round)"
+          f"   ratio {one_ratio:.2f} [{listed(1)}]  (goal >= 0.50)")
+    print(f"  baseline: raw loops, 2 processes side by side           {two_raw:8.1f} req/s")
+    print(f"  signed deliveries, {args.accounts} accounts, 2 workers    {two:8.1f} deliveries/s   ({total} per round)"
+          f"   ratio {two_ratio:.2f} [{listed(2)}]  (x{two / one:.2f} of one worker)")
+    print(f"  signed deliveries, one account, 1 worker  {single_rate:8.1f} deliveries/s   ({single_total} delivered)"
+          f"   ratio {single_rate / single_raw:.2f} of its raw loop {single_raw:.1f} req/s  (its in-flight limit)")
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
     s50, s99 = statistics.median(stalled_latencies), percentile(stalled_latencies, 0.99)
     print(f"  commit-to-first-attempt at {args.rate:.0f} events/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
@@ -211,6 +205,42 @@ def main() -> None:
     print(f"  same, another account's receiver stalling   p50 {s50:7.1f} ms   p99 {s99:7.1f} ms   "
           f"(x{s50 / p50:.2f} / x{s99 / p99:.2f} of the line above; {args.stalled} deliveries stalled, "
           f"{stalled_attempts} attempts held by the stall meanwhile, 15 s each; goal p99 <= 2000 ms)")
+
+    stall_note = (f"{args.stalled} deliveries of another account on a receiver that never answers; "
+                  f"{stalled_attempts} attempts held by it meanwhile, 15 s each")
+    write_json(
+        args.json, "webhook_throughput", "Webhook delivery: deliveries/s and another account's latency behind a stall",
+        f"`webhooks` worker process(es) as the Procfile runs them (AppWorker, {concurrency} sender threads, at most "
+        f"{per_account_limit} attempts in flight per account) sending to `bench/https_receiver.py` (keep-alive "
+        f"HTTPS on loopback). Each round: {total} pending deliveries over {args.accounts} accounts, the drain "
+        f"woken, the clock stopped when the database shows every outcome; beside it, in the same round, "
+        f"{args.raw_seconds:g} s of raw `requests.Session` POST loops to the same receiver (bench/raw_loop.py; one "
+        f"process for one worker, two side by side for two). {args.rounds} rounds per worker count. Latency: "
+        f"`call.received` events committed at {args.rate:g}/s for {args.seconds:g} s through the whole path, "
+        f"receiver arrival minus events.created_at, one webhooks worker; then again behind a stalled receiver.",
+        [figure("deliveries_1", f"signed deliveries/s, one webhooks worker, {args.accounts} accounts", one,
+                "deliveries/s", baseline=one_raw, baseline_label="raw POST loop, 1 process", baseline_unit="req/s",
+                ratio=one_ratio, ratio_note="median of per-round ratios", goal="ratio >= 0.50",
+                met=one_ratio >= 0.50, details=f"per-round ratios {listed(1)}"),
+         figure("deliveries_2", f"signed deliveries/s, two webhooks workers, {args.accounts} accounts", two,
+                "deliveries/s", baseline=two_raw, baseline_label="raw POST loops, 2 processes side by side",
+                baseline_unit="req/s", ratio=two_ratio, ratio_note="median of per-round ratios",
+                details=f"per-round ratios {listed(2)}; x{two / one:.2f} of one worker's deliveries/s, "
+                        f"x{two / one_raw:.2f} of one raw loop; workers seen draining at once per round: "
+                        + ", ".join(str(r["draining_at_once"]) for r in rounds[2])),
+         figure("deliveries_single", "signed deliveries/s, one account alone, one worker", single_rate,
+                "deliveries/s", baseline=single_raw, baseline_label="raw POST loop, 1 process", baseline_unit="req/s",
+                details=f"{single_total} delivered; capped by WEBHOOK_ACCOUNT_CONCURRENCY={per_account_limit}"),
+         figure("latency_p50", f"commit-to-first-attempt p50 at {args.rate:g} events/s", p50, "ms",
+                goal="<= 100 ms", met=p50 <= 100, details=f"{len(latencies)} events"),
+         figure("latency_p99", f"commit-to-first-attempt p99 at {args.rate:g} events/s", p99, "ms",
+                goal="<= 1000 ms", met=p99 <= 1000, details=f"{len(latencies)} events"),
+         figure("stalled_p50", "another account's commit-to-first-attempt p50 behind a stalled receiver", s50, "ms",
+                baseline=p50, baseline_label="same, no stalled receiver", details=stall_note),
+         figure("stalled_p99", "another account's commit-to-first-attempt p99 behind a stalled receiver", s99, "ms",
+                baseline=p99, baseline_label="same, no stalled receiver", goal="<= 2000 ms", met=s99 <= 2000,
+                details=stall_note)],
+        rounds={str(k): v for k, v in rounds.items()})
 
 
 if __name__ == "__main__":
