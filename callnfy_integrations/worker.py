@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from flask import Flask
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.cron import CronScheduler
 from rq.job import Job
@@ -17,6 +19,9 @@ log = logging.getLogger(__name__)
 
 _served_queues: tuple[str, ...] = ()
 _stopping = threading.Event()
+
+# How often a worker whose RQ scheduler is not running tries to take over the scheduler lock.
+SCHEDULER_TAKEOVER_SECONDS = 5.0
 
 
 def stopping() -> bool:
@@ -41,6 +46,40 @@ class AppWorker(SimpleWorker):
     """
 
     app: Flask
+    _next_takeover = 0.0
+    _burst = False
+
+    def work(self, burst: bool = False, **kwargs):
+        self._burst = burst  # a burst worker runs no scheduler process, and takes none over
+        return super().work(burst=burst, **kwargs)
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        super().heartbeat(timeout, pipeline)
+        if pipeline is None:  # the worker's own loop (between jobs, and every dequeue timeout)
+            self._take_over_scheduler()
+
+    def _take_over_scheduler(self) -> None:
+        """Start RQ's scheduler here if it runs nowhere (the worker running it was killed).
+
+        One worker's scheduler child holds a lock per queue and moves delayed jobs (retries with a
+        delay, calendar backoffs, debounced two-way syncs, webhook wake-ups) to their queue. RQ
+        lets the other workers try to take a dead holder's lock over only in their maintenance,
+        every 10 minutes, and a worker started while the lock was still held (its 61 s TTL) waits
+        as long: after a SIGKILL no delayed job would move for up to 10 minutes — a two-way
+        calendar's debounced sync among them, its pending flag absorbing every notification
+        meanwhile. So every few seconds a worker without a running scheduler asks for the locks
+        (one Redis script per queue); the first to find them free starts the scheduler.
+        """
+        scheduler = self.scheduler
+        if scheduler is None or self._burst or _stopping.is_set() or time.monotonic() < self._next_takeover:
+            return
+        self._next_takeover = time.monotonic() + SCHEDULER_TAKEOVER_SECONDS
+        if scheduler._process is not None and scheduler._process.is_alive():
+            return
+        try:
+            scheduler.acquire_locks(auto_start=True)
+        except RedisError:
+            log.warning("could not take over RQ's scheduler; will try again", exc_info=True)
 
     def request_stop(self, signum, frame):
         _stopping.set()  # the running job sees it; RQ lets it finish, then the worker exits

@@ -7,6 +7,7 @@ flush), and never keeps a transaction open across a call to Google.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from datetime import timedelta
 
@@ -24,8 +25,47 @@ from callnfy_integrations.worker import stopping
 
 log = logging.getLogger(__name__)
 
-PUSH_LOCK_SECONDS = 120  # longer than the worst push: a few calls with a 10 s timeout each
+LOCK_LEASE_SECONDS = 15  # how long a lock outlives a holder that was killed (it is renewed while held)
 PUSH_LOCK_WAIT_SECONDS = 30
+
+
+class Lease:
+    """A Redis lock held for as long as its holder runs, and at most LOCK_LEASE_SECONDS longer.
+
+    The lock's TTL is short and a thread renews it every third of that while it is held. A TTL
+    sized for the longest run instead (minutes: several Calendar calls with a 10 s timeout each)
+    outlives a SIGKILLed worker by as long, and every push or sync of that appointment or calendar
+    would meanwhile wait behind the dead holder, holding a worker while it waits.
+    """
+
+    def __init__(self, name: str, *, wait: float):
+        # Not thread-local: the renewing thread presents the holder's token.
+        self.lock = redis_connection().lock(name, timeout=LOCK_LEASE_SECONDS, blocking_timeout=wait,
+                                            thread_local=False)
+        self._released = threading.Event()
+
+    def acquire(self) -> bool:
+        try:
+            acquired = self.lock.acquire()
+        except RedisError:
+            return False
+        if acquired:
+            threading.Thread(target=self._renew, name="lock-lease", daemon=True).start()
+        return acquired
+
+    def _renew(self) -> None:
+        while not self._released.wait(LOCK_LEASE_SECONDS / 3):
+            try:
+                self.lock.reacquire()
+            except (LockError, RedisError):  # lost (Redis flushed): the next holder takes a fresh one
+                return
+
+    def release(self) -> None:
+        self._released.set()
+        try:
+            self.lock.release()
+        except (LockError, RedisError):  # expired, or Redis was flushed meanwhile: nothing to release
+            pass
 
 
 def sync_appointments(appointment_ids: list[str]) -> int:
@@ -52,21 +92,13 @@ def sync_appointments(appointment_ids: list[str]) -> int:
 
 def push_appointment(appointment_id: uuid.UUID) -> float | None:
     """One appointment, serialised with other pushes of it; returns seconds to wait when over quota."""
-    lock = redis_connection().lock(f"callnfy:lock:google-push:{appointment_id}", timeout=PUSH_LOCK_SECONDS,
-                                   blocking_timeout=PUSH_LOCK_WAIT_SECONDS)
-    try:
-        acquired = lock.acquire()
-    except RedisError:
-        acquired = False
-    if not acquired:  # another push of it is stuck or Redis is away: the sweeper re-drives it
+    lock = Lease(f"callnfy:lock:google-push:{appointment_id}", wait=PUSH_LOCK_WAIT_SECONDS)
+    if not lock.acquire():  # another push of it is stuck or Redis is away: the sweeper re-drives it
         return None
     try:
         return _push(appointment_id)
     finally:
-        try:
-            lock.release()
-        except (LockError, RedisError):  # expired, or Redis was flushed meanwhile: nothing to release
-            pass
+        lock.release()
 
 
 def _push(appointment_id: uuid.UUID) -> float | None:
@@ -163,15 +195,13 @@ def revoke_google_access(user_id: str, refresh_token_hex: str | None, access_tok
 
 # -- two-way sync ---------------------------------------------------------------------------------
 
-TWO_WAY_LOCK_SECONDS = 600  # longer than a long sync: pages of 250 events, each call with a 10 s timeout
 TWO_WAY_LOCK_WAIT_SECONDS = 60
 MAX_TWO_WAY_ATTEMPTS = 12
 
 
-def _two_way_lock(integration_id: uuid.UUID):
+def _two_way_lock(integration_id: uuid.UUID) -> Lease:
     """One start, renewal or sync of a calendar at a time (a second waits for the first)."""
-    return redis_connection().lock(f"callnfy:lock:google-two-way:{integration_id}", timeout=TWO_WAY_LOCK_SECONDS,
-                                   blocking_timeout=TWO_WAY_LOCK_WAIT_SECONDS)
+    return Lease(f"callnfy:lock:google-two-way:{integration_id}", wait=TWO_WAY_LOCK_WAIT_SECONDS)
 
 
 def start_two_way(integration_id: str) -> str:
@@ -203,11 +233,7 @@ def _run_two_way(job, integration_id: str, work) -> str:
     if integration is None:
         return "not two-way"
     lock = _two_way_lock(iid)
-    try:
-        acquired = lock.acquire()
-    except RedisError:
-        acquired = False
-    if not acquired:  # another run holds it for long: try again shortly
+    if not lock.acquire():  # another run holds it for long: try again shortly
         enqueue_in(timedelta(seconds=5), job, integration_id, queue=CALENDAR, result_ttl=0)
         return "busy"
     try:
@@ -232,10 +258,7 @@ def _run_two_way(job, integration_id: str, work) -> str:
         _record_two_way_failure(iid, exc, retry=False)
         return "failed"
     finally:
-        try:
-            lock.release()
-        except (LockError, RedisError):
-            pass
+        lock.release()
 
 
 def _record_two_way_success(iid: uuid.UUID) -> None:

@@ -146,10 +146,15 @@ def schedule_wake(at: datetime) -> None:
 
 
 def sweep_webhooks() -> bool:
-    """The safety net: wake the drain when anything is due (a lost wake-up, a lost claim's lease)."""
+    """The safety net: wake the drain when anything is due (a lost wake-up, a lost claim's lease, a
+    drain job lost with the worker that had taken it: see `Doorbell.repair`)."""
     due = delivery.due_now()
     db.session.commit()  # end the read before touching Redis
     if due:
         delivery.ring()
+        try:
+            delivery.WEBHOOKS_BELL.repair(redis_connection())
+        except Exception:
+            log.warning("could not check the webhook doorbell", exc_info=True)
     return due
 

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import select, text
 
 from ..extensions import db
+from ..queues import redis_connection
 from ..timestamps import utcnow
 from .models import Event, EventHandlerRun
 from .outbox import OUTBOX, request_dispatch
@@ -97,7 +98,8 @@ def sweep_due_events(limit: int = 1000) -> int:
     """Re-enqueue events whose dispatch is due but not done (lost job, dead worker, failed enqueue).
 
     Claiming pushes each event's due time forward by the grace period, so a sweep does not enqueue
-    again what the previous sweep just enqueued; concurrent sweepers skip each other's rows.
+    again what the previous sweep just enqueued; concurrent sweepers skip each other's rows. A drain
+    job the doorbell promises but that was lost with its worker is replaced (`Doorbell.repair`).
     """
     grace = current_app.config["OUTBOX_GRACE_SECONDS"]
     event_ids = list(db.session.scalars(_CLAIM_DUE, {"grace": grace, "limit": limit}))
@@ -105,4 +107,8 @@ def sweep_due_events(limit: int = 1000) -> int:
     if event_ids:
         log.info("outbox sweep re-enqueued events", extra={"count": len(event_ids)})
         request_dispatch(event_ids)
+        try:  # the drain the doorbell promises may have been lost with a killed worker
+            OUTBOX.repair(redis_connection())
+        except Exception:
+            log.warning("could not check the outbox doorbell", exc_info=True)
     return len(event_ids)

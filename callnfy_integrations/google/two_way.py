@@ -58,7 +58,10 @@ START_JOB = "jobs.google.start_two_way"
 SYNC_JOB = "jobs.google.sync_calendar"
 STOP_JOB = "jobs.google.stop_channels"
 ERROR_MAX = 500
-PENDING_TTL = 600  # a lost sync job only delays the next notification's sync this long
+# A lost sync job (Redis lost it, or a worker took it and was killed before it started and cleared
+# the flag) only delays the calendar's next sync this long: until then every notification, and the
+# safety sync, finds one "already pending". A sync really waiting longer only gets a second one.
+PENDING_TTL = 60
 
 
 def _hash(token: str) -> str:

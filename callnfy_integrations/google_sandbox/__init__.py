@@ -8,11 +8,12 @@ base32hex event ids (409 `duplicate`), 410 `deleted`, sync tokens with 410 `full
 
 This module owns that state (`SandboxState`) and the app factory; `oauth` and `calendar` are the
 Google endpoints, `control` the `/sandbox/*` endpoints tests use to count calls, read the request
-log, script failures and change settings.
+log, script failures (in order, `/sandbox/fail`, or at random, `/sandbox/chaos`) and change settings.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 
@@ -27,6 +28,20 @@ CALENDAR_ENDPOINTS = ("events.insert", "events.get", "events.update", "events.pa
                       "events.list", "events.watch", "channels.stop")
 SCRIPTABLE = CALENDAR_ENDPOINTS + ("revoke", "token:refresh_token", "token:authorization_code")
 SCRIPTED_KEYS = {"status", "reason", "message", "retryAfter", "sleep"}
+CHAOS_KEYS = SCRIPTED_KEYS | {"stall"}  # stall: do the work, then hold the answer this many seconds
+
+
+def _checked(response: dict | int, keys: set[str], *, status_required: bool = True) -> dict:
+    response = {"status": response} if isinstance(response, int) else dict(response)
+    unknown = set(response) - keys
+    if unknown:  # a misspelt key would otherwise be ignored silently
+        raise ValueError(f"unknown keys {sorted(unknown)}; allowed: {sorted(keys)}")
+    if status_required or "status" in response:
+        if not isinstance(response.get("status"), int) or not 400 <= response["status"] <= 599:
+            raise ValueError("status must be an HTTP error code (400-599)")
+    elif not isinstance(response.get("stall"), (int, float)) or response["stall"] <= 0:
+        raise ValueError("a fault without a status must stall (seconds > 0)")
+    return response
 
 
 def _default_settings() -> dict:
@@ -50,6 +65,10 @@ class SandboxState:
     requests: list = field(default_factory=list)  # request log, for tests: see control.intercept
     failures: dict[str, list] = field(default_factory=dict)  # endpoint -> FIFO of scripted responses
     settings: dict = field(default_factory=_default_settings)
+    chaos: dict | None = None  # random failures: see `set_chaos`
+    injected: dict = field(default_factory=dict)  # endpoint -> random failures injected, for tests
+    injected_faults: dict = field(default_factory=dict)  # "503", "429", "stall", … -> how many
+    rng: random.Random = field(default_factory=random.Random)
 
     def count(self, name: str) -> None:
         with self.lock:
@@ -63,15 +82,7 @@ class SandboxState:
         """
         if endpoint not in SCRIPTABLE:
             raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(SCRIPTABLE)}")
-        queued = []
-        for response in responses:
-            response = {"status": response} if isinstance(response, int) else dict(response)
-            unknown = set(response) - SCRIPTED_KEYS
-            if unknown:  # a misspelt key would otherwise be ignored silently
-                raise ValueError(f"unknown keys {sorted(unknown)}; allowed: {sorted(SCRIPTED_KEYS)}")
-            if not isinstance(response.get("status"), int) or not 400 <= response["status"] <= 599:
-                raise ValueError("status must be an HTTP error code (400-599)")
-            queued.append(response)
+        queued = [_checked(response, SCRIPTED_KEYS) for response in responses]
         with self.lock:
             self.failures.setdefault(endpoint, []).extend(queued)
 
@@ -80,12 +91,47 @@ class SandboxState:
             queue = self.failures.get(endpoint)
             return queue.pop(0) if queue else None
 
+    def set_chaos(self, rate: float, faults: list, endpoints: list | None = None, seed: int | None = None) -> None:
+        """Fail a fraction `rate` of the calls to `endpoints` (default: every scriptable one) with a
+        fault picked at random from `faults`: a scripted response (status, reason, retryAfter, sleep —
+        nothing is done), or `{"stall": s}` — the call does its work, then its answer is held `s`
+        seconds (longer than the client waits: a write that happened with its answer lost).
+        Scripted responses (`script`) go first. `rate` 0 turns it off; `injected` counts per endpoint,
+        `injected_faults` per kind (the status, or "stall")."""
+        if not 0 <= rate <= 1:
+            raise ValueError("rate must be between 0 and 1")
+        endpoints = list(endpoints or SCRIPTABLE)
+        unknown = set(endpoints) - set(SCRIPTABLE)
+        if unknown:
+            raise ValueError(f"unknown endpoints {sorted(unknown)}; one of {', '.join(SCRIPTABLE)}")
+        checked = [_checked(fault, CHAOS_KEYS, status_required=False) for fault in faults]
+        if rate and not checked:
+            raise ValueError("faults: at least one is required")
+        with self.lock:
+            self.chaos = {"rate": rate, "faults": checked, "endpoints": endpoints} if rate else None
+            if seed is not None:
+                self.rng.seed(seed)
+
+    def next_fault(self, endpoint: str) -> dict | None:
+        """A random fault for this call (see `set_chaos`), counted in `injected`; None: answer normally."""
+        with self.lock:
+            chaos = self.chaos
+            if not chaos or endpoint not in chaos["endpoints"] or self.rng.random() >= chaos["rate"]:
+                return None
+            fault = dict(self.rng.choice(chaos["faults"]))
+            kind = str(fault["status"]) if "status" in fault else "stall"
+            self.injected[endpoint] = self.injected.get(endpoint, 0) + 1
+            self.injected_faults[kind] = self.injected_faults.get(kind, 0) + 1
+            return fault
+
     def reset(self) -> None:
-        """Forget calendars, channels, sync tokens and test bookkeeping; tokens and codes stay valid."""
+        """Forget calendars, channels, sync tokens and test bookkeeping (random failures included);
+        tokens and codes stay valid."""
         with self.lock:
             for collection in (self.calls, self.requests, self.failures, self.calendars, self.channels,
-                               self.sync_tokens):
+                               self.sync_tokens, self.injected, self.injected_faults):
                 collection.clear()
+            self.chaos = None
 
 
 def create_sandbox_app(client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> Flask:

@@ -3,6 +3,8 @@
 `intercept` counts the call, appends it to the request log and, when a test scripted failures for that
 endpoint (`POST /sandbox/fail` or `SandboxState.script`), answers with the next one instead of the real
 work. The endpoint module renders it, so a scripted error has the same JSON shape as a real one.
+Failing at random instead (`POST /sandbox/chaos`, `SandboxState.set_chaos`): each call fails with a
+given probability, with a fault picked from a list — an error, or a stall after the work is done.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import copy
 import time
 from typing import Callable
 
-from flask import Blueprint, jsonify, make_response, request
+from flask import Blueprint, after_this_request, jsonify, make_response, request
 
 from . import state
 
@@ -37,6 +39,17 @@ def intercept(name: str, render: Callable, log: bool = True):
         if entry is not None:
             sandbox.requests.append(entry)
         scripted = sandbox.next_scripted(name)
+    if scripted is None:
+        scripted = sandbox.next_fault(name)
+        if scripted is not None and "status" not in scripted:  # a stall: the work is done, its answer late
+            stall = float(scripted["stall"])
+
+            @after_this_request
+            def hold(response):
+                time.sleep(stall)  # no lock held: other requests go on
+                return response
+
+            return None
     if scripted is None:
         return None
     time.sleep(float(scripted.get("sleep") or 0))  # outside the lock: a stall must not stop other requests
@@ -82,6 +95,26 @@ def fail():
     with state().lock:
         pending = len(state().failures.get(body["endpoint"], []))
     return jsonify({"endpoint": body["endpoint"], "pending": pending})
+
+
+@blp.route("/chaos", methods=["GET", "POST"])
+def chaos():
+    """POST `{"rate": 0.1, "faults": [{"status": 503}, {"status": 429, "retryAfter": 1}, {"stall": 11}],
+    "endpoints": [...], "seed": 1}` fails that fraction of calls at random (`rate` 0: off); GET answers
+    the setting, `injected` (failures injected so far per endpoint) and `injectedFaults` (per kind)."""
+    sandbox = state()
+    if request.method == "POST":
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            return jsonify({"error": "expected a JSON object"}), 400
+        try:
+            sandbox.set_chaos(float(body.get("rate") or 0), list(body.get("faults") or []), body.get("endpoints"),
+                              body.get("seed"))
+        except (ValueError, TypeError) as exc:
+            return jsonify({"error": str(exc)}), 400
+    with sandbox.lock:
+        return jsonify({"chaos": sandbox.chaos, "injected": dict(sandbox.injected),
+                        "injectedFaults": dict(sandbox.injected_faults)})
 
 
 @blp.post("/settings")

@@ -1,0 +1,741 @@
+"""Fault injection: Zapier webhooks and two-way Google sync while everything around them fails.
+
+Two accounts, each with a two-way Google connection (its own calendar in the sandbox) and Zapier
+subscriptions to all four events on a real HTTPS receiver that verifies every signature. Real
+processes do the work: two `flask worker` processes (every queue) and the `flask scheduler`
+(the sweepers, run every second or few). The app is served over HTTP in this process, so the
+sandbox's push notifications reach it.
+
+While at least 300 events are generated — appointments created, moved, cancelled and completed,
+calls, and the calendar owners creating, moving and deleting events in Google — a chaos thread
+SIGKILLs workers (restarting them; every other kill takes the one running RQ's scheduler), FLUSHes
+the Redis database, terminates every PostgreSQL backend of this test's own database, and plays a
+worker killed right after taking jobs off the queues (it BLPOPs them like RQ and drops a drain or a
+two-way sync); the receiver fails a fifth of its requests (5xx, 429, a stall past the attempt
+deadline, a 200 sent too late) and the sandbox 15 % of its Calendar calls (5xx, 429, 403
+rateLimitExceeded, a stalled error, a write whose answer never comes within the client's timeout).
+The last faults come during the last operations and nothing flushes Redis after them: a flush, a
+termination, lost jobs, then every worker SIGKILLed the moment one holds a Google lock. Then the
+faults stop and nothing is done by hand: the scheduler's sweepers must bring everything home.
+
+Asserted at the end: every event delivered at least once (re-deliveries carry the same
+`webhook-id`, and one event never has two), every delivery `delivered`, no claim, lock or job left
+behind, every scheduled or completed appointment mirrored in Google exactly once at its time, every
+cancelled one absent, every Google-made event imported once. The counts are printed (`pytest -s`);
+about two minutes on two cores, most of it the recovery (RQ's scheduler lock of a killed worker
+lives 61 s). FAULT_SEED picks another run of the dice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import psycopg2
+import pytest
+import requests
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+from callnfy_integrations import create_app
+from callnfy_integrations.extensions import db as db_extension
+from callnfy_integrations.google.event_body import event_id_for
+from callnfy_integrations.public_ids import APPOINTMENT, decode
+from callnfy_integrations.queues import ALL_QUEUES, redis_connection
+from tests.conftest import make_config, run_flask, wait_for
+from tests.factories import auth_headers
+from tests.google_fixtures import google_settings, sandbox, worker_env  # noqa: F401
+from tests.receiver import Receiver
+from tests.zapier_fixtures import ca, ca_bundle  # noqa: F401
+
+ZAPIER_EVENTS = ("appointment.created", "appointment.cancelled", "appointment.completed", "call.received")
+OWNERS = ("owner-a@example.com", "owner-b@example.com")
+MIN_EVENTS = 300
+OPERATIONS = 360  # API calls and Google-side edits; some are refused (a race, an event not yet in Google)
+PACE_SECONDS = 0.12  # between operations: the faults below land throughout
+CHAOS_EVERY_SECONDS = 3.0
+CHAOS_SEQUENCE = ("kill", "flush", "terminate", "lose_taken_jobs", "kill", "terminate", "flush", "kill",
+                  "lose_taken_jobs", "terminate", "flush", "kill")
+FINAL_OPERATIONS = 50  # the last faults come while these run (a flush, a termination, lost jobs, kills)
+RECOVERY_TIMEOUT = 130  # after the last fault: a killed claim's lease is 2 + 30 s, RQ's scheduler lock 61 s
+PUBLIC_EVENT_ID = "'evt_' || replace(id::text, '-', '')"  # the webhook-id of an event row
+SEED = int(os.environ.get("FAULT_SEED", "20261126"))
+
+# The service as deployed, only faster: attempts cut at 2 s, retries within seconds, sweepers every second.
+SETTINGS = {
+    "WEBHOOK_ALLOWED_HOSTS": "localhost", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+    "ZAPIER_AUTH_FAILURE_LIMIT": "1000 per minute", "GOOGLE_PUSH_RATE_LIMIT": "100000 per minute",
+    "WEBHOOK_ATTEMPT_TIMEOUT": "2", "WEBHOOK_CONCURRENCY": "8", "WEBHOOK_DRAIN_SECONDS": "10",
+    # Long enough that no delivery runs out of attempts under a fifth of failures plus lost attempts.
+    "WEBHOOK_RETRY_SCHEDULE": ",".join(["1"] * 4 + ["2"] * 4 + ["3"] * 16),
+    "WEBHOOK_SWEEP_SECONDS": "1",
+    "OUTBOX_SWEEP_SECONDS": "1", "OUTBOX_GRACE_SECONDS": "3",
+    "GOOGLE_SYNC_SWEEP_SECONDS": "1", "GOOGLE_SYNC_GRACE_SECONDS": "3",
+    "GOOGLE_RETRY_BASE_SECONDS": "1", "GOOGLE_RETRY_MAX_SECONDS": "4",
+    "GOOGLE_CHANNEL_SWEEP_SECONDS": "5", "GOOGLE_SAFETY_SYNC_SECONDS": "4",
+    "GOOGLE_USER_RATE_LIMIT": "25 per second", "GOOGLE_SYNC_DEBOUNCE_SECONDS": "1",
+}
+RECEIVER_FAULT_RATE = 0.2
+SANDBOX_FAULT_RATE = 0.15
+SANDBOX_FAULTS = [{"status": 500}, {"status": 503}, {"status": 503}, {"status": 429, "retryAfter": 1},
+                  {"status": 429}, {"status": 403, "reason": "rateLimitExceeded"}, {"status": 503, "sleep": 2},
+                  {"stall": 11}]  # the Calendar client gives up after 10 s: the write happened, its answer is lost
+SANDBOX_FAULT_ENDPOINTS = ["events.insert", "events.update", "events.patch", "events.delete", "events.list",
+                           "events.watch", "channels.stop", "token:refresh_token"]
+
+
+# -- the database, straight (this test's own connections come and go with the terminations) -------
+
+class Database:
+    def __init__(self, url: str):
+        parsed = make_url(url)
+        self.name = parsed.database
+        self.dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def rows(self, query: str, *params) -> list[tuple]:
+        for attempt in range(5):
+            try:
+                conn = psycopg2.connect(self.dsn)
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(query, params)
+                        result = cur.fetchall() if cur.description else []
+                    conn.commit()
+                    return result
+                finally:
+                    conn.close()
+            except psycopg2.OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+        return []
+
+    def value(self, query: str, *params):
+        return self.rows(query, *params)[0][0]
+
+    def terminate_backends(self) -> int:
+        """Every other backend of this test's own database (never another database on the server)."""
+        assert self.name.startswith("callnfy_test_"), self.name  # the suite's own, made for this run
+        return self.value("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE datname = %s AND datname = current_database() AND pid <> pg_backend_pid()",
+                          self.name)
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+class Process:
+    """A `flask` process whose output is read as it comes (a full pipe would block it)."""
+
+    def __init__(self, env: dict, *args: str):
+        self.args = args
+        self.popen = run_flask(env, *args)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.popen.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)  # the worker and its RQ scheduler child: a crashed dyno
+        except ProcessLookupError:
+            pass
+        self.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(25)
+            except Exception:
+                pass
+        self.kill()
+        self.reader.join(5)
+
+    def runs_rq_scheduler(self) -> bool:
+        """Whether this worker's RQ scheduler child (the one holding the scheduler lock) is alive."""
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and entry != str(self.popen.pid):
+                try:
+                    with open(f"/proc/{entry}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if fields[2] == str(self.popen.pid) and fields[0] != "Z":  # its process group, alive
+                    return True
+        return False
+
+    def tail(self, n: int = 30) -> str:
+        return "\n".join(self.lines[-n:])
+
+
+# -- the app, served over HTTP for Google's notifications -----------------------------------------
+
+@pytest.fixture
+def live(database_url, servers, sandbox, ca_bundle, app):  # noqa: F811
+    server = make_server("127.0.0.1", 0, None, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    application = create_app(make_config(database_url, servers["redis"], PUBLIC_API_URL=url, LOG_LEVEL="CRITICAL",
+                                         WEBHOOK_CA_BUNDLE=ca_bundle, **SETTINGS, **google_settings(sandbox)))
+    server.app = application
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    requests.post(f"{sandbox.url}/sandbox/reset", timeout=5).raise_for_status()
+    sandbox.settings(access_token_lifetime=3599, rotate_refresh_tokens=False, notify=True, token_delay=0,
+                     write_delay=0, time_zones={})
+    yield application, url
+    requests.post(f"{sandbox.url}/sandbox/reset", timeout=5)  # no random failures for the next tests
+    server.shutdown()
+
+
+@pytest.fixture
+def receiver(ca):  # noqa: F811
+    server = Receiver(ca)
+    yield server
+    server.close()
+
+
+class Account:
+    """A Callnfy user: Google connected in two-way mode, Zapier subscribed to all four events."""
+
+    def __init__(self, app, sandbox, receiver, email: str, index: int):  # noqa: F811
+        self.client = app.test_client()
+        self.sandbox = sandbox
+        self.email = email
+        self.user_id = uuid.uuid4()
+        self.headers = auth_headers(self.user_id, expires_in=3600)
+        self.scheduled: list[str] = []  # Callnfy-made appointments this generator may still change
+        self.google_born: list[str] = []  # events the owner made in Google, which only the owner changes
+        self.google_moved: set[str] = set()  # Callnfy-made appointments the owner moved in Google: hands off
+
+        response = self.client.post("/integrations/google/connect", headers=self.headers)
+        assert response.status_code == 200, response.json
+        consent = requests.get(response.json["data"]["authUrl"] + f"&sandbox_decision=allow&sandbox_email={email}",
+                               allow_redirects=False, timeout=5)
+        location = urlsplit(consent.headers["Location"])
+        callback = self.client.get(f"{location.path}?{location.query}")
+        assert parse_qs(urlsplit(callback.headers["Location"]).query) == {"success": ["true"]}
+        response = self.client.put("/integrations/google/settings", json={"syncMode": "two-way"},
+                                   headers=self.headers)
+        assert response.status_code == 200, response.json
+        self.api_key = self.client.post("/integrations/zapier/generate-key", headers=self.headers).json[
+            "data"]["apiKey"]
+        self.path = f"/hooks/{index}"
+        receiver.keys[self.path] = self.api_key
+        for event in ZAPIER_EVENTS:
+            response = self.client.post(f"/webhooks/zapier/{self.user_id}/subscriptions",
+                                        headers={"X-Callnfy-Key": self.api_key},
+                                        json={"hookUrl": receiver.url(self.path), "event": event})
+            assert response.status_code == 201, response.json
+
+    def api(self, method: str, path: str, **kwargs):
+        """The API as the SPA calls it; a 500 (its database connection was just terminated) is retried."""
+        for _ in range(6):
+            response = getattr(self.client, method)(path, headers=self.headers, **kwargs)
+            if response.status_code < 500:
+                return response
+            time.sleep(0.2)
+        raise AssertionError(f"{method} {path} kept failing: {response.status_code} {response.json}")
+
+    def google(self, method: str, path: str = "", **kwargs):
+        return requests.request(method, f"{self.sandbox.url}/sandbox/user/{self.email}/events{path}", timeout=5,
+                                **kwargs)
+
+
+def when(rng: random.Random) -> tuple[datetime, int]:
+    start = datetime(2026, 12, 1, 8, tzinfo=timezone.utc) + timedelta(days=rng.randrange(60),
+                                                                      minutes=15 * rng.randrange(40))
+    return start, rng.choice((15, 30, 45, 60, 90))
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class Generator:
+    """Appointments, calls and the owners' own edits in Google, at random (seeded)."""
+
+    def __init__(self, accounts: list[Account], seed: int):
+        self.accounts = accounts
+        self.rng = random.Random(seed)
+        self.done: Counter = Counter()  # operation -> accepted
+        self.refused: Counter = Counter()  # operation -> refused (a 404/409 race, not a failure)
+
+    def step(self) -> None:
+        account = self.rng.choice(self.accounts)
+        operation = self.rng.choices(
+            ["create", "call", "move", "cancel", "complete", "g_create", "g_move", "g_move_ours", "g_delete"],
+            weights=[28, 22, 14, 8, 8, 10, 4, 3, 3])[0]
+        ok = getattr(self, operation)(account)
+        (self.done if ok else self.refused)[operation] += 1
+
+    def create(self, account: Account) -> bool:
+        start, minutes = when(self.rng)
+        n = self.rng.randrange(10_000)
+        body = {"customerName": f"Customer {n}", "customerPhone": f"+4477009{n:05d}", "scheduledAt": iso(start),
+                "duration": minutes, "notes": "fault injection"}
+        if self.rng.random() < 0.5:
+            body["customerEmail"] = f"customer{n}@example.com"
+        response = account.api("post", "/appointments", json=body)
+        assert response.status_code == 201, response.json
+        account.scheduled.append(response.json["data"]["id"])
+        return True
+
+    def call(self, account: Account) -> bool:
+        n = self.rng.randrange(10_000)
+        response = account.api("post", "/calls", json={
+            "customerName": f"Caller {n}", "customerPhone": f"+1415555{n:04d}", "duration": self.rng.randrange(5, 900),
+            "recordingUrl": f"https://recordings.callnfy.test/{n}.mp3", "transcript": "I'd like to book.",
+            "sentiment": self.rng.choice(("positive", "neutral", "negative")),
+            "receivedAt": iso(datetime.now(timezone.utc))})
+        assert response.status_code == 201, response.json
+        return True
+
+    def _pick(self, account: Account) -> str | None:
+        candidates = [a for a in account.scheduled if a not in account.google_moved]
+        return self.rng.choice(candidates) if candidates else None
+
+    def move(self, account: Account) -> bool:
+        appointment = self._pick(account)
+        if appointment is None:
+            return False
+        start, minutes = when(self.rng)
+        response = account.api("patch", f"/appointments/{appointment}", json={"scheduledAt": iso(start),
+                                                                              "duration": minutes})
+        assert response.status_code in (200, 409), response.json
+        return response.status_code == 200
+
+    def cancel(self, account: Account) -> bool:
+        appointment = self._pick(account)
+        if appointment is None:
+            return False
+        account.scheduled.remove(appointment)
+        response = account.api("post", f"/appointments/{appointment}/cancel", json={"reason": "Fault injection"})
+        assert response.status_code in (200, 409), response.json
+        return response.status_code == 200
+
+    def complete(self, account: Account) -> bool:
+        appointment = self._pick(account)
+        if appointment is None:
+            return False
+        account.scheduled.remove(appointment)
+        response = account.api("post", f"/appointments/{appointment}/complete", json={"duration": 25})
+        assert response.status_code in (200, 409), response.json
+        return response.status_code == 200
+
+    # -- the owner, in Google Calendar
+    def g_create(self, account: Account) -> bool:
+        start, minutes = when(self.rng)
+        n = self.rng.randrange(10_000)
+        response = account.google("post", json={
+            "summary": f"Booked in Google {n}", "start": {"dateTime": start.isoformat()},
+            "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat()},
+            "attendees": [{"email": account.email, "self": True},
+                          {"email": f"guest{n}@example.com", "displayName": f"Guest {n}"}]})
+        assert response.status_code == 201
+        account.google_born.append(response.json()["id"])
+        return True
+
+    def _google_move(self, account: Account, event_id: str) -> bool:
+        start, minutes = when(self.rng)
+        response = account.google("patch", f"/{event_id}", json={
+            "start": {"dateTime": start.isoformat()}, "end": {"dateTime": (start + timedelta(minutes=minutes))
+                                                             .isoformat()}})
+        return response.status_code == 200
+
+    def g_move(self, account: Account) -> bool:
+        return bool(account.google_born) and self._google_move(account, self.rng.choice(account.google_born))
+
+    def g_move_ours(self, account: Account) -> bool:
+        """The owner moves an event Callnfy made (once it is there); Callnfy leaves that appointment alone."""
+        appointment = self._pick(account)
+        if appointment is None:
+            return False
+        account.google_moved.add(appointment)
+        return self._google_move(account, event_id_for(decode(APPOINTMENT, appointment)))
+
+    def g_delete(self, account: Account) -> bool:
+        if not account.google_born:
+            return False
+        event_id = account.google_born.pop(self.rng.randrange(len(account.google_born)))
+        return account.google("delete", f"/{event_id}").status_code == 204
+
+
+class Chaos:
+    """Kills, flushes, terminations and lost jobs, one every few seconds while the generator runs,
+    then the last ones (see `_run`)."""
+
+    def __init__(self, db: Database, redis_client, workers: list[Process], start_worker, seed: int):
+        self.db, self.redis, self.workers, self.start_worker = db, redis_client, workers, start_worker
+        self.rng = random.Random(seed)
+        self.kills = self.flushes = self.terminations = self.terminated_backends = 0
+        self.lost_jobs: Counter = Counter()
+        self.crashed: list[str] = []  # workers that died without being killed: a bug
+        self.finishing = threading.Event()
+        self.lock_held_at_last_kill: str | None = None
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            for action in itertools.cycle(CHAOS_SEQUENCE):
+                if self.finishing.wait(CHAOS_EVERY_SECONDS * self.rng.uniform(0.7, 1.3)):
+                    break
+                self.check_workers()
+                getattr(self, action)()
+            # The last faults, while the last operations run: nothing flushes Redis after them, so
+            # what they leave behind (lost jobs, a dead holder's locks) is the sweepers' to repair.
+            self.flush()
+            self.terminate()
+            self.lose_taken_jobs()
+            self.lock_held_at_last_kill = self.kill_all_holding_a_lock()
+        except BaseException as exc:  # reported by the test
+            self.errors.append(exc)
+
+    def check_workers(self) -> None:
+        for index, worker in enumerate(self.workers):
+            if worker.popen.poll() is not None:
+                self.crashed.append(f"exit {worker.popen.returncode}:\n{worker.tail()}")
+                self.workers[index] = self.start_worker()
+
+    def kill(self) -> None:
+        # Every other kill takes the worker whose RQ scheduler (delayed jobs: retries, debounced syncs)
+        # is running, so another worker has to take that over.
+        holders = [n for n, worker in enumerate(self.workers) if worker.runs_rq_scheduler()]
+        index = holders[0] if holders and self.kills % 2 == 0 else self.rng.randrange(len(self.workers))
+        self.workers[index].kill()
+        self.kills += 1
+        time.sleep(self.rng.uniform(0.2, 1.0))  # the dyno manager restarts it
+        self.workers[index] = self.start_worker()
+
+    def kill_all_holding_a_lock(self, timeout: float = 15.0) -> str | None:
+        """SIGKILL every worker the moment one holds a Google lock (a push's or a calendar sync's), then
+        restart them: the lock's holder is gone for good, with whatever it was doing."""
+        deadline = time.monotonic() + timeout
+        held = None
+        while held is None and time.monotonic() < deadline:
+            held = next(self.redis.scan_iter("callnfy:lock:google-*"), None)
+            if held is None:
+                time.sleep(0.002)
+        for worker in self.workers:
+            worker.kill()
+            self.kills += 1
+        time.sleep(0.5)
+        for index in range(len(self.workers)):
+            self.workers[index] = self.start_worker()
+        return held and held.decode().split(":")[2]
+
+    def lose_taken_jobs(self, timeout: float = 8.0) -> None:
+        """A worker that takes jobs off the queues and is SIGKILLed before it starts them: this one
+        takes them as RQ's workers do (BLPOP, competing with the real workers) and drops one job of
+        each kind that clears a flag as it starts — the outbox drain, the webhook drain, a two-way
+        sync. What it takes of any other kind it puts back, first in line."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        wanted = {"jobs.events.drain_outbox", "jobs.webhooks.send_webhooks", "jobs.google.sync_calendar"}
+        deadline = time.monotonic() + timeout
+        while wanted and time.monotonic() < deadline:
+            taken = self.redis.blpop([f"rq:queue:{name}" for name in ALL_QUEUES], timeout=1)
+            if taken is None:
+                continue
+            key, job_id = taken
+            try:
+                job = Job.fetch(job_id.decode(), connection=self.redis)
+            except NoSuchJobError:
+                continue
+            if job.func_name in wanted:
+                wanted.discard(job.func_name)
+                self.lost_jobs[job.func_name] += 1
+            else:
+                self.redis.lpush(key, job_id)
+
+    def flush(self) -> None:
+        self.redis.flushdb()  # queued, scheduled and running jobs' records, doorbells, locks: all gone
+        self.flushes += 1
+
+    def terminate(self) -> None:
+        self.terminated_backends += self.db.terminate_backends()
+        self.terminations += 1
+
+
+# -- what the end state must be ---------------------------------------------------------------------
+
+def mirror_problems(db: Database, sandbox, account: Account) -> list[str]:  # noqa: F811
+    """Every scheduled or completed appointment has exactly one live Google event at its time; no
+    cancelled one has any; no live Google event is unknown to Callnfy."""
+    appointments = {row[0]: row for row in db.rows(
+        "SELECT id, status, scheduled_at, duration, google_event_id, google_sync_state FROM appointments "
+        "WHERE user_id = %s", str(account.user_id))}
+    by_event_id = {row[4]: row[0] for row in appointments.values() if row[4]}
+    live: dict[str, list[dict]] = defaultdict(list)
+    problems = []
+    for event in sandbox.events(account.email):
+        private = (event.get("extendedProperties") or {}).get("private") or {}
+        appointment_id = decode(APPOINTMENT, private.get("callnfyAppointmentId") or "")
+        appointment_id = str(appointment_id) if appointment_id else by_event_id.get(event["id"])
+        if appointment_id not in appointments:
+            problems.append(f"live Google event {event['id']} belongs to no appointment")
+            continue
+        live[appointment_id].append(event)
+    for appointment_id, (_, status, scheduled_at, duration, _, sync_state) in appointments.items():
+        events = live.get(appointment_id, [])
+        if sync_state != "synced":
+            problems.append(f"appointment {appointment_id} ({status}) is {sync_state}, not synced")
+        if status == "cancelled":
+            if events:
+                problems.append(f"cancelled appointment {appointment_id} still has {len(events)} Google event(s)")
+            continue
+        if len(events) != 1:
+            problems.append(f"{status} appointment {appointment_id} has {len(events)} Google events")
+            continue
+        start = datetime.fromisoformat(events[0]["start"]["dateTime"])
+        end = datetime.fromisoformat(events[0]["end"]["dateTime"])
+        if start != scheduled_at or end - start != timedelta(minutes=duration):
+            problems.append(f"appointment {appointment_id} at {scheduled_at} for {duration} min is in Google "
+                            f"at {start} for {(end - start).total_seconds() / 60:g} min")
+    return problems
+
+
+def delivery_problems(db: Database, receiver: Receiver, accounts: list[Account]) -> list[str]:
+    users = [str(a.user_id) for a in accounts]
+    events = db.rows(f"SELECT {PUBLIC_EVENT_ID} FROM events WHERE user_id::text = ANY(%s) AND type = ANY(%s)",
+                     users, list(ZAPIER_EVENTS))
+    received = {r.headers.get("webhook-id") for r in list(receiver.accepted)}
+    problems = [f"event {event_id} never delivered" for (event_id,) in events if event_id not in received]
+    for status, count in db.rows("SELECT status, count(*) FROM webhook_deliveries GROUP BY status"):
+        if status != "delivered":
+            problems.append(f"{count} deliveries {status}")
+    problems += [f"{n} events undispatched" for n in [db.value("SELECT count(*) FROM events "
+                                                               "WHERE dispatched_at IS NULL")] if n]
+    problems += [f"{n} deliveries claimed" for n in [db.value("SELECT count(*) FROM webhook_deliveries "
+                                                              "WHERE claimed_until IS NOT NULL")] if n]
+    return problems
+
+
+def settled(db, sandbox, receiver, accounts) -> list[str]:  # noqa: F811
+    problems = delivery_problems(db, receiver, accounts)
+    for account in accounts:
+        problems += mirror_problems(db, sandbox, account)
+    return problems
+
+
+def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fails(
+        live, sandbox, receiver, config, ca_bundle, database_url, tmp_path, app):  # noqa: F811
+    started = time.monotonic()
+    web, url = live
+    db = Database(database_url)
+    redis_client = redis_connection(web)
+    accounts = [Account(web, sandbox, receiver, email, n) for n, email in enumerate(OWNERS)]
+
+    env = worker_env(config, sandbox, PUBLIC_API_URL=url, WEBHOOK_CA_BUNDLE=ca_bundle, LOG_LEVEL="INFO",
+                     RQ_LOG_LEVEL="WARNING", **SETTINGS)
+    scheduler = Process(env, "scheduler")
+    workers = [Process(env, "worker") for _ in range(2)]  # every queue, as a small deployment runs it
+    restarted: list[Process] = []
+    processes = [scheduler, *workers]
+
+    def start_worker() -> Process:
+        process = Process(env, "worker")
+        restarted.append(process)
+        processes.append(process)
+        return process
+
+    chaos = Chaos(db, redis_client, workers, start_worker, SEED)
+    generator = Generator(accounts, SEED)
+    try:
+        # Both calendars in two-way mode (baseline taken, channel open) before anything fails.
+        wait_for(lambda: db.value("SELECT count(*) FROM integrations WHERE provider = 'google_calendar' "
+                                  "AND channel_id IS NOT NULL AND sync_token IS NOT NULL") == 2, timeout=60)
+        setup_seconds = time.monotonic() - started
+
+        receiver.mode, receiver.chaos_rate, receiver.chaos_stall = "chaos", RECEIVER_FAULT_RATE, 3.0
+        requests.post(f"{sandbox.url}/sandbox/chaos", json={"rate": SANDBOX_FAULT_RATE, "faults": SANDBOX_FAULTS,
+                                                            "endpoints": SANDBOX_FAULT_ENDPOINTS, "seed": SEED},
+                      timeout=5).raise_for_status()
+        chaos.thread.start()
+        generating = time.monotonic()
+        for n in range(OPERATIONS):
+            if n == OPERATIONS - FINAL_OPERATIONS:
+                chaos.finishing.set()
+            generator.step()
+            time.sleep(PACE_SECONDS)
+            assert not chaos.errors, chaos.errors
+        chaos.thread.join(60)
+        assert not chaos.errors and not chaos.thread.is_alive(), chaos.errors
+        lock_held_at_last_kill = chaos.lock_held_at_last_kill
+        receiver.chaos_rate = 0.0
+        sandbox_chaos = requests.post(f"{sandbox.url}/sandbox/chaos", json={"rate": 0}, timeout=5).json()
+        generated_seconds = time.monotonic() - generating
+
+        recovering = time.monotonic()
+        last: list[str] = []
+
+        def converged():
+            nonlocal last
+            last = settled(db, sandbox, receiver, accounts)
+            return not last
+
+        try:
+            wait_for(converged, timeout=RECOVERY_TIMEOUT, interval=1.0)
+        except AssertionError:
+            kinds = Counter(" ".join(w for w in p.split() if not any(c.isdigit() for c in w)) for p in last)
+            raise AssertionError(f"not recovered within {RECOVERY_TIMEOUT}s: {len(last)} problems {dict(kinds)}, "
+                                 f"e.g. {last[:10]}\n{diagnose(db)}\nlogs in {keep_logs(tmp_path, processes)}") \
+                from None
+        recovery_seconds = time.monotonic() - recovering
+        chaos.check_workers()
+        stuck = stuck_work(redis_client, db, chaos.workers)
+    finally:
+        chaos.finishing.set()
+        receiver.chaos_rate = 0.0
+        requests.post(f"{sandbox.url}/sandbox/chaos", json={"rate": 0}, timeout=5)
+        for process in [scheduler, *chaos.workers]:
+            process.stop()
+        for process in [*workers, *restarted]:
+            process.kill()
+        for application in (app, web):  # their pooled connections were terminated: the cleanup needs new ones
+            with application.app_context():
+                for engine in db_extension.engines.values():
+                    engine.dispose()
+
+    # -- what arrived, and how often
+    users = [str(a.user_id) for a in accounts]
+    events_by_type = dict(db.rows("SELECT type, count(*) FROM events WHERE user_id::text = ANY(%s) GROUP BY type",
+                                  users))
+    zapier_events = {event_id: event_type for event_id, event_type in db.rows(
+        f"SELECT {PUBLIC_EVENT_ID}, type FROM events WHERE user_id::text = ANY(%s) AND type = ANY(%s)", users,
+        list(ZAPIER_EVENTS))}
+    accepted = list(receiver.accepted)
+    per_webhook_id = Counter(r.headers["webhook-id"] for r in accepted)
+    ids_per_subject: dict[tuple, set] = defaultdict(set)
+    for request in accepted:
+        body = json.loads(request.body)
+        assert body["id"] == request.headers["webhook-id"]  # the webhook-id is the event's id
+        assert zapier_events.get(body["id"]) == body["event"], body  # a real event, of its type
+        ids_per_subject[(body["event"], body["data"]["id"])].add(body["id"])
+    twice = {subject: ids for subject, ids in ids_per_subject.items() if len(ids) > 1}
+    duplicates = sum(count - 1 for count in per_webhook_id.values())
+
+    attempts = dict(db.rows("SELECT coalesce(error, 'ok'), count(*) FROM ("
+                            "SELECT CASE WHEN error LIKE '%%no outcome%%' THEN 'lost (worker killed)' "
+                            "WHEN status_code BETWEEN 200 AND 299 THEN NULL "
+                            "WHEN status_code IS NOT NULL THEN 'HTTP ' || status_code "
+                            "WHEN error LIKE 'deadline%%' THEN 'deadline' ELSE 'network' END AS error "
+                            "FROM webhook_attempts) a GROUP BY 1"))
+    google = {a.email: sandbox.events(a.email, live_only=False) for a in accounts}
+    sweeps = Counter()
+    for process in [scheduler, *workers, *restarted]:
+        for line in process.lines:
+            if "sweep re-enqueued" in line or "drain job was lost" in line:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if "doorbell" in record:  # Doorbell.repair: a drain job lost with its worker, replaced
+                    sweeps[f"lost {record['doorbell']} drains replaced"] += 1
+                else:
+                    sweeps[record["message"]] += int(record.get("count") or 0)
+    failed_jobs, abandoned_jobs = stuck.pop("failed jobs"), stuck.pop("abandoned jobs")
+
+    print("\n-- fault injection " + "-" * 60)
+    print(f"seed {SEED}; setup {setup_seconds:.1f}s, generating under faults {generated_seconds:.1f}s, "
+          f"recovery {recovery_seconds:.1f}s, total {time.monotonic() - started:.1f}s")
+    print(f"operations accepted {dict(generator.done)}; refused (races) {dict(generator.refused)}")
+    print(f"events generated {sum(events_by_type.values())}: {events_by_type}")
+    print(f"webhook events {len(zapier_events)}; deliveries accepted by the receiver {len(accepted)} "
+          f"(requests {len(receiver.requests)}); duplicates {duplicates} on "
+          f"{sum(1 for c in per_webhook_id.values() if c > 1)} events, each with its one webhook-id")
+    print(f"webhook attempts by outcome {attempts}")
+    print(f"faults: SIGKILLed workers {chaos.kills} (the last two while holding the {lock_held_at_last_kill} "
+          f"lock), Redis flushes {chaos.flushes}, PostgreSQL terminations {chaos.terminations} "
+          f"({chaos.terminated_backends} backends), jobs taken by a worker killed before starting them "
+          f"{dict(chaos.lost_jobs)}")
+    print(f"injected: receiver {dict(receiver.injected)}; Google sandbox {sandbox_chaos['injectedFaults']} on "
+          f"{sandbox_chaos['injected']}")
+    print(f"Google events: live {sum(1 for e in sum(google.values(), []) if e['status'] != 'cancelled')}, "
+          f"cancelled {sum(1 for e in sum(google.values(), []) if e['status'] == 'cancelled')}; "
+          f"Calendar calls {sandbox_calls(sandbox)}")
+    print(f"sweepers re-enqueued {dict(sweeps)}; RQ jobs failed {failed_jobs} and abandoned by killed workers "
+          f"{abandoned_jobs} since the last flush (their work redone); nothing stuck: {stuck}")
+
+    assert not chaos.crashed, chaos.crashed  # no worker died but those killed
+    assert sum(events_by_type.values()) >= MIN_EVENTS
+    assert receiver.bad_signatures == 0
+    assert not twice, twice  # one event, one webhook-id, however often it was sent
+    assert set(per_webhook_id) == set(zapier_events)  # every event delivered at least once
+    assert chaos.kills >= 4 and chaos.flushes >= 3 and chaos.terminations >= 3 and chaos.terminated_backends
+    assert sum(chaos.lost_jobs.values()) >= 3
+    # Nothing was re-driven by hand: the scheduler's sweepers found what Redis and the workers lost.
+    assert sweeps["outbox sweep re-enqueued events"] and sweeps["calendar sweep re-enqueued pushes"], sweeps
+    assert sum(receiver.injected.values()) and sum(sandbox_chaos["injected"].values())
+    assert not any(stuck.values()), stuck
+
+
+def diagnose(db: Database) -> str:
+    """What is left over, for a failure message."""
+    return "\n".join([
+        "deliveries not delivered: " + repr(db.rows(
+            "SELECT status, attempts, last_error, next_attempt_at - now(), claimed_until - now() "
+            "FROM webhook_deliveries WHERE status <> 'delivered' ORDER BY next_attempt_at LIMIT 10")),
+        "events undispatched: " + repr(db.rows(
+            "SELECT type, attempts, last_error, next_attempt_at - now() FROM events WHERE dispatched_at IS NULL "
+            "LIMIT 10")),
+        "appointments not synced: " + repr(db.rows(
+            "SELECT status, google_sync_state, google_sync_attempts, google_sync_error, google_next_sync_at - now() "
+            "FROM appointments WHERE google_sync_state <> 'synced' LIMIT 10")),
+        "two-way: " + repr(db.rows(
+            "SELECT sync_attempts, sync_error, last_sync_at - now(), channel_id IS NOT NULL, sync_token IS NOT NULL "
+            "FROM integrations WHERE provider = 'google_calendar'"))])
+
+
+def keep_logs(directory, processes: list[Process]) -> str:
+    for n, process in enumerate(processes):
+        (directory / f"{n}-{process.args[0]}-{process.popen.pid}.log").write_text("\n".join(process.lines))
+    return str(directory)
+
+
+def sandbox_calls(sandbox) -> dict:  # noqa: F811
+    calls = requests.get(f"{sandbox.url}/sandbox/calls", timeout=5).json()
+    return {k: v for k, v in sorted(calls.items()) if k.startswith(("events.", "channels."))}
+
+
+def stuck_work(redis_client, db: Database, workers: list[Process]) -> dict:
+    """What would show a stuck job or claim once everything has converged (all should be empty)."""
+    from rq import Queue, Worker
+    from rq.job import Job
+    from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+    live = {w.name for w in Worker.all(connection=redis_client) if w.pid in {p.popen.pid for p in workers}}
+    stuck: dict = {"failed jobs": 0, "abandoned jobs": 0}
+    for name in ALL_QUEUES:
+        queue = Queue(name, connection=redis_client)
+        started = [job for job in Job.fetch_many(StartedJobRegistry(queue=queue).get_job_ids(cleanup=False),
+                                                 connection=redis_client) if job is not None]
+        # A live worker's job running for over a minute (a drain sends for 10 s at most) is stuck. A
+        # killed worker's is abandoned: RQ fails it when its timeout passes, and the sweepers redid its work.
+        stuck[f"{name}: running over 60 s"] = [
+            job.id for job in started if job.worker_name in live and job.started_at and (
+                datetime.now(timezone.utc) - job.started_at.replace(tzinfo=timezone.utc)).total_seconds() > 60]
+        stuck["abandoned jobs"] += sum(1 for job in started if job.worker_name not in live)
+        stuck["failed jobs"] += FailedJobRegistry(queue=queue).count
+    # Redis locks held for long (a dead holder's): a live one is released within seconds.
+    stuck["locks held over 60 s"] = [key.decode() for key in redis_client.scan_iter("callnfy:lock:*")
+                                     if redis_client.ttl(key) > 60]
+    stuck["appointments not synced"] = db.value(
+        "SELECT count(*) FROM appointments WHERE google_sync_state <> 'synced' OR google_next_sync_at IS NOT NULL")
+    stuck["two-way sync failing"] = db.value(
+        "SELECT count(*) FROM integrations WHERE provider = 'google_calendar' AND sync_attempts > 0")
+    stuck["deliveries claimed"] = db.value("SELECT count(*) FROM webhook_deliveries WHERE claimed_until IS NOT NULL")
+    stuck["events undispatched"] = db.value("SELECT count(*) FROM events WHERE dispatched_at IS NULL")
+    return stuck
