@@ -7,11 +7,12 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import trustme
 
-from harness import free_port, start
+from harness import free_port, migrate, scratch_environment, start, stop
 
 
 class Receiver:
@@ -42,6 +43,26 @@ class Receiver:
                         env)
         time.sleep(1.0)
         return process
+
+
+@contextmanager
+def receiver_app(receiver: Receiver):
+    """A scratch environment whose app sends to `receiver`, started: yields (app, config, env, processes);
+    every process in `processes` (the receiver's first) is stopped on the way out."""
+    from callnfy_integrations import create_app
+
+    with scratch_environment() as (config, env):
+        env_overrides, config_overrides = receiver.settings()
+        env.update(env_overrides)
+        config.update(config_overrides)
+        app = create_app(config)
+        migrate(app)
+        processes = []
+        try:
+            processes.append(receiver.start(config["REDIS_URL"], env))
+            yield app, config, env, processes
+        finally:
+            stop(processes)
 
 
 def account(url: str) -> uuid.UUID:

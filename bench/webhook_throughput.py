@@ -29,8 +29,8 @@ import time
 import uuid
 
 import raw_loop
-from deliveries import Receiver, account, delivered, pending_deliveries, wait_until
-from harness import add_json_argument, figure, migrate, percentile, scratch_environment, start, stop, write_json
+from deliveries import Receiver, account, delivered, pending_deliveries, receiver_app, wait_until
+from harness import add_json_argument, figure, percentile, start, stop, write_json
 
 
 def main() -> None:
@@ -48,7 +48,6 @@ def main() -> None:
     from rq import Worker
     from sqlalchemy import text
 
-    from callnfy_integrations import create_app
     from callnfy_integrations.calls.service import record_call
     from callnfy_integrations.extensions import db
     from callnfy_integrations.queues import redis_connection
@@ -58,125 +57,114 @@ def main() -> None:
     hook_url, ca_bundle = receiver.hook_url, receiver.ca_bundle
     worker_command = [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--queue"]
 
-    processes = []
-    with scratch_environment() as (config, env):
-        env_overrides, config_overrides = receiver.settings()
-        env.update(env_overrides)
-        config.update(config_overrides)
-        app = create_app(config)
-        migrate(app)
-        try:
-            processes.append(receiver.start(config["REDIS_URL"], env))
+    with receiver_app(receiver) as (app, config, env, processes):
+        with app.app_context():
+            connection = redis_connection()
 
-            with app.app_context():
-                connection = redis_connection()
+            def busy_webhooks_workers() -> int:
+                return sum(1 for w in Worker.all(connection=connection)
+                           if w.state == "busy" and "webhooks" in w.queue_names())
 
-                def busy_webhooks_workers() -> int:
-                    return sum(1 for w in Worker.all(connection=connection)
-                               if w.state == "busy" and "webhooks" in w.queue_names())
-
-                def drain_rate(total: int, drains: int) -> tuple[float, int]:
-                    """Wake the drain(s); deliveries/s until the database shows every outcome recorded, and
-                    how many webhooks workers were seen draining at once."""
-                    before = delivered()
-                    started = time.monotonic()
-                    WEBHOOKS_BELL.wake(connection)
-                    for _ in range(drains - 1):
-                        # Ring again once the running drain has answered (its flag is gone): the next
-                        # drain job is enqueued, and a free worker takes it.
-                        wait_until(lambda: not connection.exists(WEBHOOKS_BELL.flag_key), 5)
-                        WEBHOOKS_BELL.wake(connection)
-                    seen = 0
-
-                    def done() -> bool:
-                        nonlocal seen
-                        seen = max(seen, busy_webhooks_workers())
-                        return delivered() - before >= total
-
-                    if not wait_until(done, 300):
-                        sys.exit(f"only {delivered() - before} of {total} delivered in 300 s")
-                    return total / (time.monotonic() - started), seen
-
-                def workers_registered(count: int) -> None:
-                    if not wait_until(lambda: len(Worker.all(connection=connection)) == count, 60):
-                        sys.exit(f"{count} workers did not register in 60 s")
-                    time.sleep(1.0)  # idle, listening
-
-                # The Procfile's arrangement: webhooks in their own worker process.
-                processes.append(start([*worker_command, "default", "--queue", "calendar"], env))
-                processes.append(start([*worker_command, "webhooks"], env))
-                workers_registered(2)
-
-                # Throughput: many accounts (the usual case) with one and two webhooks workers, each round
-                # beside its own raw-loop baseline; one account alone (its in-flight limit) with one.
-                accounts = [account(hook_url) for _ in range(args.accounts)]
-                per_account = max(1, args.deliveries // args.accounts)
-                total = per_account * args.accounts
-                rounds: dict[int, list[dict]] = {1: [], 2: []}
-                second = None
-                for workers in (1, 2):
-                    if workers == 2:
-                        second = start([*worker_command, "webhooks"], env)
-                        processes.append(second)
-                        workers_registered(3)
-                    for r in range(args.rounds):
-                        raw = raw_loop.run(hook_url, ca_bundle, args.raw_seconds, processes=workers)
-                        pending_deliveries(accounts, per_account, connection)
-                        rate, draining = drain_rate(total, drains=workers)
-                        rounds[workers].append({"raw": raw, "deliveries": rate, "ratio": rate / raw,
-                                                "draining_at_once": draining})
-                        print(f"round {r + 1} {workers} webhooks worker{'s' if workers > 1 else ' '}  raw loop "
-                              f"({workers} process{'es' if workers > 1 else ''}) {raw:7.1f} req/s  deliveries "
-                              f"{rate:7.1f}/s  ratio {rate / raw:.2f}  ({total} delivered; {draining} worker"
-                              f"{'s' if draining > 1 else ''} seen draining at once)", flush=True)
-                    if workers == 1:
-                        single_raw = raw_loop.run(hook_url, ca_bundle, args.raw_seconds)
-                        single_total = args.deliveries // 4
-                        pending_deliveries([account(hook_url)], single_total, connection)
-                        single_rate, _ = drain_rate(single_total, drains=1)
-                stop([second])
-                processes.remove(second)
-                workers_registered(2)
-
-                def latencies_at(rate: float, seconds: float, user_id: uuid.UUID) -> list[float]:
-                    """Commit-to-first-attempt of call.received events committed at `rate` per second."""
-                    connection.delete("bench:received")
-                    interval, total = 1.0 / rate, int(rate * seconds)
-                    next_at = time.monotonic()
-                    for _ in range(total):
-                        record_call(user_id, customer_phone="+14155550123", duration=60)
-                        db.session.commit()
-                        next_at += interval
-                        time.sleep(max(0.0, next_at - time.monotonic()))
-                    if not wait_until(lambda: connection.llen("bench:received") >= total, 120):
-                        sys.exit(f"only {connection.llen('bench:received')} of {total} events arrived in 120 s")
-                    arrivals = {}
-                    for item in connection.lrange("bench:received", 0, -1):
-                        webhook_id, at = item.decode().split()
-                        arrivals.setdefault(webhook_id, float(at))  # first attempt
-                    result = []
-                    for event_id, created in db.session.execute(text(
-                            "SELECT id, extract(epoch FROM created_at) FROM events WHERE user_id = :u "
-                            "AND dispatched_at IS NOT NULL ORDER BY created_at DESC LIMIT :n"),
-                            {"u": user_id, "n": total}):
-                        result.append((arrivals["evt_" + event_id.hex] - float(created)) * 1000)
-                    db.session.commit()
-                    return result
-
-                # Latency: the whole path at a steady event rate; then the same while another
-                # account's receiver stalls (accepts, never answers) with a backlog of deliveries.
-                healthy = account(hook_url)
-                latencies = latencies_at(args.rate, args.seconds, healthy)
-                connection.delete("bench:stalled")
-                stalled = account(receiver.stall_url)
-                pending_deliveries([stalled], args.stalled, connection)
+            def drain_rate(total: int, drains: int) -> tuple[float, int]:
+                """Wake the drain(s); deliveries/s until the database shows every outcome recorded, and
+                how many webhooks workers were seen draining at once."""
+                before = delivered()
+                started = time.monotonic()
                 WEBHOOKS_BELL.wake(connection)
-                if not wait_until(lambda: int(connection.get("bench:stalled") or 0) >= 4, 30):
-                    sys.exit("the stalled receiver was never reached")
-                stalled_latencies = latencies_at(args.rate, args.seconds, healthy)
-                stalled_attempts = int(connection.get("bench:stalled") or 0)
-        finally:
-            stop(processes)
+                for _ in range(drains - 1):
+                    # Ring again once the running drain has answered (its flag is gone): the next
+                    # drain job is enqueued, and a free worker takes it.
+                    wait_until(lambda: not connection.exists(WEBHOOKS_BELL.flag_key), 5)
+                    WEBHOOKS_BELL.wake(connection)
+                seen = 0
+
+                def done() -> bool:
+                    nonlocal seen
+                    seen = max(seen, busy_webhooks_workers())
+                    return delivered() - before >= total
+
+                if not wait_until(done, 300):
+                    sys.exit(f"only {delivered() - before} of {total} delivered in 300 s")
+                return total / (time.monotonic() - started), seen
+
+            def workers_registered(count: int) -> None:
+                if not wait_until(lambda: len(Worker.all(connection=connection)) == count, 60):
+                    sys.exit(f"{count} workers did not register in 60 s")
+                time.sleep(1.0)  # idle, listening
+
+            # The Procfile's arrangement: webhooks in their own worker process.
+            processes.append(start([*worker_command, "default", "--queue", "calendar"], env))
+            processes.append(start([*worker_command, "webhooks"], env))
+            workers_registered(2)
+
+            # Throughput: many accounts (the usual case) with one and two webhooks workers, each round
+            # beside its own raw-loop baseline; one account alone (its in-flight limit) with one.
+            accounts = [account(hook_url) for _ in range(args.accounts)]
+            per_account = max(1, args.deliveries // args.accounts)
+            total = per_account * args.accounts
+            rounds: dict[int, list[dict]] = {1: [], 2: []}
+            second = None
+            for workers in (1, 2):
+                if workers == 2:
+                    second = start([*worker_command, "webhooks"], env)
+                    processes.append(second)
+                    workers_registered(3)
+                for r in range(args.rounds):
+                    raw = raw_loop.run(hook_url, ca_bundle, args.raw_seconds, processes=workers)
+                    pending_deliveries(accounts, per_account, connection)
+                    rate, draining = drain_rate(total, drains=workers)
+                    rounds[workers].append({"raw": raw, "deliveries": rate, "ratio": rate / raw,
+                                            "draining_at_once": draining})
+                    print(f"round {r + 1} {workers} webhooks worker{'s' if workers > 1 else ' '}  raw loop "
+                          f"({workers} process{'es' if workers > 1 else ''}) {raw:7.1f} req/s  deliveries "
+                          f"{rate:7.1f}/s  ratio {rate / raw:.2f}  ({total} delivered; {draining} worker"
+                          f"{'s' if draining > 1 else ''} seen draining at once)", flush=True)
+                if workers == 1:
+                    single_raw = raw_loop.run(hook_url, ca_bundle, args.raw_seconds)
+                    single_total = args.deliveries // 4
+                    pending_deliveries([account(hook_url)], single_total, connection)
+                    single_rate, _ = drain_rate(single_total, drains=1)
+            stop([second])
+            processes.remove(second)
+            workers_registered(2)
+
+            def latencies_at(rate: float, seconds: float, user_id: uuid.UUID) -> list[float]:
+                """Commit-to-first-attempt of call.received events committed at `rate` per second."""
+                connection.delete("bench:received")
+                interval, total = 1.0 / rate, int(rate * seconds)
+                next_at = time.monotonic()
+                for _ in range(total):
+                    record_call(user_id, customer_phone="+14155550123", duration=60)
+                    db.session.commit()
+                    next_at += interval
+                    time.sleep(max(0.0, next_at - time.monotonic()))
+                if not wait_until(lambda: connection.llen("bench:received") >= total, 120):
+                    sys.exit(f"only {connection.llen('bench:received')} of {total} events arrived in 120 s")
+                arrivals = {}
+                for item in connection.lrange("bench:received", 0, -1):
+                    webhook_id, at = item.decode().split()
+                    arrivals.setdefault(webhook_id, float(at))  # first attempt
+                result = []
+                for event_id, created in db.session.execute(text(
+                        "SELECT id, extract(epoch FROM created_at) FROM events WHERE user_id = :u "
+                        "AND dispatched_at IS NOT NULL ORDER BY created_at DESC LIMIT :n"),
+                        {"u": user_id, "n": total}):
+                    result.append((arrivals["evt_" + event_id.hex] - float(created)) * 1000)
+                db.session.commit()
+                return result
+
+            # Latency: the whole path at a steady event rate; then the same while another
+            # account's receiver stalls (accepts, never answers) with a backlog of deliveries.
+            healthy = account(hook_url)
+            latencies = latencies_at(args.rate, args.seconds, healthy)
+            connection.delete("bench:stalled")
+            stalled = account(receiver.stall_url)
+            pending_deliveries([stalled], args.stalled, connection)
+            WEBHOOKS_BELL.wake(connection)
+            if not wait_until(lambda: int(connection.get("bench:stalled") or 0) >= 4, 30):
+                sys.exit("the stalled receiver was never reached")
+            stalled_latencies = latencies_at(args.rate, args.seconds, healthy)
+            stalled_attempts = int(connection.get("bench:stalled") or 0)
 
     def med(workers: int, key: str) -> float:
         return statistics.median(r[key] for r in rounds[workers])

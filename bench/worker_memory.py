@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from deliveries import Receiver, account, delivered, pending_deliveries, wait_until
-from harness import add_json_argument, figure, migrate, scratch_environment, start, stop, write_json
+from deliveries import Receiver, account, delivered, pending_deliveries, receiver_app, wait_until
+from harness import add_json_argument, figure, start, write_json
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -63,68 +63,57 @@ def main() -> None:
 
     from rq import Worker
 
-    from callnfy_integrations import create_app
     from callnfy_integrations.extensions import db
     from callnfy_integrations.queues import redis_connection
     from callnfy_integrations.zapier.delivery import WEBHOOKS_BELL
 
     receiver = Receiver()
-    processes = []
     readings: list[dict] = []
-    with scratch_environment() as (config, env):
-        env_overrides, config_overrides = receiver.settings()
-        env.update(env_overrides)
-        config.update(config_overrides)
-        app = create_app(config)
-        migrate(app)
-        try:
-            processes.append(receiver.start(config["REDIS_URL"], env))
-            with app.app_context():
-                connection = redis_connection()
-                accounts = [account(receiver.hook_url) for _ in range(args.accounts)]
-                db.session.commit()
+    with receiver_app(receiver) as (app, config, env, processes):
+        with app.app_context():
+            connection = redis_connection()
+            accounts = [account(receiver.hook_url) for _ in range(args.accounts)]
+            db.session.commit()
 
-                worker = start([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--queue", "webhooks"], env)
-                processes.append(worker)
+            worker = start([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--queue", "webhooks"], env)
+            processes.append(worker)
 
-                def idle() -> bool:
-                    workers = Worker.all(connection=connection)
-                    return len(workers) == 1 and workers[0].state == "idle"
+            def idle() -> bool:
+                workers = Worker.all(connection=connection)
+                return len(workers) == 1 and workers[0].state == "idle"
 
-                if not wait_until(idle, 60):
-                    sys.exit("the webhooks worker did not start")
-                time.sleep(args.idle_seconds)
+            if not wait_until(idle, 60):
+                sys.exit("the webhooks worker did not start")
+            time.sleep(args.idle_seconds)
 
-                def read(done: int) -> dict:
-                    helpers = {child: memory_kib(child) for child in children(worker.pid)}
-                    reading = {"delivered": done, **memory_kib(worker.pid),
-                               "children": {str(k): v for k, v in helpers.items()}}
-                    readings.append(reading)
-                    helper_rss = sum(v["VmRSS"] for v in helpers.values())
-                    print(f"after {done:6d} deliveries  worker VmRSS {mib(reading['VmRSS']):7.1f} MiB  "
-                          f"VmHWM {mib(reading['VmHWM']):7.1f} MiB  (child processes: {len(helpers)}, "
-                          f"{mib(helper_rss):.1f} MiB)", flush=True)
-                    return reading
+            def read(done: int) -> dict:
+                helpers = {child: memory_kib(child) for child in children(worker.pid)}
+                reading = {"delivered": done, **memory_kib(worker.pid),
+                           "children": {str(k): v for k, v in helpers.items()}}
+                readings.append(reading)
+                helper_rss = sum(v["VmRSS"] for v in helpers.values())
+                print(f"after {done:6d} deliveries  worker VmRSS {mib(reading['VmRSS']):7.1f} MiB  "
+                      f"VmHWM {mib(reading['VmHWM']):7.1f} MiB  (child processes: {len(helpers)}, "
+                      f"{mib(helper_rss):.1f} MiB)", flush=True)
+                return reading
 
-                read(0)
-                done = 0
-                sending_seconds = 0.0
-                while done < args.deliveries:
-                    pending_deliveries(accounts, args.batch // args.accounts, connection)
-                    before = delivered()
-                    started = time.monotonic()
-                    WEBHOOKS_BELL.wake(connection)
-                    if not wait_until(lambda: delivered() - before >= args.batch, 300):
-                        sys.exit(f"only {delivered() - before} of {args.batch} delivered in 300 s")
-                    sending_seconds += time.monotonic() - started
-                    done += args.batch
-                    # The drain job over (nothing left due): the worker back to waiting for work.
-                    if not wait_until(lambda: idle() and not connection.exists(WEBHOOKS_BELL.flag_key), 60):
-                        sys.exit("the webhooks worker did not go idle")
-                    time.sleep(0.5)
-                    read(done)
-        finally:
-            stop(processes)
+            read(0)
+            done = 0
+            sending_seconds = 0.0
+            while done < args.deliveries:
+                pending_deliveries(accounts, args.batch // args.accounts, connection)
+                before = delivered()
+                started = time.monotonic()
+                WEBHOOKS_BELL.wake(connection)
+                if not wait_until(lambda: delivered() - before >= args.batch, 300):
+                    sys.exit(f"only {delivered() - before} of {args.batch} delivered in 300 s")
+                sending_seconds += time.monotonic() - started
+                done += args.batch
+                # The drain job over (nothing left due): the worker back to waiting for work.
+                if not wait_until(lambda: idle() and not connection.exists(WEBHOOKS_BELL.flag_key), 60):
+                    sys.exit("the webhooks worker did not go idle")
+                time.sleep(0.5)
+                read(done)
 
     idle_kib = readings[0]["VmRSS"]
     first = next(r for r in readings if r["delivered"] >= min(1000, args.deliveries))

@@ -82,12 +82,15 @@ def refuse_unknown_query_parameters(app: Flask, document: dict) -> None:
                 parameters = operation.get("parameters", []) + item.get("parameters", [])
                 documented[(path, method.upper())] = frozenset(
                     p["name"] for p in parameters if p.get("in") == "query")
+    # Keyed by the Flask rule, converted to its OpenAPI path once here rather than on every request.
+    by_rule = {(rule.rule, method): documented[key] for rule in app.url_map.iter_rules() for method in rule.methods
+               if (key := (_RULE_ARGUMENT.sub(r"{\1}", rule.rule), method)) in documented}
 
     @app.before_request
     def refuse_unknown_query() -> None:
         if not request.args or request.url_rule is None:
             return
-        names = documented.get((_RULE_ARGUMENT.sub(r"{\1}", request.url_rule.rule), request.method))
+        names = by_rule.get((request.url_rule.rule, request.method))
         unknown = sorted(set(request.args) - names) if names is not None else None
         if unknown:
             raise ValidationFailed("Unknown query parameter", details={name: ["Unknown field."] for name in unknown})
