@@ -46,16 +46,35 @@ class MessageEnvelopeSchema(ma.Schema):
 
 
 MAX_JSON_DEPTH = 32
-_JSON_STRINGS = re.compile(rb'"(?:\\.|[^"\\])*"')
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_QUOTE, _BACKSLASH = 0x22, 0x5C
+_OPENING, _CLOSING = frozenset(b"[{"), frozenset(b"]}")
 
 
 def json_depth(body: bytes) -> int:
-    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count)."""
+    """How deeply the arrays and objects of a JSON text nest (brackets inside strings do not count).
+
+    One pass, tracking "inside a string" and "after a backslash": this runs before authentication on
+    every JSON body, so its cost must be linear in the body's size whatever the body holds (a regex
+    that skipped strings backtracked quadratically on `"\\"\\"…`: 6 s for 32 kB). ~80 ms for 1 MB at worst.
+    An unclosed string simply runs to the end (the parser then refuses the body)."""
     depth = deepest = 0
-    for byte in _JSON_STRINGS.sub(b"", body).translate(None, _NOT_BRACKETS):
-        depth += 1 if byte in (0x5B, 0x7B) else -1
-        deepest = max(deepest, depth)
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPENING:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif byte in _CLOSING:
+            depth -= 1
     return deepest
 
 

@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -426,6 +427,45 @@ def test_a_deeply_nested_body_is_400_on_every_write_route_and_writes_nothing(eve
         error = assert_error(response, 400, "VALIDATION_ERROR")
         assert error["message"] == "Request body is nested too deeply", (method, path)
     assert snapshot() == before
+
+
+MEGABYTE = 1024 * 1024
+
+
+def _sized(head: bytes, unit: bytes, tail: bytes = b"") -> bytes:
+    """`head`, then `unit` repeated, then `tail`: exactly 1 MB, the largest body the service reads."""
+    return head + unit * ((MEGABYTE - len(head) - len(tail)) // len(unit)) + tail
+
+
+# Bodies built to make a string-skipping scan backtrack or recurse: the regex this scan replaced took
+# 1.6 s on 16 kB of escaped quotes and 4x more for every doubling (hours for 1 MB), holding the GIL.
+ADVERSARIAL_BODIES = {
+    "escaped quotes in one string": (_sized(b'"', b'\\"'), 404),
+    "escaped quotes, the string never closed": (_sized(b'["', b'\\"'), 404),
+    "an unclosed string": (_sized(b'{"a": "', b"x"), 404),
+    "deep brackets inside a string": (_sized(b'{"a": "', b"[{", b'"}'), 404),
+    "deep brackets inside an unclosed string": (_sized(b'"', b"[{"), 404),
+    "a run of backslashes": (_sized(b'"', b"\\\\"), 404),
+    "quotes only": (_sized(b"", b'"'), 404),
+    "brackets, deep for real": (_sized(b"", b"["), 400),
+}
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL_BODIES)
+def test_an_adversarial_megabyte_before_authentication_is_answered_in_well_under_a_second(client, name):
+    """The nesting check runs before authentication and routing (an unknown path will do), so it must
+    cost time linear in the body whatever the body holds."""
+    body, status = ADVERSARIAL_BODIES[name]
+    assert len(body) <= MEGABYTE
+    for path in ("/no-such-route", "/webhooks/google/calendar", "/integrations/zapier/generate-key"):
+        started = time.perf_counter()
+        response = client.post(path, data=body, content_type="application/json")
+        elapsed = time.perf_counter() - started
+        expected = status if status == 400 else {"/no-such-route": 404, "/webhooks/google/calendar": 404,
+                                                 "/integrations/zapier/generate-key": 401}[path]
+        assert response.status_code == expected, (name, path, response.json)
+        assert response.json["success"] is False
+        assert elapsed < 1.0, f"{name} on {path}: {elapsed:.2f} s"
 
 
 def test_a_chunked_body_over_the_limit_is_413_not_cut_down_to_size(hooks_app, account):
