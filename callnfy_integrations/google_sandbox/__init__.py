@@ -69,6 +69,8 @@ class SandboxState:
     injected: dict = field(default_factory=dict)  # endpoint -> random failures injected, for tests
     injected_faults: dict = field(default_factory=dict)  # "503", "429", "stall", … -> how many
     rng: random.Random = field(default_factory=random.Random)
+    holds: dict = field(default_factory=dict)  # endpoint -> threading.Event set on release: see `hold`
+    held: dict = field(default_factory=dict)  # endpoint -> calls waiting at a hold now
 
     def count(self, name: str) -> None:
         with self.lock:
@@ -124,6 +126,34 @@ class SandboxState:
             self.injected_faults[kind] = self.injected_faults.get(kind, 0) + 1
             return fault
 
+    def hold(self, endpoint: str) -> None:
+        """Make calls to `endpoint` wait (counted, before their work) until `release`: a test pauses a
+        write mid-flight to drive a race deterministically."""
+        if endpoint not in SCRIPTABLE:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(SCRIPTABLE)}")
+        with self.lock:
+            self.holds.setdefault(endpoint, threading.Event())
+
+    def release(self, endpoint: str | None = None) -> None:
+        """Let the held calls (of `endpoint`, or of every endpoint) go on, and hold no more."""
+        with self.lock:
+            for name in [endpoint] if endpoint else list(self.holds):
+                gate = self.holds.pop(name, None)
+                if gate is not None:
+                    gate.set()
+
+    def wait_if_held(self, endpoint: str, limit: float = 60.0) -> None:
+        with self.lock:
+            gate = self.holds.get(endpoint)
+            if gate is None:
+                return
+            self.held[endpoint] = self.held.get(endpoint, 0) + 1
+        try:
+            gate.wait(limit)  # outside the lock: other calls go on
+        finally:
+            with self.lock:
+                self.held[endpoint] -= 1
+
     def reset(self) -> None:
         """Forget calendars, channels, sync tokens and test bookkeeping (random failures included);
         tokens and codes stay valid."""
@@ -132,6 +162,7 @@ class SandboxState:
                                self.sync_tokens, self.injected, self.injected_faults):
                 collection.clear()
             self.chaos = None
+        self.release()
 
 
 def create_sandbox_app(client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> Flask:

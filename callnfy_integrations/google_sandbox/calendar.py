@@ -189,7 +189,8 @@ def change(calendar_id, event_id):
             return error
         if body is None:
             return google_error(400, "parseError")
-        keep = {k: event[k] for k in ("kind", "id", "created", "iCalUID", "htmlLink", "_seq")}
+        keep = {k: event[k] for k in ("kind", "id", "created", "iCalUID", "htmlLink", "organizer", "_seq")
+                if k in event}
         if request.method == "PUT":
             # update replaces the event; its status defaults to confirmed, which restores a cancelled one.
             replaced = {"status": "confirmed", **copy.deepcopy(body), **keep}
@@ -308,9 +309,44 @@ def user_insert(email):
         event_id = secrets.token_hex(13)
         event = {"kind": "calendar#event", "status": "confirmed", **copy.deepcopy(body), "id": event_id,
                  "created": _now(), "iCalUID": f"{event_id}@google.com",
+                 "htmlLink": f"https://calendar.google.com/event?eid={event_id}",
                  "organizer": {"email": email, "self": True}}
         _calendar(email)["events"][event_id] = _touch(email, event)
         return jsonify(_public(event)), 201
+
+
+@user_blp.post("/<email>/invitations")
+def user_invited(email):
+    """Someone else invites the owner: Google puts their event on the owner's calendar at once, the owner
+    an attendee (`self`) whose answer is `responseStatus` (default `needsAction`)."""
+    body = _json_body() or {}
+    organizer = body.pop("organizer", None) or {"email": "stranger@example.net", "displayName": "A Stranger"}
+    response_status = body.pop("responseStatus", "needsAction")
+    guests = [a for a in body.pop("attendees", None) or [] if (a.get("email") or "").lower() != email.lower()]
+    attendees = [{**organizer, "organizer": True, "responseStatus": "accepted"}, *guests,
+                 {"email": email, "self": True, "responseStatus": response_status}]
+    with state().lock:
+        event_id = secrets.token_hex(13)
+        event = {"kind": "calendar#event", "status": "confirmed", **copy.deepcopy(body), "id": event_id,
+                 "created": _now(), "iCalUID": f"{event_id}@google.com", "organizer": organizer,
+                 "htmlLink": f"https://calendar.google.com/event?eid={event_id}",
+                 "attendees": attendees}
+        _calendar(email)["events"][event_id] = _touch(email, event)
+        return jsonify(_public(event)), 201
+
+
+@user_blp.post("/<email>/events/<event_id>/respond")
+def user_respond(email, event_id):
+    """The owner answers an invitation: `{"responseStatus": "accepted" | "declined" | "tentative"}`."""
+    answer = (_json_body() or {}).get("responseStatus")
+    with state().lock:
+        event = _calendar(email)["events"].get(event_id)
+        if event is None:
+            return google_error(404, "notFound")
+        for attendee in event.get("attendees") or []:
+            if attendee.get("self"):
+                attendee["responseStatus"] = answer
+        return jsonify(_public(_touch(email, event)))
 
 
 @user_blp.patch("/<email>/events/<event_id>")

@@ -51,6 +51,7 @@ def intercept(name: str, render: Callable, log: bool = True):
 
             return None
     if scripted is None:
+        sandbox.wait_if_held(name)
         return None
     time.sleep(float(scripted.get("sleep") or 0))  # outside the lock: a stall must not stop other requests
     response = make_response(render(scripted["status"], scripted.get("reason"), scripted.get("message")))
@@ -115,6 +116,23 @@ def chaos():
     with sandbox.lock:
         return jsonify({"chaos": sandbox.chaos, "injected": dict(sandbox.injected),
                         "injectedFaults": dict(sandbox.injected_faults)})
+
+
+@blp.route("/hold", methods=["GET", "POST", "DELETE"])
+def hold():
+    """POST `{"endpoint": "events.update"}`: calls to it wait before doing their work until DELETE
+    (which releases every hold); GET answers how many calls wait at each endpoint now."""
+    sandbox = state()
+    if request.method == "POST":
+        body = request.get_json(force=True, silent=True)
+        try:
+            sandbox.hold(str((body or {}).get("endpoint")))
+        except ValueError as exc:
+            return jsonify({"error": str(exc)}), 400
+    elif request.method == "DELETE":
+        sandbox.release()
+    with sandbox.lock:
+        return jsonify({name: count for name, count in sandbox.held.items() if count})
 
 
 @blp.post("/settings")
