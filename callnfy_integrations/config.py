@@ -169,6 +169,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "GOOGLE_SAFETY_SYNC_SECONDS": _positive(get, "GOOGLE_SAFETY_SYNC_SECONDS", "10800", int),
         "GOOGLE_PUSH_RATE_LIMIT": get("GOOGLE_PUSH_RATE_LIMIT", "6000 per minute"),
         "GOOGLE_SYNC_DEBOUNCE_SECONDS": float(get("GOOGLE_SYNC_DEBOUNCE_SECONDS", "1")),
+        # At most this many appointments created from Google events by one two-way sync; the rest are
+        # skipped, logged and reported in the connection's syncError (a flood of events stays a flood).
+        "GOOGLE_IMPORT_MAX_PER_SYNC": _positive(get, "GOOGLE_IMPORT_MAX_PER_SYNC", "100", int),
         # Revoking at Google after a disconnect: RQ retries at these delays (~27 h in all).
         "GOOGLE_REVOKE_RETRY_SECONDS": _whole_seconds(
             "GOOGLE_REVOKE_RETRY_SECONDS",

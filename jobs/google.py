@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 from authlib.integrations.base_client.errors import OAuthError
+from flask import current_app
 from redis.exceptions import LockError, RedisError
 
 from callnfy_integrations.crypto import secret_box
@@ -90,9 +92,15 @@ def sync_appointments(appointment_ids: list[str]) -> int:
     return pushed
 
 
+def push_lease(appointment_id: uuid.UUID) -> Lease:
+    """The lock every write of this appointment's Google state takes: a push, and two-way sync applying
+    a Google change to it (so neither records its outcome over the other's)."""
+    return Lease(f"callnfy:lock:google-push:{appointment_id}", wait=PUSH_LOCK_WAIT_SECONDS)
+
+
 def push_appointment(appointment_id: uuid.UUID) -> float | None:
     """One appointment, serialised with other pushes of it; returns seconds to wait when over quota."""
-    lock = Lease(f"callnfy:lock:google-push:{appointment_id}", wait=PUSH_LOCK_WAIT_SECONDS)
+    lock = push_lease(appointment_id)
     if not lock.acquire():  # another push of it is stuck or Redis is away: the sweeper re-drives it
         return None
     try:
@@ -122,9 +130,12 @@ def _push(appointment_id: uuid.UUID) -> float | None:
     except LookupError:  # disconnected meanwhile
         pass
     else:
-        sync.record_success(push, sent)
+        if sync.record_success(push, sent):  # changed while this push ran: push the current state now
+            retry_in = 0.0
     db.session.commit()
-    if retry_in is not None:
+    if retry_in == 0.0:
+        sync.enqueue_pushes([(push.user_id, appointment_id)])
+    elif retry_in is not None:
         try:
             enqueue_in(timedelta(seconds=retry_in), sync_appointments, [str(appointment_id)], queue=CALENDAR,
                        result_ttl=0)
@@ -244,6 +255,10 @@ def _run_two_way(job, integration_id: str, work) -> str:
         db.session.rollback()
         enqueue_in(timedelta(seconds=wait.seconds), job, integration_id, queue=CALENDAR, result_ttl=0)
         return "quota"
+    except AppointmentBusy:
+        db.session.rollback()  # the sync token was not moved: the next run reads these changes again
+        enqueue_in(timedelta(seconds=5), job, integration_id, queue=CALENDAR, result_ttl=0)
+        return "busy"
     except ReauthorizationRequired:
         db.session.rollback()  # the connection is marked for reconnecting; a reconnect starts again
         return "reauthorization required"
@@ -360,28 +375,56 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
     return f"applied {applied}" if sync_token else f"re-baselined, applied {applied}"
 
 
+class AppointmentBusy(Exception):
+    """A push of a linked appointment held its lock for too long: the sync runs again shortly."""
+
+
 def _apply_pages(iid: uuid.UUID, list_page) -> tuple[int, dict, list[str]]:
-    """Apply every page; each event in its own savepoint, each page in its own transaction.
-    Returns (appointments changed, the last page, what was skipped as bad data)."""
-    applied, page_token, errors = 0, None, []
+    """Apply every page; each event in its own savepoint, each page in its own transaction. A linked
+    event is applied under its appointment's push lock and committed before the lock is released.
+    At most GOOGLE_IMPORT_MAX_PER_SYNC appointments are created per sync; what is skipped is logged.
+    Returns (appointments changed, the last page, what was skipped as bad data or over the cap)."""
+    applied, created, page_token, errors = 0, 0, None, []
+    skipped: Counter[str] = Counter()
+    cap = current_app.config["GOOGLE_IMPORT_MAX_PER_SYNC"]
     while True:
         page = two_way.call(iid, lambda token: list_page(token, page_token))
         integration = two_way.two_way_integration(iid)
         if integration is None:
             raise LookupError("switched off or disconnected during the sync")
         for item in page.get("items") or []:
+            lease = None
+            linked = two_way.linked_appointment_id(integration, item) if item.get("id") else None
+            if linked is not None:
+                lease = push_lease(linked)
+                if not lease.acquire():
+                    raise AppointmentBusy(str(linked))
             try:
                 with db.session.begin_nested():
-                    outcome = two_way.apply_change(integration, item)
+                    outcome = two_way.apply_change(integration, item, may_create=created < cap)
+                if lease is not None:
+                    db.session.commit()  # before the lock goes: a push then reads what was applied
                 if outcome in ("created", "cancelled", "rescheduled"):
                     applied += 1
+                    created += outcome == "created"
+                elif outcome.startswith("skipped"):
+                    skipped[outcome.removeprefix("skipped: ")] += 1
             except Exception as exc:  # one event's bad data is recorded and skipped, never blocks the rest
                 log.warning("a Google event could not be applied", extra={
                     "integration_id": str(iid), "event_id": str(item.get("id"))[:100], "error": type(exc).__name__})
                 errors.append(f"event {str(item.get('id'))[:100]}: {exc}")
+            finally:
+                if lease is not None:
+                    lease.release()
         db.session.commit()
         page_token = page.get("nextPageToken")
         if not page_token:
+            if skipped:
+                log.info("two-way sync skipped Google events", extra={
+                    "integration_id": str(iid), "skipped": dict(skipped), "imported": created})
+            if skipped[two_way.IMPORT_CAPPED.removeprefix("skipped: ")]:
+                errors.append(f"{skipped[two_way.IMPORT_CAPPED.removeprefix('skipped: ')]} new Google events were "
+                              f"not imported: one sync imports at most {cap}")
             return applied, page, errors
 
 

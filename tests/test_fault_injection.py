@@ -679,7 +679,7 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
     # Nothing was re-driven by hand: the scheduler's sweepers found what Redis and the workers lost.
     assert sweeps["outbox sweep re-enqueued events"] and sweeps["calendar sweep re-enqueued pushes"], sweeps
     assert sum(receiver.injected.values()) and sum(sandbox_chaos["injected"].values())
-    assert not any(stuck.values()), stuck
+    assert not any(stuck.values()), (stuck, diagnose(db))
 
 
 def diagnose(db: Database) -> str:
@@ -692,8 +692,9 @@ def diagnose(db: Database) -> str:
             "SELECT type, attempts, last_error, next_attempt_at - now() FROM events WHERE dispatched_at IS NULL "
             "LIMIT 10")),
         "appointments not synced: " + repr(db.rows(
-            "SELECT status, google_sync_state, google_sync_attempts, google_sync_error, google_next_sync_at - now() "
-            "FROM appointments WHERE google_sync_state <> 'synced' LIMIT 10")),
+            "SELECT status, source, google_sync_state, google_sync_attempts, google_sync_error, "
+            "google_next_sync_at - now() "
+            "FROM appointments WHERE google_sync_state <> 'synced' OR google_next_sync_at IS NOT NULL LIMIT 10")),
         "two-way: " + repr(db.rows(
             "SELECT sync_attempts, sync_error, last_sync_at - now(), channel_id IS NOT NULL, sync_token IS NOT NULL "
             "FROM integrations WHERE provider = 'google_calendar'"))])

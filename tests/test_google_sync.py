@@ -301,7 +301,7 @@ def test_sweeper_pushes_what_was_lost(connected, google_app, sandbox):
 def test_appointments_without_google_show_sync_off(guser):
     appointment = guser.create()
     assert guser.appointment(appointment["id"])["googleSync"] == {"state": "off", "eventId": None, "error": None,
-                                                                   "syncedAt": None}
+                                                                   "syncedAt": None, "leftInGoogle": False}
 
 
 def test_the_handler_finds_the_appointment_under_either_payload_key():

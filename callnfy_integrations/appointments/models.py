@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -76,6 +76,14 @@ class Appointment(Timestamps, db.Model):
     google_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the push is (next) due; the sweeper re-drives what is past it. NULL: nothing to do.
     google_next_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The event's time in Google as of our last write or read of it: tells a Google-side move from a
+    # Google edit of something else while a Callnfy change waits to be pushed (two-way sync).
+    google_start_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    google_duration: Mapped[int | None] = mapped_column(Integer)
+    # Google's `updated` of the event as of our last write or read: an older state listed later is stale.
+    google_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Cancelled in Callnfy, its event (the owner's own, imported from Google) left in Google untouched.
+    google_event_left: Mapped[bool | None] = mapped_column(Boolean)
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
 
@@ -86,4 +94,4 @@ class Appointment(Timestamps, db.Model):
         if state == SYNC_SYNCED and self.google_synced_version != self.version:
             state = SYNC_PENDING  # changed since the last push; the next one is on its way
         return {"state": state, "eventId": self.google_event_id, "error": self.google_sync_error,
-                "syncedAt": self.google_synced_at}
+                "syncedAt": self.google_synced_at, "leftInGoogle": bool(self.google_event_left)}

@@ -74,6 +74,9 @@ class GoogleSyncSchema(ma.Schema):
     eventId = ma.fields.String(allow_none=True)
     error = ma.fields.String(allow_none=True, metadata={"description": "why the last push failed, if it did"})
     syncedAt = Timestamp(allow_none=True)
+    leftInGoogle = ma.fields.Boolean(metadata={"description": (
+        "true when the appointment came from the owner's own Google event and was cancelled in Callnfy: "
+        "Callnfy never deletes an event it did not create, so the event stays in Google")})
 
 
 class AppointmentSchema(ma.Schema):

@@ -102,6 +102,12 @@ def update_event(access_token: str, calendar_id: str, event_id: str, body: dict[
                                                 sendUpdates="none"), access_token)
 
 
+def patch_event(access_token: str, calendar_id: str, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Change only the fields in `body` (Google merges objects field by field); everything else stays."""
+    return _execute(lambda s: s.events().patch(calendarId=calendar_id, eventId=event_id, body=body,
+                                               sendUpdates="none"), access_token)
+
+
 def delete_event(access_token: str, calendar_id: str, event_id: str) -> None:
     """Delete; an event Google no longer has (404, or 410 already deleted) counts as deleted."""
     try:
@@ -127,7 +133,7 @@ class SyncTokenExpired(CalendarError):
 
 # Only what sync reads: the events (timed, status, attendees, our private link tags) and the tokens.
 LIST_FIELDS = ("nextPageToken,nextSyncToken,timeZone,items(id,etag,status,summary,start,end,transparency,"
-               "attendees(email,displayName,self,organizer),organizer(email,self),created,updated,"
+               "attendees(email,displayName,self,organizer,responseStatus),organizer(email,self),created,updated,"
                "recurrence,recurringEventId,extendedProperties)")
 BASELINE_FIELDS = "nextPageToken,nextSyncToken"
 PAGE_SIZE = 250

@@ -6,7 +6,11 @@
 * A push reads the appointment as it is now, not as the event described it, so pushes are
   idempotent and order-proof: scheduled/completed → upsert the event under a deterministic id
   (insert; 409 → update), cancelled → delete (404/410 = done). One write call per change when the
-  token is fresh; the job serialises pushes of one appointment with a Redis lock.
+  token is fresh; the job serialises pushes of one appointment with a Redis lock (two-way sync
+  takes the same lock before it applies a Google change to the appointment).
+* An event Callnfy did not create (an appointment imported from the owner's calendar) is never
+  rewritten or deleted: a change patches only its start and end, and a cancellation leaves it in
+  Google (`googleSync.leftInGoogle`).
 * Outcomes land on the appointment (`googleSync`): synced, retried with backoff (401 → one
   refresh; 403 rate limits, 429, 5xx, network), failed for good (other 4xx), or waiting for the
   user to reconnect (`invalid_grant`).
@@ -21,12 +25,13 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta, timezone
 from typing import Any, Callable
 
 from flask import current_app
 from sqlalchemy import func, select, text, update
 
-from ..appointments.models import CANCELLED, SYNC_FAILED, SYNC_PENDING, SYNC_SYNCED, Appointment
+from ..appointments.models import CANCELLED, SOURCE_CALLNFY, SYNC_FAILED, SYNC_PENDING, SYNC_SYNCED, Appointment
 from ..appointments.payloads import appointment_id_of
 from ..events import registry
 from ..events.models import Event
@@ -220,12 +225,16 @@ class Push:
     linked: bool  # an event id is stored: update it (insert only when Google no longer has it)
     attempts: int  # retryable failures so far
     fields: dict[str, Any]
+    ours: bool = True  # Callnfy created the event; False: the owner's own, imported (start/end only)
+    user_id: uuid.UUID | None = None
+    google_time: tuple[Any, Any] = (None, None)  # (start, duration) Google holds, as of our last write or read
 
 
 @dataclass(frozen=True)
 class Sent:
     event: dict[str, Any] | None  # None after a delete
     time_zone: str | None  # learnt from Google during this push, to store
+    left_in_google: bool = False  # a cancelled appointment whose event is the owner's: nothing was deleted
 
 
 def plan_push(appointment_id: uuid.UUID) -> Push | None:
@@ -246,6 +255,8 @@ def plan_push(appointment_id: uuid.UUID) -> Push | None:
         version=appointment.version, delete=appointment.status == CANCELLED,
         event_id=appointment.google_event_id or event_id_for(appointment.id),
         linked=appointment.google_event_id is not None, attempts=appointment.google_sync_attempts,
+        ours=appointment.source == SOURCE_CALLNFY, user_id=appointment.user_id,
+        google_time=(appointment.google_start_at, appointment.google_duration),
         fields={"customer_name": customer.name, "customer_phone": customer.phone, "customer_email": customer.email,
                 "notes": appointment.notes, "scheduled_at": appointment.scheduled_at,
                 "duration": appointment.duration})
@@ -267,6 +278,8 @@ def _take_slot(integration_id: uuid.UUID) -> None:
 
 
 def _write(push: Push, token: str) -> Sent:
+    if not push.ours:
+        return _write_foreign(push, token)
     learnt_zone = None
     if push.delete:
         _take_slot(push.integration_id)
@@ -295,16 +308,51 @@ def _write(push: Push, token: str) -> Sent:
     return Sent(calendar_api.update_event(token, push.calendar_id, target, body), learnt_zone)
 
 
+class EventGone(calendar_api.Rejected):
+    """The owner's event no longer exists in Google: Callnfy does not write a new one in its place."""
+
+
+def _write_foreign(push: Push, token: str) -> Sent:
+    """The owner's own event (imported by two-way sync): Callnfy owns only its time. A change patches
+    start and end (their `dateTime`: the event keeps its own time zone, summary, description, guests,
+    conference and reminders); a cancellation leaves the event where it is. The event's guests would
+    otherwise lose a meeting the owner organised, with nobody told (`sendUpdates=none`)."""
+    if push.delete:
+        return Sent(None, None, left_in_google=True)
+    if push.google_time == (push.fields["scheduled_at"], push.fields["duration"]):
+        return Sent(None, None)  # notes, completion: nothing of the event's changes
+    start = push.fields["scheduled_at"].astimezone(timezone.utc)
+    end = start + timedelta(minutes=push.fields["duration"])
+    body = {"start": {"dateTime": start.isoformat(timespec="seconds")},
+            "end": {"dateTime": end.isoformat(timespec="seconds")}}
+    _take_slot(push.integration_id)
+    try:
+        return Sent(calendar_api.patch_event(token, push.calendar_id, push.event_id, body), None)
+    except calendar_api.Rejected as exc:
+        if exc.status in (404, 410):
+            raise EventGone(exc.status, "eventGone", "the owner's event is no longer in Google Calendar") from None
+        raise
+
+
 # -- recording outcomes --------------------------------------------------------------------------
 
+# A version that moved while the push ran (a Callnfy edit, or a Google change applied by two-way sync)
+# goes back to pending at once, due now: Google holds what this push wrote, which is no longer current.
 _RECORD_SUCCESS = text("""
     UPDATE appointments SET
-        google_event_id = coalesce(:event_id, google_event_id), google_etag = :etag,
+        google_event_id = coalesce(:event_id, google_event_id), google_event_left = :left,
+        -- what Google holds: the event written, nothing after a delete, unchanged when nothing was sent
+        google_etag = CASE WHEN :untouched THEN google_etag ELSE :etag END,
+        google_start_at = CASE WHEN :untouched THEN google_start_at ELSE :start_at END,
+        google_duration = CASE WHEN :untouched THEN google_duration ELSE :duration END,
+        google_updated_at = CASE WHEN :untouched THEN google_updated_at ELSE CAST(:updated_at AS timestamptz) END,
         google_synced_version = :version, google_synced_at = clock_timestamp(),
         google_sync_error = NULL, google_sync_attempts = 0,
-        google_sync_state = CASE WHEN version = :version THEN 'synced' ELSE google_sync_state END,
-        google_next_sync_at = CASE WHEN version = :version THEN NULL ELSE google_next_sync_at END
+        google_sync_state = CASE WHEN version = :version THEN 'synced' ELSE 'pending' END,
+        google_next_sync_at = CASE WHEN version = :version THEN NULL
+                                   ELSE least(google_next_sync_at, clock_timestamp()) END
     WHERE id = :appointment_id
+    RETURNING version <> :version AS moved
 """)
 
 _RECORD_FAILURE = text("""
@@ -316,14 +364,21 @@ _RECORD_FAILURE = text("""
 """)  # a newer version is already pending with its own job: leave it be
 
 
-def record_success(push: Push, sent: Sent) -> None:
+def record_success(push: Push, sent: Sent) -> bool:
+    """Record what Google now holds; True when the appointment changed meanwhile and needs another push."""
     event = sent.event or {}
-    db.session.execute(_RECORD_SUCCESS, {"appointment_id": push.appointment_id, "version": push.version,
-                                         "event_id": event.get("id"), "etag": event.get("etag")})
+    written = sent.event is not None
+    moved = db.session.scalar(_RECORD_SUCCESS, {
+        "appointment_id": push.appointment_id, "version": push.version, "event_id": event.get("id"),
+        "etag": event.get("etag"), "left": sent.left_in_google or None, "updated_at": event.get("updated"),
+        "untouched": not push.ours and not written,
+        "start_at": push.fields["scheduled_at"] if written else None,
+        "duration": push.fields["duration"] if written else None})
     values: dict[str, Any] = {"last_sync_at": func.clock_timestamp()}
     if sent.time_zone:
         values["calendar_time_zone"] = sent.time_zone
     db.session.execute(update(Integration).where(Integration.id == push.integration_id).values(**values))
+    return bool(moved)
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
