@@ -147,6 +147,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "JWT_PUBLIC_KEY": public_key,
         "JWT_TOKEN_LOCATION": ["headers"],
         "JWT_DECODE_LEEWAY": 30,
+        # When set, a token must carry this `aud` / `iss` (flask-jwt-extended's names for them).
+        "JWT_DECODE_AUDIENCE": get("JWT_AUDIENCE"),
+        "JWT_DECODE_ISSUER": get("JWT_ISSUER"),
         "ENCRYPTION_KEYS": _encryption_keys(get("ENCRYPTION_KEYS", DEV_ENCRYPTION_KEY)),
         # URLs
         "PUBLIC_API_URL": public_api_url,

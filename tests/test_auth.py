@@ -105,3 +105,53 @@ def test_rs256_app_refuses_hs256_tokens(rs256_client, rsa_keys):
     forged = f"{header}.{payload}.{signature}"
     assert_unauthorized(rs256_client.get(URL, headers={"Authorization": f"Bearer {forged}"}))
     assert_unauthorized(rs256_client.get(URL, headers={"Authorization": f"Bearer {token(uuid.uuid4())}"}))
+
+
+def test_a_refresh_token_is_refused_and_an_access_token_accepted(client, user_id):
+    refresh = token(user_id, type="refresh", jti="r1")  # flask-jwt-extended's refresh-token shape
+    assert_unauthorized(client.get(URL, headers={"Authorization": f"Bearer {refresh}"}))
+    access = token(user_id, type="access")
+    assert client.get(URL, headers={"Authorization": f"Bearer {access}"}).status_code == 200
+
+
+def test_a_token_naming_an_audience_is_refused_when_none_is_configured(client, user_id):
+    """Issued for some other service: without JWT_AUDIENCE this service cannot call it its own."""
+    elsewhere = token(user_id, aud="billing-service")
+    assert_unauthorized(client.get(URL, headers={"Authorization": f"Bearer {elsewhere}"}))
+
+
+AUDIENCE, ISSUER = "callnfy-integrations", "https://auth.callnfy.test"
+
+
+@pytest.fixture(scope="module")
+def scoped_app(app, database_url, servers):
+    return create_app(make_config(database_url, servers["redis"], JWT_AUDIENCE=AUDIENCE, JWT_ISSUER=ISSUER))
+
+
+@pytest.mark.parametrize("claims", [
+    {"aud": AUDIENCE, "iss": ISSUER},
+    {"aud": ["callnfy-web", AUDIENCE], "iss": ISSUER},  # one of several audiences
+])
+def test_audience_and_issuer_when_configured_are_accepted(scoped_app, claims):
+    response = scoped_app.test_client().get(URL, headers={"Authorization": f"Bearer {token(uuid.uuid4(), **claims)}"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("claims", [
+    {"iss": ISSUER},  # no audience
+    {"aud": "billing-service", "iss": ISSUER},
+    {"aud": AUDIENCE},  # no issuer
+    {"aud": AUDIENCE, "iss": "https://evil.example"},
+    {"aud": AUDIENCE, "iss": ISSUER, "type": "refresh"},
+])
+def test_audience_and_issuer_when_configured_are_required(scoped_app, claims):
+    response = scoped_app.test_client().get(URL, headers={"Authorization": f"Bearer {token(uuid.uuid4(), **claims)}"})
+    assert_unauthorized(response)
+
+
+def test_development_tokens_carry_the_configured_audience_and_issuer(scoped_app):
+    from callnfy_integrations.auth import create_dev_token
+
+    with scoped_app.app_context():
+        dev = create_dev_token(uuid.uuid4())
+    assert scoped_app.test_client().get(URL, headers={"Authorization": f"Bearer {dev}"}).status_code == 200
