@@ -8,9 +8,14 @@ import os
 import secrets
 from collections.abc import Mapping
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 APP_ENVS = ("production", "development", "testing")
-REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL")
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL",
+                          "PUBLIC_API_URL", "FRONTEND_URL")
+# Their localhost defaults would mean, in production: credentialed CORS for localhost, OAuth redirects
+# to localhost, and no Secure cookie or HSTS (both follow the scheme). So: set, and https.
+HTTPS_IN_PRODUCTION = ("PUBLIC_API_URL", "FRONTEND_URL")
 
 # Development-only values: published here on purpose, refused in production.
 DEV_JWT_SECRET_KEY = "callnfy-dev-jwt-secret-change-me"
@@ -44,6 +49,16 @@ def normalize_database_url(url: str | None) -> str | None:
         if url.startswith(prefix):
             return "postgresql+psycopg2://" + url[len(prefix):]
     return url
+
+
+def _https_url(name: str, url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed [IPv6 bracket
+        host = None
+    if not host or parts.scheme != "https":
+        raise ConfigError(f"{name}: production needs an https:// URL (got {url!r})")
 
 
 def _encryption_keys(raw: str) -> list[bytes]:
@@ -107,6 +122,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
     public_api_url = get("PUBLIC_API_URL", "http://localhost:5000").rstrip("/")
     frontend_url = get("FRONTEND_URL", "http://localhost:3000").rstrip("/")
+    if production:
+        for name, url in zip(HTTPS_IN_PRODUCTION, (public_api_url, frontend_url)):
+            _https_url(name, url)
     log_level = get("LOG_LEVEL", "INFO").upper()
     # The console at /dev/integrations hands its page a development JWT: never in production.
     dev_console = _flag(get("DEV_CONSOLE"), default=app_env == "development")

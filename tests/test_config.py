@@ -10,16 +10,45 @@ from tests.conftest import REPO_ROOT
 
 PRODUCTION_SECRETS = {"SECRET_KEY": "s", "JWT_SECRET_KEY": "j", "DATABASE_URL": "postgres://u@h/d",
                       "REDIS_URL": "redis://h:6379/0",
-                      "ENCRYPTION_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+                      "ENCRYPTION_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+                      "PUBLIC_API_URL": "https://integrations.callnfy.com", "FRONTEND_URL": "https://app.callnfy.com"}
 
 
 def test_production_is_the_default_and_names_every_missing_secret():
     with pytest.raises(ConfigError) as excinfo:
         load_config({})
     message = str(excinfo.value)
-    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL"):
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY", "ENCRYPTION_KEYS", "DATABASE_URL", "REDIS_URL", "PUBLIC_API_URL",
+                 "FRONTEND_URL"):
         assert name in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("missing", ["PUBLIC_API_URL", "FRONTEND_URL"])
+def test_production_requires_the_public_urls_instead_of_falling_back_to_localhost(missing):
+    with pytest.raises(ConfigError, match=f"missing required environment variables: {missing}$"):
+        load_config({k: v for k, v in PRODUCTION_SECRETS.items() if k != missing})
+
+
+@pytest.mark.parametrize("name", ["PUBLIC_API_URL", "FRONTEND_URL"])
+@pytest.mark.parametrize("url", ["http://integrations.callnfy.com", "integrations.callnfy.com", "https://",
+                                 "ftp://integrations.callnfy.com", "https://[::1"])
+def test_production_requires_https_public_urls_naming_the_setting(name, url):
+    with pytest.raises(ConfigError) as excinfo:
+        load_config({**PRODUCTION_SECRETS, name: url})
+    assert str(excinfo.value).startswith(f"{name}: production needs an https:// URL")
+
+
+def test_production_with_https_urls_gets_https_cors_origin_and_callback():
+    config = load_config({**PRODUCTION_SECRETS, "FRONTEND_URL": "https://app.callnfy.com/"})
+    assert config["CORS_ORIGINS"] == ["https://app.callnfy.com"]
+    assert config["PUBLIC_API_URL"] == "https://integrations.callnfy.com"
+
+
+def test_development_and_testing_keep_the_localhost_defaults():
+    for app_env in ("development", "testing"):
+        config = load_config({"APP_ENV": app_env})
+        assert (config["PUBLIC_API_URL"], config["FRONTEND_URL"]) == ("http://localhost:5000", "http://localhost:3000")
 
 
 def test_production_with_secrets_loads_and_rewrites_postgres_scheme():
@@ -66,3 +95,17 @@ def test_processes_refuse_to_start_in_production_without_secrets(command):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "SECRET_KEY" in lines[0] and "ENCRYPTION_KEYS" in lines[0] and "JWT_SECRET_KEY" in lines[0]
+
+
+@pytest.mark.parametrize("command", [
+    [sys.executable, "-c", "import wsgi"],
+    [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
+    [sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"],
+])
+def test_processes_refuse_to_start_in_production_with_an_http_public_url(command):
+    env = _clean_env(**{**PRODUCTION_SECRETS, "PUBLIC_API_URL": "http://integrations.callnfy.com"})
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["callnfy-integrations: configuration error: PUBLIC_API_URL: production needs an https:// URL "
+                     "(got 'http://integrations.callnfy.com')"], result.stderr

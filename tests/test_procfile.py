@@ -27,9 +27,11 @@ def test_the_procfile_has_the_processes_the_readme_describes():
 
 
 SECRETS = {"SECRET_KEY": "s" * 64, "JWT_SECRET_KEY": "j" * 64,
-           "ENCRYPTION_KEYS": base64.b64encode(b"k" * 32).decode()}
+           "ENCRYPTION_KEYS": base64.b64encode(b"k" * 32).decode(),
+           "PUBLIC_API_URL": "https://integrations.callnfy.test", "FRONTEND_URL": "https://app.callnfy.test"}
 CASES = [("web", "SECRET_KEY"), ("web", "JWT_SECRET_KEY"), ("web", "ENCRYPTION_KEYS"), ("worker", "SECRET_KEY"),
-         ("webhooks", "ENCRYPTION_KEYS"), ("scheduler", "JWT_SECRET_KEY"), ("release", "SECRET_KEY")]
+         ("webhooks", "ENCRYPTION_KEYS"), ("scheduler", "JWT_SECRET_KEY"), ("release", "SECRET_KEY"),
+         ("web", "PUBLIC_API_URL"), ("worker", "FRONTEND_URL"), ("scheduler", "PUBLIC_API_URL")]
 
 
 @pytest.mark.parametrize(("process", "missing"), CASES)
@@ -47,3 +49,16 @@ def test_each_procfile_process_exits_at_once_naming_what_is_missing(process, mis
     assert elapsed < 15, elapsed
     assert f"missing required environment variables: {missing}" in output, output
     assert "Traceback" not in output  # one line saying what is wrong, not a crash
+
+
+@pytest.mark.parametrize("process", ["web", "worker", "scheduler", "release"])
+def test_each_procfile_process_exits_at_once_on_a_plain_http_frontend_url(process, config):
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
+           "APP_ENV": "production", "PORT": "0", "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+           "REDIS_URL": config["REDIS_URL"], "WEB_CONCURRENCY": "1", **SECRETS, "FRONTEND_URL": "http://localhost:3000"}
+    result = subprocess.run(["bash", "-c", procfile()[process]], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "FRONTEND_URL: production needs an https:// URL" in output, output
+    assert "Traceback" not in output

@@ -357,7 +357,8 @@ def test_a_redirect_to_an_internal_address_is_not_followed(receiver, ca_bundle, 
 # -- 3. WEBHOOK_ALLOW_PRIVATE_NETWORKS is for tests only ----------------------------------------------
 
 PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "s" * 64, "JWT_SECRET_KEY": "j" * 64,
-              "ENCRYPTION_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+              "ENCRYPTION_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+              "PUBLIC_API_URL": "https://integrations.callnfy.test", "FRONTEND_URL": "https://app.callnfy.test"}
 
 
 def test_private_networks_are_refused_in_production_and_allowed_elsewhere(config):
