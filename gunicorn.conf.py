@@ -1,7 +1,8 @@
 """Gunicorn settings of the web dyno; the bench serves its ceiling app with this same file.
 
-Workers come from WEB_CONCURRENCY (Heroku sets it per dyno size) and the bind address from PORT,
-both read by gunicorn itself.
+Workers come from WEB_CONCURRENCY (Heroku sets it per dyno size), read by gunicorn itself. The bind
+address is BIND_HOST:PORT from the app's configuration: gunicorn alone would bind 0.0.0.0:$PORT (every
+interface) whenever PORT is set, `make run` included. A `--bind` on the command line (the benches) wins.
 """
 
 import sys
@@ -14,9 +15,11 @@ if _target == "wsgi:app":  # not for the bench's ceiling app, which serves with 
     from callnfy_integrations.config import ConfigError, load_config
 
     try:
-        load_config()
+        _config = load_config()
     except ConfigError as exc:
         sys.exit(f"callnfy-integrations: configuration error: {exc}")
+    _host = _config["BIND_HOST"]
+    bind = [f"[{_host}]:{_config['PORT']}" if ":" in _host else f"{_host}:{_config['PORT']}"]
 
 wsgi_app = "wsgi:app"
 worker_class = "gthread"  # threads overlap the I/O waits on PostgreSQL and Redis

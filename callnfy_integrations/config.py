@@ -146,6 +146,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
                             else log_level).upper(),
         "DEV_CONSOLE": dev_console,
         "PORT": int(get("PORT", "5000")),
+        # The web process's interface (gunicorn.conf.py). Heroku's router reaches a dyno from outside it,
+        # so production listens on every interface; anywhere else (`make run`, whose console hands out
+        # JWTs) only this machine can connect unless BIND_HOST says otherwise (e.g. 0.0.0.0).
+        "BIND_HOST": get("BIND_HOST", "0.0.0.0" if production else "127.0.0.1"),
         "INSTANCE_DIR": get("INSTANCE_DIR"),
         # Database
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(get("DATABASE_URL")),

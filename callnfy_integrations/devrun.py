@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 HONCHO_GRACE_SECONDS = 15  # honcho itself SIGKILLs its processes 5 s after asking them to stop
 READY_TIMEOUT_SECONDS = 60
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def main() -> int:
@@ -34,11 +35,11 @@ def main() -> int:
         signal.signal(signum, _interrupt)
     try:
         env, sandbox = _environment()
-        banner = _prepare_services(env, sandbox)
+        banner, host = _prepare_services(env, sandbox)
         processes = ["web", "worker", "webhooks", "scheduler"] + (["sandbox"] if sandbox else [])
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile.dev"),
                                    "-d", str(ROOT), "-p", env["PORT"], *processes], env=env, cwd=ROOT)
-        if _wait_until_serving(f"http://127.0.0.1:{env['PORT']}/healthz", honcho):
+        if _wait_until_serving(f"http://{host}:{env['PORT']}/healthz", honcho):
             print(banner, flush=True)  # last, so the token is the newest thing on the screen
         return honcho.wait()
     except KeyboardInterrupt:
@@ -82,8 +83,9 @@ def _environment() -> tuple[dict[str, str], str | None]:
     return env, sandbox
 
 
-def _prepare_services(env: dict[str, str], sandbox: str | None) -> str:
-    """Start the embedded servers (when no URLs are set) and migrate; return the banner to print."""
+def _prepare_services(env: dict[str, str], sandbox: str | None) -> tuple[str, str]:
+    """Start the embedded servers (when no URLs are set) and migrate; return the banner to print and
+    an address the web process answers on."""
     from . import create_app, embedded
     from .auth import create_dev_token
     from .cli import DEV_USER_ID
@@ -107,17 +109,22 @@ def _prepare_services(env: dict[str, str], sandbox: str | None) -> str:
         token = create_dev_token(DEV_USER_ID)
         app.extensions["sqlalchemy"].engine.dispose()  # the children open their own connections
 
-    base = config["PUBLIC_API_URL"]
+    base, host = config["PUBLIC_API_URL"], config["BIND_HOST"]
     console = f"{base}/dev/integrations" if config["DEV_CONSOLE"] else "off (DEV_CONSOLE is off)"
-    return f"""
+    listening = f"{host}:{env['PORT']}" + ("" if host in LOOPBACK else
+                                           "  (BIND_HOST: reachable from other machines, console and all)")
+    banner = f"""
   Callnfy Integrations (development)
   API        {base}
+  Listening  {listening}
   Docs       {base}/docs
   Console    {console}
   Dev JWT    {token}
   Try        curl -H "Authorization: Bearer {token}" {base}/integrations/status
   Google     {"sandbox at " + sandbox if sandbox else "real Google (GOOGLE_CLIENT_ID is set)"}
 """
+    answers_on = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a wildcard includes loopback
+    return banner, f"[{answers_on}]" if ":" in answers_on else answers_on
 
 
 @contextmanager

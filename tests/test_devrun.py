@@ -4,6 +4,7 @@ once it is up, the terminal stays quiet (RQ does not narrate the periodic jobs).
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -93,6 +94,49 @@ def survivors(instance: Path) -> list[str]:
     return found
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on this TCP port (from /proc/net/tcp and tcp6)."""
+    import ipaddress
+
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)  # the kernel prints each 32-bit word in host (little-endian) order
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(str(ipaddress.ip_address(raw)))
+    return found
+
+
+def gunicorn_bind(**environ: str) -> list[str]:
+    """What the web process binds (gunicorn.conf.py), as gunicorn itself resolves it."""
+    script = ("import sys; sys.argv = ['gunicorn', '--config', 'gunicorn.conf.py', 'wsgi:app']\n"
+              "from gunicorn.app.wsgiapp import WSGIApplication; print(WSGIApplication().cfg.bind)")
+    env = {"PATH": os.environ["PATH"], "PORT": "5123", **environ}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return ast.literal_eval(result.stdout)
+
+
+PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "s", "JWT_SECRET_KEY": "j", "DATABASE_URL": "postgres://u@h/d",
+              "REDIS_URL": "redis://h:6379/0", "ENCRYPTION_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+              "PUBLIC_API_URL": "https://integrations.callnfy.test", "FRONTEND_URL": "https://app.callnfy.test"}
+
+
+@pytest.mark.parametrize("environ, bind", [
+    ({"APP_ENV": "development"}, ["127.0.0.1:5123"]),  # make run
+    ({"APP_ENV": "testing"}, ["127.0.0.1:5123"]),
+    ({"APP_ENV": "development", "BIND_HOST": "0.0.0.0"}, ["0.0.0.0:5123"]),  # told otherwise
+    ({"APP_ENV": "development", "BIND_HOST": "::1"}, ["[::1]:5123"]),
+    (PRODUCTION, ["0.0.0.0:5123"]),  # Heroku's router connects from outside the dyno
+])
+def test_the_web_process_binds_loopback_unless_told_otherwise(environ, bind):
+    assert gunicorn_bind(**environ) == bind
+
+
 def embedded_postgres(instance: Path) -> list[str]:
     return [p for p in survivors(instance) if "postgres -D" in p]
 
@@ -119,6 +163,9 @@ def test_ctrl_c_stops_every_process_and_the_embedded_servers_and_the_run_is_quie
         assert f"Console    {console}" in run.output
         page = requests.get(f"http://127.0.0.1:{run.port}/dev/integrations", timeout=10)
         assert page.status_code == 200 and "console-config" in page.text
+        # The console hands out JWTs: nothing of this run listens beyond this machine.
+        assert listening_addresses(run.port) == {"127.0.0.1"}
+        assert f"Listening  127.0.0.1:{run.port}" in run.output
         assert not [line for line in run.lines_after_banner() if '"logger": "rq.' in line], run.output
         time.sleep(0.5)  # the page request's own log line
         quiet_from = len(run.lines)
