@@ -88,6 +88,18 @@ def _whole_seconds(name: str, raw: str) -> list[int]:
     return values
 
 
+def _rate(get: Callable[..., str], name: str, default: str) -> str:
+    """A `limits` rate ("20 per minute"), checked at start-up rather than at the first failure."""
+    from limits import parse
+
+    raw = get(name, default)
+    try:
+        parse(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: a rate like '20 per minute' expected") from None
+    return raw
+
+
 def _positive(get: Callable[..., str], name: str, default: str, kind: type = float) -> Any:
     try:
         value = kind(get(name, default))
@@ -224,7 +236,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RETENTION_DAYS": _positive(get, "RETENTION_DAYS", "30"),
         "RETENTION_SWEEP_SECONDS": _positive(get, "RETENTION_SWEEP_SECONDS", "3600", int),
         "WEBHOOK_CA_BUNDLE": get("WEBHOOK_CA_BUNDLE"),  # extra CA bundle for hook URLs (tests, private CAs)
-        "ZAPIER_AUTH_FAILURE_LIMIT": get("ZAPIER_AUTH_FAILURE_LIMIT", "20 per minute"),
+        # Failed credential checks, per client address: Zapier keys per (address, account) and, higher
+        # (Zapier's addresses are shared by tenants), per address; the queue dashboard's basic auth.
+        "ZAPIER_AUTH_FAILURE_LIMIT": _rate(get, "ZAPIER_AUTH_FAILURE_LIMIT", "20 per minute"),
+        "ZAPIER_AUTH_ADDRESS_FAILURE_LIMIT": _rate(get, "ZAPIER_AUTH_ADDRESS_FAILURE_LIMIT", "100 per minute"),
+        "ADMIN_AUTH_FAILURE_LIMIT": _rate(get, "ADMIN_AUTH_FAILURE_LIMIT", "10 per minute"),
         "TRUSTED_PROXY_COUNT": int(get("TRUSTED_PROXY_COUNT", "1" if production else "0")),
         # Operations
         "SENTRY_DSN": get("SENTRY_DSN"),  # errors to Sentry (scrubbed, see monitoring.py); unset: off

@@ -166,6 +166,32 @@ def test_dashboard_without_the_right_credentials_is_401(dashboard, headers):
         assert response.headers["WWW-Authenticate"].startswith('Basic realm="Callnfy queue dashboard"')
 
 
+@pytest.fixture(scope="module")
+def guarded_app(config, app):
+    return create_app({**config, "ADMIN_USERNAME": OPERATOR[0], "ADMIN_PASSWORD": OPERATOR[1],
+                       "ADMIN_AUTH_FAILURE_LIMIT": "3 per minute"})
+
+
+def test_guessing_the_password_is_stopped_per_address_even_for_the_right_one(guarded_app):
+    dashboard, attacker = guarded_app.test_client(), {"REMOTE_ADDR": "203.0.113.9"}
+    statuses = [dashboard.get("/admin/rq/", headers=basic(OPERATOR[0], f"guess-{i}"), environ_base=attacker).status_code
+                for i in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+    # Refused before the check: a later right guess looks like every wrong one.
+    limited = dashboard.get("/admin/rq/", headers=AUTH, environ_base=attacker)
+    assert (limited.status_code, limited.json["error"]["code"]) == (429, "TOO_MANY_REQUESTS")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    # The operator, from another address, is not locked out.
+    operator = dashboard.get("/admin/rq/", headers=AUTH, environ_base={"REMOTE_ADDR": "198.51.100.20"})
+    assert operator.status_code == 200
+
+
+def test_a_browsers_bare_first_request_is_not_a_guess(guarded_app):
+    dashboard = guarded_app.test_client()
+    assert [dashboard.get("/admin/rq/").status_code for _ in range(5)] == [401] * 5  # no credentials sent
+    assert dashboard.get("/admin/rq/", headers=AUTH).status_code == 200
+
+
 def test_dashboard_with_the_right_credentials_is_200(dashboard):
     page = dashboard.get("/admin/rq/", headers=AUTH)
     assert (page.status_code, page.mimetype) == (200, "text/html")

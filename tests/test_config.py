@@ -65,6 +65,8 @@ def test_production_with_secrets_loads_and_rewrites_postgres_scheme():
     ({"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM"),
     ({"WEBHOOK_RETRY_SCHEDULE": "5,soon"}, "WEBHOOK_RETRY_SCHEDULE"),
     ({"APP_ENV": "staging"}, "APP_ENV"),
+    ({"ADMIN_AUTH_FAILURE_LIMIT": "lots"}, "ADMIN_AUTH_FAILURE_LIMIT"),
+    ({"ZAPIER_AUTH_ADDRESS_FAILURE_LIMIT": "100 a minute"}, "ZAPIER_AUTH_ADDRESS_FAILURE_LIMIT"),
 ])
 def test_invalid_values_are_refused_with_their_name(override, fragment):
     with pytest.raises(ConfigError, match=fragment):

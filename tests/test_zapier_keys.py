@@ -6,11 +6,12 @@ import threading
 import uuid
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import text
 
 from callnfy_integrations.extensions import db
 from tests.factories import auth_headers, row_counts
-from tests.zapier_fixtures import Account, ca, ca_bundle, hooks_app, receiver  # noqa: F401
+from tests.zapier_fixtures import Account, ca, ca_bundle, hooks_app, hooks_config, receiver  # noqa: F401
 
 KEY = re.compile(r"^czp_[A-Za-z0-9]{40}$")
 
@@ -149,3 +150,43 @@ def test_revoke_key_failure_answers_the_specs_message_and_keeps_key_and_subscrip
         revoked = account.client.delete("/integrations/zapier/revoke-key", headers=account.headers)
         assert revoked.status_code == 200 and account.hook("get").status_code == 401
         db.session.remove()
+
+
+# -- failed key checks --------------------------------------------------------------------------------
+
+WRONG_KEY = {"X-Callnfy-Key": "czp_" + "B" * 40}
+
+
+@pytest.fixture(scope="module")
+def guarded_app(database_url, servers, ca_bundle, app):
+    from callnfy_integrations import create_app
+
+    return create_app(hooks_config(database_url, servers, ca_bundle, ZAPIER_AUTH_FAILURE_LIMIT="3 per minute",
+                                   ZAPIER_AUTH_ADDRESS_FAILURE_LIMIT="6 per minute"))
+
+
+def test_rotating_the_user_id_in_the_path_buys_no_more_guesses(guarded_app):
+    """The account is the user id in the path, which the caller picks: failures also count per address."""
+    with guarded_app.app_context():
+        victim = Account(guarded_app)
+        db.session.remove()
+    client, attacker = guarded_app.test_client(), {"REMOTE_ADDR": "203.0.113.9"}
+    guesses = [client.get(f"/webhooks/zapier/{uuid.uuid4()}", headers=WRONG_KEY, environ_base=attacker).status_code
+               for _ in range(8)]
+    assert guesses == [401] * 6 + [429] * 2  # 6 per address, though no account saw more than one
+    limited = client.get(f"/webhooks/zapier/{victim.user_id}", headers={"X-Callnfy-Key": victim.api_key},
+                         environ_base=attacker)
+    assert limited.status_code == 429 and limited.json["error"]["code"] == "TOO_MANY_REQUESTS"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    assert victim.hook("get").status_code == 200  # the account's own Zapier, from its address, goes on
+
+
+def test_one_tenants_failures_on_a_shared_address_stop_below_the_address_limit(guarded_app):
+    """Zapier's addresses are shared: a tenant's broken Zap hits its own, lower, limit first."""
+    with guarded_app.app_context():
+        broken, healthy = Account(guarded_app), Account(guarded_app)
+        db.session.remove()
+    client = guarded_app.test_client()
+    statuses = [client.get(f"/webhooks/zapier/{broken.user_id}", headers=WRONG_KEY).status_code for _ in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]  # refused requests are not failed checks: 3 counted
+    assert healthy.hook("get").status_code == 200

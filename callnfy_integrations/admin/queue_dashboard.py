@@ -6,6 +6,8 @@ the prefix passes `guard_queue_dashboard` first:
 
 * ADMIN_USERNAME or ADMIN_PASSWORD unset: the 404 envelope, the same as any unknown URL.
 * wrong or missing credentials: 401 with a Basic challenge; both values compared in constant time.
+  Wrong credentials count against the client address (ADMIN_AUTH_FAILURE_LIMIT); once that window is
+  full, every request from the address is a 429 until it ends, right password or not.
 * CSRF: a browser replays cached basic credentials on any request to the host, whoever caused it.
   An unsafe request (any method but GET/HEAD, and rq-dashboard's requeue-all, which also answers
   GET) must name the dashboard's own origin in Origin, or, without Origin, in Referer; anything
@@ -26,7 +28,8 @@ from flask import Flask, current_app, request
 from rq.job import Job
 from werkzeug.exceptions import NotFound
 
-from ..errors import Forbidden, Unauthorized
+from ..errors import ApiError, Forbidden, Unauthorized
+from ..limiters import FailureLimit
 
 URL_PREFIX = "/admin/rq"
 SAFE_METHODS = ("GET", "HEAD")
@@ -34,6 +37,15 @@ SAFE_METHODS = ("GET", "HEAD")
 UNSAFE_ENDPOINTS = ("rq_dashboard.requeue_all",)
 CHALLENGE = 'Basic realm="Callnfy queue dashboard", charset="UTF-8"'
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class TooManyFailedSignIns(ApiError):
+    status = 429
+    code = "TOO_MANY_REQUESTS"
+    message = "Too many failed sign-ins; try again later"
+
+
+FAILED_SIGN_INS = FailureLimit("admin-auth-failures", "ADMIN_AUTH_FAILURE_LIMIT", TooManyFailedSignIns)
 
 
 def register_queue_dashboard(app: Flask) -> None:
@@ -101,7 +113,11 @@ def guard_queue_dashboard() -> None:
     username, password = current_app.config.get("ADMIN_USERNAME"), current_app.config.get("ADMIN_PASSWORD")
     if not (username and password):
         raise NotFound()
+    address = request.remote_addr or "unknown"
+    FAILED_SIGN_INS.ensure_allowed(address)
     if not _credentials_match(username, password):
+        if request.authorization is not None:  # a guess; a browser's first, bare request is not one
+            FAILED_SIGN_INS.record_failure(address)
         raise Unauthorized("Operator credentials required", headers={"WWW-Authenticate": CHALLENGE})
     origin = request.headers.get("Origin")
     if origin is not None and not _same_origin(origin):

@@ -1,22 +1,16 @@
-"""Failed X-Callnfy-Key checks, counted per (client address, account) in Redis with `limits`.
+"""Failed X-Callnfy-Key checks, counted per (client address, account) and per client address.
 
-Only failures count; once the window is full, requests are refused with 429 before any key check.
-Per (address, account) rather than per address: Zapier calls from shared addresses, and one
-tenant's broken Zap must not lock every other tenant out. Nothing here runs on other routes.
+Only failures count; once either window is full, requests are refused with 429 before any key check.
+Per (address, account) with the lower limit: Zapier calls from shared addresses, and one tenant's
+broken Zap must not lock every other tenant out. Per address as well, with a higher limit: the
+account is the user id in the path, which the caller chooses, so without it one address could
+rotate user ids for unlimited guesses. Nothing here runs on other routes.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-
-from flask import current_app
-from limits.strategies import FixedWindowRateLimiter
-
 from ..errors import ApiError
-from ..limiters import redis_limiter
-
-log = logging.getLogger(__name__)
+from ..limiters import FailureLimit
 
 
 class TooManyFailures(ApiError):
@@ -25,27 +19,15 @@ class TooManyFailures(ApiError):
     message = "Too many failed key checks; try again later"
 
 
-def _limiter() -> tuple[FixedWindowRateLimiter, object]:
-    return redis_limiter(current_app, "zapier-key-failures", FixedWindowRateLimiter,
-                         current_app.config["ZAPIER_AUTH_FAILURE_LIMIT"])
+PER_ACCOUNT = FailureLimit("zapier-key-failures", "ZAPIER_AUTH_FAILURE_LIMIT", TooManyFailures)
+PER_ADDRESS = FailureLimit("zapier-key-failures-address", "ZAPIER_AUTH_ADDRESS_FAILURE_LIMIT", TooManyFailures)
 
 
-def ensure_allowed(key: str) -> None:
-    limiter, limit = _limiter()
-    try:
-        allowed = limiter.test(limit, "zapier-key-failures", key)
-        reset_at = None if allowed else limiter.get_window_stats(limit, "zapier-key-failures", key).reset_time
-    except Exception:  # Redis down: keys are still checked, just not rate-limited
-        log.warning("rate limit storage unavailable", exc_info=True)
-        return
-    if not allowed:
-        retry_after = max(1, int(reset_at - time.time()) + 1)
-        raise TooManyFailures(headers={"Retry-After": str(retry_after)})
+def ensure_allowed(address: str, account: str) -> None:
+    PER_ADDRESS.ensure_allowed(address)
+    PER_ACCOUNT.ensure_allowed(f"{address}|{account[:64]}")
 
 
-def record_failure(key: str) -> None:
-    limiter, limit = _limiter()
-    try:
-        limiter.hit(limit, "zapier-key-failures", key)
-    except Exception:
-        log.warning("rate limit storage unavailable", exc_info=True)
+def record_failure(address: str, account: str) -> None:
+    PER_ADDRESS.record_failure(address)
+    PER_ACCOUNT.record_failure(f"{address}|{account[:64]}")

@@ -84,12 +84,12 @@ def key_required(view):
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        client = f"{request.remote_addr}|{kwargs['user_id'][:64]}"
-        rate_limit.ensure_allowed(client)
+        address = request.remote_addr or "unknown"
+        rate_limit.ensure_allowed(address, kwargs["user_id"])
         try:
             g.zapier_user_id = service.authenticate_key(kwargs["user_id"], request.headers.get("X-Callnfy-Key"))
         except Unauthorized:
-            rate_limit.record_failure(client)
+            rate_limit.record_failure(address, kwargs["user_id"])
             raise
         return view(*args, **kwargs)
 
