@@ -173,6 +173,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             "connect_args": {"connect_timeout": 5, "application_name": "callnfy-integrations"},
         },
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        # `flask db upgrade` gives up on a lock it waited this long for (migrations/env.py).
+        "MIGRATION_LOCK_TIMEOUT_SECONDS": _positive(get, "MIGRATION_LOCK_TIMEOUT_SECONDS", "5"),
         "REDIS_URL": get("REDIS_URL"),
         # Auth: tokens come from Callnfy's auth service; this service only verifies them.
         "JWT_SECRET_KEY": get("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY),

@@ -60,9 +60,12 @@ def run_migrations_offline():
     """
     url = config.get_main_option("sqlalchemy.url")
     context.configure(
-        url=url, target_metadata=get_metadata(), literal_binds=True
+        url=url, target_metadata=get_metadata(), literal_binds=True,
+        transaction_per_migration=True,
     )
 
+    timeout_ms = int(current_app.config.get("MIGRATION_LOCK_TIMEOUT_SECONDS", 5) * 1000)
+    context.execute(f"SET lock_timeout = {timeout_ms}")  # as online: see run_migrations_online
     with context.begin_transaction():
         context.run_migrations()
 
@@ -92,14 +95,30 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        # Heroku's release phase migrates while the old dynos serve. A DDL statement waiting for its
+        # lock (behind one long query) makes every query after it wait too: give up after
+        # lock_timeout instead, so the release fails and can be retried, while traffic flows on.
+        # Session-wide (committed here), so it also holds in autocommit blocks (CREATE INDEX
+        # CONCURRENTLY, VALIDATE CONSTRAINT: see callnfy_integrations/online_schema.py).
+        timeout_ms = int(current_app.config.get("MIGRATION_LOCK_TIMEOUT_SECONDS", 5) * 1000)
+        connection.exec_driver_sql(f"SET lock_timeout = {timeout_ms}")
+        connection.commit()
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                # One transaction per file: an autocommit block commits what came before it, and a
+                # failed release keeps (and records) the migrations that completed.
+                transaction_per_migration=True,
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+        finally:
+            connection.rollback()  # whatever a failure left open, so the reset below can run
+            connection.exec_driver_sql("RESET lock_timeout")  # the connection goes back to the pool
+            connection.commit()
 
 
 if context.is_offline_mode():

@@ -16,6 +16,9 @@ branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 
 
+# This runs while the old release serves. On tables that already exist, build indexes and add
+# constraints with callnfy_integrations.online_schema (CREATE INDEX CONCURRENTLY; NOT VALID, then
+# VALIDATE); tests/test_migrations.py refuses plain op.create_index & co. on them.
 def upgrade():
     ${upgrades if upgrades else "pass"}
 
