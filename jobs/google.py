@@ -18,7 +18,7 @@ from redis.exceptions import LockError, RedisError
 
 from callnfy_integrations.crypto import secret_box
 from callnfy_integrations.extensions import db
-from callnfy_integrations.google import calendar_api, oauth, sync, two_way
+from callnfy_integrations.google import calendar_api, oauth, sync, sync_errors, two_way
 from callnfy_integrations.google.tokens import ACCESS_FIELD, REFRESH_FIELD, ReauthorizationRequired
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.queues import CALENDAR, enqueue, enqueue_in, redis_connection
@@ -292,10 +292,12 @@ def _record_two_way_failure(iid: uuid.UUID, exc: Exception, *, retry: bool) -> f
     delay = None
     if retry and integration.sync_attempts < MAX_TWO_WAY_ATTEMPTS:
         delay = sync.backoff_seconds(integration.sync_attempts, getattr(exc, "retry_after", None))
-    two_way.record_sync_error(integration, f"{'will retry' if delay else 'gave up'}: {exc}")
+    two_way.record_sync_error(integration, sync_errors.will_retry(exc) if delay else
+                              sync_errors.gave_up(exc, integration.sync_attempts) if retry else
+                              sync_errors.describe(exc))
     db.session.commit()
     log.warning("two-way sync failed", extra={"integration_id": str(iid), "error": type(exc).__name__,
-                                               "retry_in": delay})
+                                               "detail": str(exc)[:500], "retry_in": delay})
     return delay
 
 
@@ -410,9 +412,10 @@ def _apply_pages(iid: uuid.UUID, list_page) -> tuple[int, dict, list[str]]:
                 elif outcome.startswith("skipped"):
                     skipped[outcome.removeprefix("skipped: ")] += 1
             except Exception as exc:  # one event's bad data is recorded and skipped, never blocks the rest
-                log.warning("a Google event could not be applied", extra={
-                    "integration_id": str(iid), "event_id": str(item.get("id"))[:100], "error": type(exc).__name__})
-                errors.append(f"event {str(item.get('id'))[:100]}: {exc}")
+                log.warning("a Google event could not be applied", exc_info=not isinstance(exc, two_way.Skipped),
+                            extra={"integration_id": str(iid), "event_id": str(item.get("id"))[:100],
+                                   "error": type(exc).__name__})
+                errors.append(sync_errors.unapplied_event(item.get("id"), exc))
             finally:
                 if lease is not None:
                     lease.release()

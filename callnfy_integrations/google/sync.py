@@ -39,7 +39,7 @@ from ..extensions import db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, Integration
 from ..queues import CALENDAR, enqueue, redis_connection
 from ..transactions import after_commit
-from . import calendar_api, quota, tokens
+from . import calendar_api, quota, sync_errors, tokens
 from .event_body import DEFAULT_TIME_ZONE, build_event, event_id_for
 
 log = logging.getLogger(__name__)
@@ -393,19 +393,26 @@ def record_retry(push: Push, error: Exception) -> float | None:
     """A retryable failure: tried again after a backoff (returned), or failed for good once the
     attempts are used up (None)."""
     attempt = push.attempts + 1
-    message = _describe(error)
+    _log_failure(push, error)
     if attempt >= MAX_ATTEMPTS:
-        _record_failure(push, f"gave up after {attempt} attempts: {message}", None)
+        _record_failure(push, sync_errors.gave_up(error, attempt), None)
         return None
     delay = backoff_seconds(attempt, getattr(error, "retry_after", None))
     # The sweeper steps in one grace period after the retry's own job was due.
-    _record_failure(push, f"will retry: {message}", delay + current_app.config["GOOGLE_SYNC_GRACE_SECONDS"])
+    _record_failure(push, sync_errors.will_retry(error), delay + current_app.config["GOOGLE_SYNC_GRACE_SECONDS"])
     return delay
 
 
 def record_rejected(push: Push, error: calendar_api.CalendarError) -> None:
     """Google refused this request as wrong: recorded on the appointment, not retried until it changes."""
-    _record_failure(push, _describe(error), None)
+    _log_failure(push, error)
+    _record_failure(push, sync_errors.describe(error), None)
+
+
+def _log_failure(push: Push, error: Exception) -> None:
+    """The detail the user's message leaves out (never a token: none is in these exceptions)."""
+    log.warning("calendar push failed", extra={"appointment_id": str(push.appointment_id),
+                                               "error": type(error).__name__, "detail": str(error)[:500]})
 
 
 def record_reconnect_needed(push: Push) -> None:
@@ -428,13 +435,6 @@ def _record_failure(push: Push, error: str, delay: float | None) -> None:
     """`failed`, retried after `delay` seconds by the sweeper's clock, or never (None)."""
     db.session.execute(_RECORD_FAILURE, {"appointment_id": push.appointment_id, "version": push.version,
                                          "error": error[:ERROR_MAX], "delay": delay})
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, calendar_api.CalendarError):
-        status = f"HTTP {error.status}" if error.status else "no answer"
-        return f"Google Calendar: {status} {error.reason}".strip() + (f" ({error.message})" if error.message else "")
-    return f"Google: {error}"
 
 
 def failed_pushes(user_id: uuid.UUID, *, offset: int, limit: int) -> tuple[list[Appointment], int]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
+import logging
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError
 
 from ..timestamps import utcnow
 from .hook_urls import is_public
@@ -40,6 +42,8 @@ CONNECT_TIMEOUT = 5.0
 RESPONSE_READ_LIMIT = 64 * 1024
 ERROR_MAX = 500
 USER_AGENT = "Callnfy-Webhooks/1.0"
+
+log = logging.getLogger(__name__)
 
 
 # -- the deadline ---------------------------------------------------------------------------------
@@ -260,7 +264,7 @@ class Sender:
             elif isinstance(exc, InvalidIPAddress):  # the address itself is not for the account to see
                 error = "InvalidIPAddress: the hook URL's host resolves to a non-public address"
             else:
-                error = f"{type(exc).__name__}: {exc}"
+                error = _failure_text(exc)
             return Result(None, _elapsed_ms(started), error[:ERROR_MAX], None)
         finally:
             attempt.finish()
@@ -273,6 +277,37 @@ class Sender:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _causes(exc: BaseException | None) -> list[BaseException]:
+    """The exception and what it wraps (requests → urllib3's MaxRetryError → its reason → the OSError)."""
+    chain: list[BaseException] = []
+    while exc is not None and len(chain) < 8 and exc not in chain:
+        chain.append(exc)
+        reason = getattr(exc, "reason", None)
+        wrapped = exc.args[0] if exc.args and isinstance(exc.args[0], BaseException) else None
+        exc = reason if isinstance(reason, BaseException) else wrapped or exc.__cause__ or exc.__context__
+    return chain
+
+
+def _failure_text(exc: Exception) -> str:
+    """What the account sees for an attempt that got no answer: a code and a sentence. Not the
+    exception's text, which is urllib3's internals (pool reprs, object addresses) and repeats the
+    hook URL's path, a credential of the Zap: the log gets the chain of types instead."""
+    chain = _causes(exc)
+    log.info("webhook attempt got no answer", extra={
+        "errors": [type(e).__name__ + (f"[{e.errno}]" if isinstance(e, OSError) and e.errno else "") for e in chain]})
+    if any(isinstance(e, (socket.gaierror, NameResolutionError)) for e in chain):
+        return "DNS_FAILED: the hook URL's host name could not be resolved"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS_FAILED: the TLS handshake with the hook URL's host failed (certificate or protocol)"
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "CONNECT_TIMEOUT: the hook URL's host did not accept a connection in time"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "READ_TIMEOUT: the hook URL's host stopped answering"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "CONNECTION_FAILED: the connection to the hook URL's host failed or was refused"
+    return "SEND_FAILED: the request could not be sent; the details are in the service's logs"
 
 
 def _elapsed_ms(started: float) -> int:
