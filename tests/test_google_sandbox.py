@@ -14,8 +14,8 @@ DEFAULTS = {"notify": True, "token_delay": 0, "rotate_refresh_tokens": False, "w
             "time_zones": {}}
 
 
-def authorize(sandbox, offline: bool = False) -> dict:
-    """The token response for cal@example.com, obtained through the sandbox's own OAuth endpoints."""
+def authorize(sandbox, offline: bool = False, email: str = "cal@example.com") -> dict:
+    """The token response for `email`, obtained through the sandbox's own OAuth endpoints."""
     import base64
     import hashlib
     from urllib.parse import parse_qs, urlencode, urlsplit
@@ -25,7 +25,7 @@ def authorize(sandbox, offline: bool = False) -> dict:
     query = urlencode({"client_id": CLIENT_ID, "response_type": "code", "redirect_uri": "http://localhost/cb",
                        "scope": "openid email https://www.googleapis.com/auth/calendar.events", "state": "s",
                        "code_challenge": challenge, "code_challenge_method": "S256", "sandbox_decision": "allow",
-                       "sandbox_email": "cal@example.com", **({"access_type": "offline"} if offline else {})})
+                       "sandbox_email": email, **({"access_type": "offline"} if offline else {})})
     redirect = requests.get(f"{sandbox.url}/o/oauth2/v2/auth?{query}", allow_redirects=False, timeout=5)
     code = parse_qs(urlsplit(redirect.headers["Location"]).query)["code"][0]
     response = requests.post(f"{sandbox.url}/token", timeout=5, data={
@@ -320,3 +320,21 @@ def test_reset_forgets_calendars_and_test_bookkeeping_but_not_tokens(sandbox, to
     stale = api(sandbox, token, "get", "/calendars/primary/events", params={"syncToken": sync_token})
     assert stale.status_code == 410  # the token still authenticates; the sync token is gone
     assert api(sandbox, token, "delete", "/calendars/primary/events/reset0001").status_code == 404
+
+
+def test_revoking_one_token_ends_every_token_of_that_account_and_client(sandbox, token):
+    """Google revokes per account and client: a second consent is the same grant, and ends with the first."""
+    def refresh(refresh_token):
+        return requests.post(f"{sandbox.url}/token", timeout=5, auth=(CLIENT_ID, CLIENT_SECRET), data={
+            "grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    first, second = authorize(sandbox, offline=True), authorize(sandbox, offline=True)
+    other = authorize(sandbox, offline=True, email="someone@example.com")
+    assert requests.post(f"{sandbox.url}/revoke", data={"token": first["refresh_token"]}, timeout=5).status_code == 200
+    for grant in (first, second):
+        assert refresh(grant["refresh_token"]).json()["error"] == "invalid_grant"
+        assert api(sandbox, grant["access_token"], "get", "/calendars/primary/events").status_code == 401
+    assert refresh(other["refresh_token"]).status_code == 200  # another account's grant lives on
+    assert api(sandbox, other["access_token"], "get", "/calendars/primary/events").status_code == 200
+    again = authorize(sandbox, offline=True)  # a consent after the revocation is a new grant
+    assert refresh(again["refresh_token"]).status_code == 200

@@ -195,12 +195,15 @@ def revoke():
         return scripted
     token = request.form.get("token") or request.args.get("token", "")
     with state().lock:
-        if token in state().refresh_tokens:
-            state().refresh_tokens[token]["revoked"] = True
-        elif token in state().access_tokens:
-            rt = state().access_tokens.pop(token)["refresh_token"]
-            if rt in state().refresh_tokens:
-                state().refresh_tokens[rt]["revoked"] = True
-        else:
+        granted = state().refresh_tokens.get(token) or state().access_tokens.get(token)
+        if granted is None:
             return _oauth_error("invalid_token")
+        # Like Google: revoking one token ends the account's whole grant to this client, every refresh
+        # and access token of it, those issued by a later consent too (one client per sandbox).
+        email = granted["email"]
+        for issued in state().refresh_tokens.values():
+            if issued["email"] == email:
+                issued["revoked"] = True
+        for access_token in [t for t, issued in state().access_tokens.items() if issued["email"] == email]:
+            del state().access_tokens[access_token]
     return jsonify({})
