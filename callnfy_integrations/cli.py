@@ -54,18 +54,33 @@ def dev_token_command(user_id: str | None, days: int) -> None:
 
 
 @click.command("rotate-encryption-key")
-def rotate_encryption_key_command() -> None:
-    """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS.
+@click.option("--check", is_flag=True, help="Change nothing: count what an old key still encrypts; exit 1 if any.")
+def rotate_encryption_key_command(check: bool) -> None:
+    """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS: the integrations' tokens
+    and API keys, and the Google tokens of revocations still to run (`google.disconnected` events;
+    their jobs hold only the event's id, so nothing in Redis needs an old key).
 
     Rotation: prepend the new key to ENCRYPTION_KEYS (old keys stay, so everything still decrypts),
-    deploy, run this, then drop the old key.
+    deploy it to every process, run this; drop the old key only once it (or `--check`) reports that
+    nothing stored uses an old key.
     """
     from .extensions import db
-    from .integrations.service import rotate_encryption
+    from .google import revocation
+    from .integrations.service import old_key_secrets, rotate_encryption
 
-    rotated = rotate_encryption()
-    db.session.commit()  # all or nothing: a failure part-way leaves every secret as it was
-    click.echo(f"re-encrypted {rotated} secrets with the current key")
+    if not check:
+        rotated, pending = rotate_encryption(), revocation.rotate_pending()
+        db.session.commit()  # all or nothing: a failure part-way leaves every secret as it was
+        click.echo(f"re-encrypted {rotated} secrets with the current key")
+        click.echo(f"re-encrypted {pending} tokens of pending Google revocations with the current key")
+    remaining = old_key_secrets() + revocation.pending_on_old_keys()
+    db.session.commit()
+    if remaining:
+        # After a rotation: written meanwhile by a process that still encrypts with the old key.
+        click.echo(f"{remaining} stored secrets still use an old key: keep the old keys in ENCRYPTION_KEYS"
+                   + ("" if check else ", deploy the new first key to every process and run this again"), err=True)
+        raise SystemExit(1)
+    click.echo("nothing stored uses an old key: the old keys can be dropped from ENCRYPTION_KEYS")
 
 
 DEV_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")

@@ -15,11 +15,11 @@ from datetime import timedelta
 from authlib.integrations.base_client.errors import OAuthError
 from flask import current_app
 from redis.exceptions import LockError, RedisError
+from rq import get_current_job
 
-from callnfy_integrations.crypto import secret_box
 from callnfy_integrations.extensions import db
-from callnfy_integrations.google import calendar_api, oauth, sync, sync_errors, two_way
-from callnfy_integrations.google.tokens import ACCESS_FIELD, REFRESH_FIELD, ReauthorizationRequired
+from callnfy_integrations.google import calendar_api, oauth, revocation, sync, sync_errors, two_way
+from callnfy_integrations.google.tokens import ReauthorizationRequired
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from callnfy_integrations.timestamps import utcnow
@@ -180,28 +180,47 @@ def sweep_google_sync() -> int:
     return len(items)
 
 
-def revoke_google_access(user_id: str, refresh_token_hex: str | None, access_token_hex: str | None,
+def revoke_google_access(user_id: str, refresh_token_hex: str | None = None, access_token_hex: str | None = None,
                          channel_id: str | None = None, resource_id: str | None = None,
-                         previous_channel_id: str | None = None, previous_resource_id: str | None = None) -> None:
-    """Stop the channels (it needs a live access token), then revoke the grant. Safe to run twice."""
-    box, owner = secret_box(), uuid.UUID(user_id)
-    refresh_token = refresh_token_hex and box.decrypt(bytes.fromhex(refresh_token_hex), user_id=owner,
-                                                      field=REFRESH_FIELD)
-    access_token = access_token_hex and box.decrypt(bytes.fromhex(access_token_hex), user_id=owner,
-                                                    field=ACCESS_FIELD)
-    channels = [(c, r) for c, r in ((channel_id, resource_id), (previous_channel_id, previous_resource_id)) if c and r]
-    if channels:
-        if refresh_token:
+                         previous_channel_id: str | None = None, previous_resource_id: str | None = None,
+                         event_id: str | None = None) -> str:
+    """After a disconnect (the `google.disconnected` event `event_id`): stop the channels (it needs a
+    live access token), then revoke the grant, unless a connection we hold uses that Google account
+    (Google would end that one too). Safe to run twice. Jobs queued before `event_id` existed carry
+    ciphertexts in the other arguments; they find their event by job id too (see revocation.py)."""
+    owner = uuid.UUID(user_id)
+    event_id = event_id or revocation.event_id_of_job(getattr(get_current_job(), "id", None))
+    grant = event_id and revocation.grant_of_event(owner, event_id)
+    if not grant and refresh_token_hex is None and access_token_hex is None:
+        db.session.commit()
+        log.warning("google revocation: its event is gone, nothing to revoke with", extra={"event_id": event_id})
+        return "nothing to revoke"
+    grant = grant or revocation.grant_of_arguments(owner, refresh_token_hex, access_token_hex, [
+        (channel_id, resource_id), (previous_channel_id, previous_resource_id)])
+    in_use = revocation.account_in_use(grant)
+    db.session.commit()  # no transaction stays open while Google answers
+    if not in_use and revocation.connect_in_progress(owner):
+        raise revocation.ReconnectInProgress("the user is connecting Google again; revoking later")
+    access_token = grant.access_token
+    if grant.channels:  # stopping the old grant's channels is harmless to a new connection's
+        if grant.refresh_token:
             try:  # the stored access token may have expired
-                access_token = oauth.refresh(refresh_token)["access_token"]
+                access_token = oauth.refresh(grant.refresh_token)["access_token"]
             except OAuthError:
                 pass  # already revoked: the channel dies with the grant
         if access_token:
-            for channel, resource in channels:
+            for channel, resource in grant.channels:
                 oauth.stop_channel(access_token, channel, resource)
-    token = refresh_token or access_token
-    if token:
+    token = grant.refresh_token or access_token
+    if token and not in_use:
         oauth.revoke(token)
+    if event_id:
+        revocation.forget_tokens(event_id)
+        db.session.commit()
+    if in_use:
+        log.info("google revocation skipped: a connection we hold uses that account", extra={"user_id": user_id})
+        return "skipped: account in use"
+    return "revoked"
 
 
 # -- two-way sync ---------------------------------------------------------------------------------

@@ -120,3 +120,65 @@ def test_worker_health_is_a_dyno_health_check(app, app_ctx, process_env):
     redis_connection().set(HEARTBEAT_KEY, format_timestamp(utcnow() - timedelta(seconds=4 * period)))
     stale = flask(process_env, "worker-health")
     assert stale.returncode == 1 and "unhealthy" in stale.stderr
+
+
+# -- rotate-encryption-key --------------------------------------------------------------------------
+
+def test_rotation_covers_pending_google_revocations_so_they_run_once_the_old_key_is_dropped(
+        app, database_url, servers, sandbox, process_env):
+    """Revocations still to run (one retrying in Redis, one queued before jobs took an event id) need
+    their tokens after the rotation; `--check` says when the old key may go."""
+    import base64
+    import os
+
+    from callnfy_integrations import create_app
+    from callnfy_integrations.google import tokens
+    from callnfy_integrations.google.revocation import REVOKE_JOB
+    from callnfy_integrations.queues import CALENDAR, enqueue
+    from callnfy_integrations.worker import build_worker
+    from tests.conftest import make_config
+    from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings
+
+    old_key, new_key = os.urandom(32), os.urandom(32)
+    keys = lambda *ks: ",".join(base64.b64encode(k).decode() for k in ks)  # noqa: E731
+    settings = google_settings(sandbox)
+    old_app = create_app(make_config(database_url, servers["redis"], ENCRYPTION_KEYS=keys(old_key), **settings))
+    google_down = create_app(make_config(database_url, servers["redis"], ENCRYPTION_KEYS=keys(old_key), **{
+        **settings, "GOOGLE_REVOKE_URL": "http://127.0.0.1:9/revoke"}))
+    fresh_sandbox(sandbox)
+    refresh_tokens = []
+    with old_app.app_context():
+        retrying, legacy = GoogleUser(old_app, sandbox), GoogleUser(old_app, sandbox)
+        for user, email in ((retrying, "one@example.com"), (legacy, "two@example.com")):
+            assert user.connect(email=email) == {"success": "true"}
+            row = db.session.scalars(select(Integration).where(Integration.user_id == user.user_id)).one()
+            refresh_tokens.append(tokens.decrypt(row, tokens.REFRESH_FIELD))
+        retrying.client.delete("/integrations/google/disconnect", headers=retrying.headers)
+        build_worker(google_down).work(burst=True)  # its revocation fails once, and waits for its retry
+        # As the release before this one did it: the job carries the ciphertexts, named after its event.
+        legacy.client.delete("/integrations/google/disconnect", headers=legacy.headers)
+        event = db.session.scalars(select(Event).where(Event.user_id == legacy.user_id)).one()
+        event.dispatched_at = utcnow()
+        db.session.commit()
+        payload = event.payload
+        enqueue(REVOKE_JOB, payload["userId"], payload["refreshToken"], payload["accessToken"], None, None, None,
+                None, queue=CALENDAR, job_id=f"google-revoke-{event.id}")
+        scheduled = get_queue(CALENDAR).scheduled_job_registry
+        [retry_id] = scheduled.get_job_ids()
+        db.session.remove()
+
+    both = {**process_env, "ENCRYPTION_KEYS": keys(new_key, old_key), "LOG_LEVEL": "WARNING"}
+    before = flask(both, "rotate-encryption-key", "--check")
+    assert before.returncode == 1 and "4 stored secrets still use an old key" in before.stderr, before.stderr
+    rotated = flask(both, "rotate-encryption-key")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-encrypted 4 tokens of pending Google revocations" in rotated.stdout
+    assert "the old keys can be dropped" in rotated.stdout
+    assert flask(both, "rotate-encryption-key", "--check").returncode == 0
+
+    new_only = create_app(make_config(database_url, servers["redis"], ENCRYPTION_KEYS=keys(new_key), **settings))
+    with new_only.app_context():
+        scheduled.requeue(retry_id)  # its delay is over
+        build_worker(new_only).work(burst=True)
+        db.session.remove()
+    assert [sandbox.state.refresh_tokens[token]["revoked"] for token in refresh_tokens] == [True, True]

@@ -174,3 +174,98 @@ def test_a_failed_revocation_runs_again_on_its_delay_with_real_processes(guser, 
         output, _ = worker.communicate(timeout=30)
     assert sandbox.calls("revoke") == 3, output
     assert refresh_token not in output
+
+
+# -- a late revocation must not end a newer connection ------------------------------------------------
+
+def refresh_token_of(guser) -> str:
+    db.session.expire_all()
+    row = db.session.scalars(select(Integration).where(Integration.user_id == guser.user_id)).one()
+    return tokens.decrypt(row, tokens.REFRESH_FIELD)
+
+
+def assert_connection_works(guser, google_app):
+    """Pushing an appointment needs a fresh access token from the refresh token: Google must accept both."""
+    with google_app.app_context():
+        row = db.session.scalars(select(Integration).where(Integration.user_id == guser.user_id)).one()
+        row.token_expires_at = utcnow()  # the next call refreshes first
+        db.session.commit()
+        db.session.remove()
+    appointment = guser.create()
+    build_worker(google_app).work(burst=True)
+    assert guser.appointment(appointment["id"])["googleSync"]["state"] == "synced"
+    assert guser.status()["connected"] is True
+
+
+def revocation_event():
+    from callnfy_integrations.events.models import Event
+
+    db.session.expire_all()
+    [event] = db.session.scalars(select(Event).where(Event.type == "google.disconnected")).all()
+    return event
+
+
+def test_a_reconnect_before_the_revocation_runs_keeps_the_new_connection_working(guser, sandbox, google_app):
+    """Google revokes per account and client: the old grant's revocation would end the new one too."""
+    connected(guser)
+    old = refresh_token_of(guser)
+    guser.client.delete("/integrations/google/disconnect", headers=guser.headers)  # its job not run yet
+    assert guser.connect() == {"success": "true"}  # the same Google account again
+    new = refresh_token_of(guser)
+    build_worker(google_app).work(burst=True)  # dispatch, then the revocation job
+    assert sandbox.calls("revoke") == 0
+    assert not sandbox.state.refresh_tokens[new]["revoked"] and not sandbox.state.refresh_tokens[old]["revoked"]
+    assert_connection_works(guser, google_app)
+    payload = revocation_event().payload
+    assert payload["refreshToken"] is None and payload["accessToken"] is None  # ciphertexts of no more use
+
+
+def test_a_reconnect_to_another_google_account_still_revokes_the_old_one(guser, sandbox, google_app):
+    connected(guser)
+    old = refresh_token_of(guser)
+    guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
+    assert guser.connect(email="other@example.com") == {"success": "true"}
+    new = refresh_token_of(guser)
+    build_worker(google_app).work(burst=True)
+    assert sandbox.state.refresh_tokens[old]["revoked"] and not sandbox.state.refresh_tokens[new]["revoked"]
+    assert_connection_works(guser, google_app)
+
+
+def test_another_users_connection_to_the_same_google_account_survives_a_disconnect(guser, sandbox, google_app):
+    from tests.google_fixtures import GoogleUser
+
+    colleague = GoogleUser(google_app, sandbox)  # another Callnfy account, the same Google calendar
+    assert colleague.connect() == {"success": "true"}
+    connected(guser)
+    guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
+    build_worker(google_app).work(burst=True)
+    assert sandbox.calls("revoke") == 0
+    assert_connection_works(colleague, google_app)
+
+
+def test_a_revocation_waits_while_the_user_is_part_way_through_a_reconnect(guser, sandbox, google_app):
+    connected(guser)
+    guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
+    auth_url = guser.auth_url()  # pressed Connect: at Google's consent page now
+    build_worker(google_app).work(burst=True)
+    assert sandbox.calls("revoke") == 0  # the account the user will pick is not known yet
+    scheduled = Queue(CALENDAR, connection=redis_connection()).scheduled_job_registry
+    [job_id] = scheduled.get_job_ids()  # tried again later
+    assert guser.callback(guser.consent(auth_url)) == {"success": "true"}
+    scheduled.requeue(job_id)  # its delay is over
+    build_worker(google_app).work(burst=True)
+    assert sandbox.calls("revoke") == 0
+    assert not sandbox.state.refresh_tokens[refresh_token_of(guser)]["revoked"]
+    assert_connection_works(guser, google_app)
+    # Abandoned instead: once the consent's state has expired, the revocation goes ahead.
+    from callnfy_integrations.google.revocation import connecting_key
+
+    old = refresh_token_of(guser)
+    guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
+    guser.auth_url()
+    build_worker(google_app).work(burst=True)
+    [job_id] = scheduled.get_job_ids()
+    redis_connection().delete(connecting_key(guser.user_id))  # ten minutes later: expired with the state
+    scheduled.requeue(job_id)
+    build_worker(google_app).work(burst=True)
+    assert sandbox.state.refresh_tokens[old]["revoked"] is True

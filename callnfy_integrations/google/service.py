@@ -22,7 +22,7 @@ from ..queues import CALENDAR, cancel_user_jobs
 from ..transactions import after_commit
 from ..users.service import ensure_user
 from . import oauth, sync
-from .revocation import disconnected_payload
+from .revocation import connect_finished, disconnected_payload, note_connect_started
 from .sync_mode import sync_mode_changed
 from .tokens import store_tokens
 
@@ -60,7 +60,9 @@ def connect(user_id: uuid.UUID) -> tuple[str, str]:
         raise Conflict("Google Calendar is already connected", code="ALREADY_CONNECTED")
     binder = oauth.new_binder()
     try:
-        return oauth.authorization_url(user_id, binder), binder
+        url = oauth.authorization_url(user_id, binder)
+        note_connect_started(user_id)  # a revocation still pending for this user waits for the outcome
+        return url, binder
     except Exception:
         log.exception("could not build the Google authorization URL")
         raise OAuthInitFailed() from None
@@ -112,6 +114,7 @@ def complete_authorization(state: str | None, code: str | None, error: str | Non
         request_start(row)
     db.session.flush()
     sync.request_backfill(user_id)
+    after_commit(connect_finished, user_id)  # not before: until the commit, a revocation must still wait
     return _frontend(success="true")
 
 

@@ -50,6 +50,13 @@ def rotate_encryption() -> int:
     return rotated
 
 
+def old_key_secrets() -> int:
+    """How many stored secrets the first key of ENCRYPTION_KEYS did not encrypt."""
+    box = secret_box()
+    return sum(1 for row in db.session.scalars(select(Integration)) for column in ENCRYPTED_FIELDS
+               if getattr(row, column) is not None and not box.is_current(getattr(row, column)))
+
+
 def zapier_webhook_url(user_id: uuid.UUID) -> str:
     return f"{current_app.config['PUBLIC_API_URL']}/webhooks/zapier/{user_id}"
 
