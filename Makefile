@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m callnfy_integrations.devrun
+	$(PY) -m callnfy_integrations.dev.run
 
 # The browser test drives Debian's Chromium (Playwright never downloads a browser here).
 browser:

@@ -56,7 +56,7 @@ def main() -> None:
 
     from callnfy_integrations import create_app
     from callnfy_integrations.auth import create_dev_token
-    from callnfy_integrations.google_sandbox import CLIENT_ID, CLIENT_SECRET
+    from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET
     from callnfy_integrations.queues import get_queue, redis_connection
 
     port, sandbox_port = free_port(), free_port()
@@ -72,7 +72,7 @@ def main() -> None:
         app = create_app(config)
         migrate(app)
         try:
-            processes.append(start([sys.executable, "-m", "callnfy_integrations.google_sandbox", "--port",
+            processes.append(start([sys.executable, "-m", "callnfy_integrations.dev.google_sandbox", "--port",
                                     str(sandbox_port)], env))
             web = serve("wsgi:app", port, env)
             processes.append(web)

@@ -39,7 +39,7 @@ from harness import (ROOT, add_json_argument, figure, free_port, migrate, percen
 RATE_LIMIT = "1000 per second"
 SANDBOX = ("import logging, sys\n"
            "from werkzeug.serving import make_server\n"
-           "from callnfy_integrations.google_sandbox import create_sandbox_app\n"
+           "from callnfy_integrations.dev.google_sandbox import create_sandbox_app\n"
            "logging.getLogger('werkzeug').setLevel(logging.WARNING)\n"
            "make_server('127.0.0.1', int(sys.argv[1]), create_sandbox_app(), threaded=True).serve_forever()\n")
 

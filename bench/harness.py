@@ -43,7 +43,7 @@ def scratch_environment():
     The Redis database (REDIS_URL's, or the embedded one) is flushed before and after, like the test
     suite's: stale RQ jobs, worker registrations or bench keys of an earlier run would skew the figures.
     Give the benches a Redis database of their own."""
-    from callnfy_integrations import embedded
+    from callnfy_integrations.dev import embedded
 
     server = os.environ.get("DATABASE_URL") or embedded.start_postgres(ROOT / "instance" / "bench-postgres")
     redis_url = os.environ.get("REDIS_URL") or embedded.start_redis(ROOT / "instance" / "bench-redis")

@@ -60,7 +60,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     register_queue_dashboard(app)  # after the request id: its 401/403/404 carry one
     _register_docs_assets(app)
     if app.config.get("DEV_CONSOLE"):  # development only: otherwise /dev/integrations is the 404 envelope
-        from .devconsole.views import register_dev_console
+        from .dev.console.views import register_dev_console
 
         register_dev_console(app)
     register_commands(app)
@@ -76,7 +76,7 @@ def _attach_embedded_services(app: Flask) -> None:
         return
     if app.config["APP_ENV"] == "production":  # load_config refuses this; keep the guard local too
         raise ConfigError("DATABASE_URL and REDIS_URL are required in production")
-    from .embedded import start_postgres, start_redis
+    from .dev.embedded import start_postgres, start_redis
 
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = start_postgres(os.path.join(app.instance_path, "postgres"))

@@ -66,6 +66,10 @@ def current_user_id() -> uuid.UUID:
     return g.user_id
 
 
+# The user `make run`, the development console and `flask dev-token` act as.
+DEV_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+
+
 def create_dev_token(user_id: uuid.UUID, lifetime: timedelta = timedelta(days=30)) -> str:
     """A minimal HS256 token as Callnfy's auth service issues them, for development and tests."""
     config = current_app.config

@@ -10,7 +10,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .auth import create_dev_token
+from .auth import DEV_USER_ID, create_dev_token
 from .queues import ALL_QUEUES
 
 
@@ -81,9 +81,6 @@ def rotate_encryption_key_command(check: bool) -> None:
                    + ("" if check else ", deploy the new first key to every process and run this again"), err=True)
         raise SystemExit(1)
     click.echo("nothing stored uses an old key: the old keys can be dropped from ENCRYPTION_KEYS")
-
-
-DEV_USER_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 
 def register_commands(app: Flask) -> None:

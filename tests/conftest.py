@@ -60,7 +60,7 @@ def servers(tmp_path_factory):
     redis_url = os.environ.get("TEST_REDIS_URL")
     started = False
     if not pg_url or not redis_url:
-        from callnfy_integrations import embedded
+        from callnfy_integrations.dev import embedded
 
         base = tmp_path_factory.mktemp("embedded")
         pg_url = pg_url or embedded.start_postgres(base / "postgres")

@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from callnfy_integrations import create_app
-from callnfy_integrations.cli import DEV_USER_ID
+from callnfy_integrations.auth import DEV_USER_ID
 from callnfy_integrations.config import DEV_JWT_SECRET_KEY, ConfigError, load_config
 from tests.conftest import make_config
 from tests.test_config import PRODUCTION_SECRETS

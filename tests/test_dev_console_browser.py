@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
-from callnfy_integrations.cli import DEV_USER_ID
+from callnfy_integrations.auth import DEV_USER_ID
 from tests.conftest import REPO_ROOT, make_config
 from tests.factories import auth_headers
 from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs, sandbox  # noqa: F401

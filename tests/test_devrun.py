@@ -1,4 +1,4 @@
-"""`make run` (callnfy_integrations.devrun) as a real process tree with the embedded PostgreSQL and Redis:
+"""`make run` (callnfy_integrations.dev.run) as a real process tree with the embedded PostgreSQL and Redis:
 whatever ends it — Ctrl-C, SIGTERM, a process that cannot start — nothing it started keeps running; and
 once it is up, the terminal stays quiet (RQ does not narrate the periodic jobs)."""
 
@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 class DevRun:
-    """`python -m callnfy_integrations.devrun` in its own session, as a terminal would run `make run`."""
+    """`python -m callnfy_integrations.dev.run` in its own session, as a terminal would run `make run`."""
 
     def __init__(self, instance: Path, *, sandbox_port: int | None = None):
         self.instance = instance
@@ -40,7 +40,7 @@ class DevRun:
         env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED)}
         env.update(INSTANCE_DIR=str(instance), PORT=str(self.port), SANDBOX_PORT=str(sandbox_port or free_port()),
                    WEB_CONCURRENCY="1", WEBHOOK_SWEEP_SECONDS="1", PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen([sys.executable, "-m", "callnfy_integrations.devrun"], cwd=REPO_ROOT,
+        self.process = subprocess.Popen([sys.executable, "-m", "callnfy_integrations.dev.run"], cwd=REPO_ROOT,
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         start_new_session=True)
         self.lines: list[str] = []

@@ -45,7 +45,7 @@ def test_callback_redirects_to_the_frontend(guser):
 def test_sandbox_checks_pkce(guser, sandbox):
     path = guser.consent(guser.auth_url())
     code = parse_qs(urlsplit(path).query)["code"][0]
-    from callnfy_integrations.google_sandbox import CLIENT_ID, CLIENT_SECRET
+    from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET
 
     wrong = requests.post(f"{sandbox.url}/token", timeout=5, data={
         "grant_type": "authorization_code", "code": code, "code_verifier": "x" * 64, "client_id": CLIENT_ID,

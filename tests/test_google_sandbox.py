@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from callnfy_integrations.google_sandbox import CLIENT_ID, CLIENT_SECRET
+from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET
 from tests.google_fixtures import sandbox  # noqa: F401
 
 

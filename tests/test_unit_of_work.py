@@ -22,7 +22,7 @@ DOMAIN_PACKAGES = ("appointments", "calls", "customers", "events", "google", "in
                    "health")
 # Not domain code: a stand-in for Google's own servers, run as its own app; the dev run's console page
 # (no data of its own: it calls the public API from the browser).
-NOT_DOMAIN = {"google_sandbox", "devconsole", "admin"}  # the sandbox; HTTP-only pages
+NOT_DOMAIN = {"dev", "admin"}  # the sandbox; HTTP-only pages
 EDGE_FILES = {PACKAGE / "events" / "dispatch.py"}  # dispatch opens each handler's savepoint and commits
 TRANSACTION_CALLS = {"commit", "rollback"}
 

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import requests
 from flask import Blueprint, jsonify, request
 
-from . import state
+from .store import state
 from .control import intercept
 from .oauth import CALENDAR_SCOPE, bearer_email
 

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from flask import Blueprint, Flask, current_app, make_response, render_template
 
-from ..auth import create_dev_token
-from ..config import ConfigError
+from ...auth import DEV_USER_ID, create_dev_token
+from ...config import ConfigError
 
 blp = Blueprint("devconsole", __name__, url_prefix="/dev/integrations", template_folder="templates",
                 static_folder="static")
@@ -30,7 +30,6 @@ def register_dev_console(app: Flask) -> None:
 @blp.get("/settings/integrations")
 def console():
     """The console page, with the development user's token in it: never cached."""
-    from ..cli import DEV_USER_ID
 
     try:
         token, token_error = create_dev_token(DEV_USER_ID, timedelta(hours=12)), None

@@ -15,7 +15,7 @@ from typing import Callable
 
 from flask import Blueprint, after_this_request, jsonify, make_response, request
 
-from . import state
+from .store import state
 
 blp = Blueprint("sandbox_control", __name__)
 

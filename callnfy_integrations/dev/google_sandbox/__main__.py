@@ -1,4 +1,4 @@
-"""Run the Google sandbox: `python -m callnfy_integrations.google_sandbox [--port 5099]`."""
+"""Run the Google sandbox: `python -m callnfy_integrations.dev.google_sandbox [--port 5099]`."""
 
 import argparse
 

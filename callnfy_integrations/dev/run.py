@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: Procfile.dev, instance/
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 HONCHO_GRACE_SECONDS = 15  # honcho itself SIGKILLs its processes 5 s after asking them to stop
 READY_TIMEOUT_SECONDS = 60
@@ -86,10 +86,10 @@ def _environment() -> tuple[dict[str, str], str | None]:
 def _prepare_services(env: dict[str, str], sandbox: str | None) -> tuple[str, str]:
     """Start the embedded servers (when no URLs are set) and migrate; return the banner to print and
     an address the web process answers on."""
-    from . import create_app, embedded
-    from .auth import create_dev_token
-    from .cli import DEV_USER_ID
-    from .config import load_config
+    from .. import create_app
+    from . import embedded
+    from ..auth import DEV_USER_ID, create_dev_token
+    from ..config import load_config
 
     instance = Path(env.get("INSTANCE_DIR") or ROOT / "instance")
     with _signals_held():  # pgserver interrupted half-way forgets the server it started

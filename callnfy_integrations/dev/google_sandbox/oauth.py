@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, after_this_request, current_app, jsonify, redirect, request
 
-from . import DEFAULT_EMAIL, state
+from .store import DEFAULT_EMAIL, state
 from .control import intercept
 
 blp = Blueprint("sandbox_oauth", __name__)

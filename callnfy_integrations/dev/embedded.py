@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import normalize_database_url
+from ..config import normalize_database_url
 
 log = logging.getLogger(__name__)
 
