@@ -51,10 +51,12 @@ def gave_up(error: Exception, attempts: int) -> str:
     return f"{describe(error)}; gave up after {attempts} attempts"
 
 
+class Skipped(Exception):
+    """A Google event that cannot become or change an appointment (bad data: recorded, then the sync goes on)."""
+
+
 def unapplied_event(event_id: object, error: Exception) -> str:
     """One Google event two-way sync skipped: our own reason when it is bad data, else only that it failed."""
-    from .two_way import Skipped  # late: two_way imports sync, which imports this module
-
     if isinstance(error, Skipped):
         return f"{EVENT_SKIPPED}: {error}"
     return f"{EVENT_NOT_APPLIED}: Google event {str(event_id)[:100]} could not be applied; {IN_THE_LOGS}"

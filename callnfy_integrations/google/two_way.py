@@ -47,6 +47,7 @@ from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
 from . import calendar_api
+from .sync_errors import Skipped
 from .sync import call  # one Calendar call on our quota, refreshing the token once on a 401
 from .sync_mode import on_sync_mode_change
 
@@ -306,10 +307,6 @@ def _note_google_state(appointment: Appointment, item: dict[str, Any], timing: t
     appointment.google_updated_at = _parse_time(item.get("updated")) or appointment.google_updated_at
     if timing is not None:
         appointment.google_start_at, appointment.google_duration = timing
-
-
-class Skipped(Exception):
-    """This event cannot become or change an appointment (recorded, then the sync goes on)."""
 
 
 def _timing(item: dict[str, Any]) -> tuple[datetime, int] | None:
