@@ -210,7 +210,7 @@ def revoke_google_access(user_id: str, refresh_token_hex: str | None = None, acc
                 pass  # already revoked: the channel dies with the grant
         if access_token:
             for channel, resource in grant.channels:
-                oauth.stop_channel(access_token, channel, resource)
+                calendar_api.stop_channel(access_token, channel, resource)
     token = grant.refresh_token or access_token
     if token and not in_use:
         oauth.revoke(token)

@@ -164,3 +164,11 @@ def watch(access_token: str, calendar_id: str, *, channel_id: str, token: str, a
             "params": {"ttl": str(ttl_seconds)}}
     return _execute(lambda s: s.events().watch(calendarId=calendar_id, body=body), access_token)
 
+
+def stop_channel(access_token: str, channel_id: str, resource_id: str) -> None:
+    """channels.stop. A channel Google no longer knows (404), or a grant it no longer honours (401,
+    403), counts as stopped: the channel dies with it. Rate limits, 5xx and no answer raise RetryLater."""
+    try:
+        _execute(lambda s: s.channels().stop(body={"id": channel_id, "resourceId": resource_id}), access_token)
+    except (Rejected, TokenRejected):
+        pass

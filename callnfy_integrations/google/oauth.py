@@ -115,15 +115,3 @@ def revoke(token: str) -> None:
         raise GoogleUnavailable(f"revoke failed: {type(exc).__name__}") from None
     if response.status_code >= 500:
         raise GoogleUnavailable(f"revoke failed: HTTP {response.status_code}")
-
-
-def stop_channel(access_token: str, channel_id: str, resource_id: str) -> None:
-    """channels.stop; a channel Google no longer knows (404) counts as stopped."""
-    base = current_app.config["GOOGLE_CALENDAR_API_URL"].rstrip("/")
-    try:
-        response = requests.post(f"{base}/channels/stop", json={"id": channel_id, "resourceId": resource_id},
-                                 headers={"Authorization": f"Bearer {access_token}"}, timeout=HTTP_TIMEOUT)
-    except requests.RequestException as exc:
-        raise GoogleUnavailable(f"channels.stop failed: {type(exc).__name__}") from None
-    if response.status_code >= 500 or response.status_code == 429:
-        raise GoogleUnavailable(f"channels.stop failed: HTTP {response.status_code}")

@@ -201,10 +201,8 @@ def forget_previous(integration: Integration, channel_id: str) -> None:
 
 
 def stop_at_google(integration_id: uuid.UUID, channels: list[tuple[str, str]]) -> None:
-    from . import oauth
-
     for channel_id, resource_id in channels:
-        call(integration_id, lambda token: oauth.stop_channel(token, channel_id, resource_id))
+        call(integration_id, lambda token: calendar_api.stop_channel(token, channel_id, resource_id))
 
 
 # -- notifications -------------------------------------------------------------------------------
