@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -51,6 +52,15 @@ def normalize_database_url(url: str | None) -> str | None:
     return url
 
 
+def _redis_url(url: str | None, cert_reqs: str) -> str | None:
+    """REDIS_SSL_CERT_REQS=none, for a rediss:// URL: accept a self-signed server certificate (Heroku's
+    Redis presents one; the connection is still encrypted). Written into the URL, so every client of it
+    (RQ, the limiters, the queue dashboard) connects the same way."""
+    if not url or cert_reqs == "required" or not url.startswith("rediss://") or "ssl_cert_reqs=" in url:
+        return url
+    return url + ("&" if "?" in url else "?") + "ssl_cert_reqs=none"
+
+
 def _https_url(name: str, url: str) -> None:
     try:
         parts = urlsplit(url)
@@ -61,15 +71,23 @@ def _https_url(name: str, url: str) -> None:
         raise ConfigError(f"{name}: production needs an https:// URL (got {url!r})")
 
 
+_HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def _encryption_keys(raw: str) -> list[bytes]:
+    """Each key is 32 bytes, written in base64 (44 characters) or as 64 hex digits (what Heroku's
+    app.json `secret` generator makes). The two cannot be confused: base64 of 32 bytes is never 64 long."""
     keys = []
     for part in (p.strip() for p in raw.split(",")):
         if not part:
             continue
+        if _HEX_KEY.fullmatch(part):
+            keys.append(bytes.fromhex(part))
+            continue
         try:
             key = base64.b64decode(part, validate=True)
         except (binascii.Error, ValueError):
-            raise ConfigError("ENCRYPTION_KEYS: each key must be base64") from None
+            raise ConfigError("ENCRYPTION_KEYS: each key must be base64 (or 64 hex digits)") from None
         if len(key) != 32:
             raise ConfigError("ENCRYPTION_KEYS: each key must decode to 32 bytes")
         keys.append(key)
@@ -98,6 +116,12 @@ def _rate(get: Callable[..., str], name: str, default: str) -> str:
     except ValueError:
         raise ConfigError(f"{name}: a rate like '20 per minute' expected") from None
     return raw
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name}: one of {', '.join(allowed)} (got {value!r})")
+    return value
 
 
 def _positive(get: Callable[..., str], name: str, default: str, kind: type = float) -> Any:
@@ -175,7 +199,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         # `flask db upgrade` gives up on a lock it waited this long for (migrations/env.py).
         "MIGRATION_LOCK_TIMEOUT_SECONDS": _positive(get, "MIGRATION_LOCK_TIMEOUT_SECONDS", "5"),
-        "REDIS_URL": get("REDIS_URL"),
+        "REDIS_URL": _redis_url(get("REDIS_URL"), _choice(
+            "REDIS_SSL_CERT_REQS", get("REDIS_SSL_CERT_REQS", "required"), ("required", "none"))),
         # Auth: tokens come from Callnfy's auth service; this service only verifies them.
         "JWT_SECRET_KEY": get("JWT_SECRET_KEY", DEV_JWT_SECRET_KEY),
         "JWT_ALGORITHM": algorithm,

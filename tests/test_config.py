@@ -61,6 +61,7 @@ def test_production_with_secrets_loads_and_rewrites_postgres_scheme():
 @pytest.mark.parametrize("override, fragment", [
     ({"ENCRYPTION_KEYS": "not-base64!"}, "ENCRYPTION_KEYS"),
     ({"ENCRYPTION_KEYS": "c2hvcnQ="}, "32 bytes"),
+    ({"ENCRYPTION_KEYS": "ab" * 30}, "32 bytes"),  # 60 hex digits: not a hex key; as base64, 45 bytes
     ({"JWT_ALGORITHM": "RS256"}, "JWT_PUBLIC_KEY"),
     ({"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM"),
     ({"WEBHOOK_RETRY_SCHEDULE": "5,soon"}, "WEBHOOK_RETRY_SCHEDULE"),
@@ -71,6 +72,13 @@ def test_production_with_secrets_loads_and_rewrites_postgres_scheme():
 def test_invalid_values_are_refused_with_their_name(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_config({**PRODUCTION_SECRETS, **override})
+
+
+def test_an_encryption_key_may_be_64_hex_digits_as_herokus_secret_generator_makes_them():
+    hex_key = "0f" * 32
+    keys = f"{hex_key},{PRODUCTION_SECRETS['ENCRYPTION_KEYS']}"
+    config = load_config({**PRODUCTION_SECRETS, "ENCRYPTION_KEYS": keys})
+    assert config["ENCRYPTION_KEYS"] == [b"\x0f" * 32, b"0123456789abcdef0123456789abcdef"]
 
 
 def test_encryption_keys_first_encrypts_all_decrypt():
@@ -111,3 +119,29 @@ def test_processes_refuse_to_start_in_production_with_an_http_public_url(command
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["callnfy-integrations: configuration error: PUBLIC_API_URL: production needs an https:// URL "
                      "(got 'http://integrations.callnfy.com')"], result.stderr
+
+
+@pytest.mark.parametrize("url, cert_reqs, expected", [
+    ("rediss://:pw@redis.example.com:6380", "none", "rediss://:pw@redis.example.com:6380?ssl_cert_reqs=none"),
+    ("rediss://redis.example.com:6380/1?health=1", "none", "rediss://redis.example.com:6380/1?health=1&ssl_cert_reqs=none"),
+    ("rediss://redis.example.com:6380", None, "rediss://redis.example.com:6380"),  # verified by default
+    ("redis://127.0.0.1:6379/0", "none", "redis://127.0.0.1:6379/0"),  # no TLS: nothing to verify
+])
+def test_redis_tls_certificate_checking_is_written_into_the_url(url, cert_reqs, expected):
+    config = load_config({**PRODUCTION_SECRETS, "REDIS_URL": url, "REDIS_SSL_CERT_REQS": cert_reqs})
+    assert config["REDIS_URL"] == expected
+
+
+def test_a_redis_url_with_self_signed_certificates_allowed_reaches_redis_py_that_way():
+    from redis import Redis
+
+    config = load_config({**PRODUCTION_SECRETS, "REDIS_URL": "rediss://redis.example.com:6380",
+                          "REDIS_SSL_CERT_REQS": "none"})
+    kwargs = Redis.from_url(config["REDIS_URL"]).connection_pool.connection_kwargs
+    assert kwargs["ssl_cert_reqs"] == "none"
+
+
+def test_an_unknown_redis_certificate_rule_is_refused_with_its_name():
+    with pytest.raises(ConfigError, match="REDIS_SSL_CERT_REQS"):
+        load_config({**PRODUCTION_SECRETS, "REDIS_SSL_CERT_REQS": "maybe"})
+
