@@ -256,6 +256,28 @@ def test_a_worker_killed_mid_drain_loses_no_outcome_and_duplicates_only_what_was
     assert all(r.at < killed_at for r in receiver.requests[:6])
 
 
+# -- recovery ---------------------------------------------------------------------------------------
+
+def test_after_a_restart_with_an_empty_redis_the_first_lost_event_arrives_within_15_s(
+        hctx, workers, receiver, database_url, servers, ca_bundle):
+    """The workers are down (killed) while events commit; Redis then loses everything (the doorbells,
+    the queued jobs); the workers come back. The scheduler ran throughout, with the deployed sweep
+    intervals and the 60 s grace period: only the sweepers can find the lost events."""
+    account = Account(engine_app(database_url, servers, ca_bundle, OUTBOX_GRACE_SECONDS="60"))
+    account.subscribe(receiver.url(), "call.received")
+    deployed = {"OUTBOX_GRACE_SECONDS": "60", "OUTBOX_SWEEP_SECONDS": "", "WEBHOOK_SWEEP_SECONDS": ""}
+    workers.processes.append(run_flask({**workers.env, **deployed}, "scheduler"))
+    record_calls(account, 40)  # committed; their dispatch waits in Redis for a worker
+    redis_connection().flushdb()
+    restarted = time.monotonic()
+    workers.start("default", "calendar", **deployed)
+    workers.start(WEBHOOKS, **deployed)
+    wait_for(lambda: receiver.requests, timeout=15, interval=0.1)
+    first = time.monotonic() - restarted
+    wait_for(lambda: len({r.headers["webhook-id"] for r in receiver.requests}) == 40, timeout=60, interval=0.2)
+    print(f"first lost event delivered {first:.1f} s after the workers started")
+
+
 # -- queues do not starve each other ---------------------------------------------------------------
 
 def test_a_webhook_backlog_does_not_delay_outbox_dispatch_on_a_worker_serving_every_queue(
