@@ -167,6 +167,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # two-way calendar this often (Google does not guarantee notifications); notifications per address.
         "GOOGLE_CHANNEL_SWEEP_SECONDS": _positive(get, "GOOGLE_CHANNEL_SWEEP_SECONDS", "3600", int),
         "GOOGLE_SAFETY_SYNC_SECONDS": _positive(get, "GOOGLE_SAFETY_SYNC_SECONDS", "10800", int),
+        # The safety sync is spread over that interval (each calendar at its own moment): the sweep
+        # runs this often and requests at most this many syncs per run (or twice its steady share),
+        # so it never puts every calendar's sync ahead of the one-way pushes on the calendar queue.
+        "GOOGLE_SAFETY_SYNC_TICK_SECONDS": _positive(get, "GOOGLE_SAFETY_SYNC_TICK_SECONDS", "60", int),
+        "GOOGLE_SAFETY_SYNC_MAX_PER_TICK": _positive(get, "GOOGLE_SAFETY_SYNC_MAX_PER_TICK", "20", int),
         "GOOGLE_PUSH_RATE_LIMIT": get("GOOGLE_PUSH_RATE_LIMIT", "6000 per minute"),
         "GOOGLE_SYNC_DEBOUNCE_SECONDS": float(get("GOOGLE_SYNC_DEBOUNCE_SECONDS", "1")),
         # Revoking at Google after a disconnect: RQ retries at these delays (~27 h in all).
