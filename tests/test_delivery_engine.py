@@ -510,3 +510,52 @@ def test_a_receiver_that_never_completes_the_tls_handshake_is_cut_at_the_deadlin
     assert held  # the connection was accepted
     assert result.status_code is None and result.error.startswith("deadline exceeded")
     assert TIMEOUT - 0.05 <= elapsed <= TIMEOUT + 0.4
+
+
+def test_senders_share_one_keep_alive_connection_per_address_and_cut_a_reused_one_at_the_deadline(ca, ca_bundle):
+    """Twelve receivers (twelve pinned addresses), four sender threads: each receiver sees one
+    connection however the attempts fall on the threads; then a reused connection that stalls is
+    still cut at the attempt's deadline."""
+    from callnfy_integrations.zapier.sender import Request, Sender
+
+    receivers = [Receiver(ca) for _ in range(12)]
+    sender = Sender(concurrency=4, allow_private=True, ca_bundle=ca_bundle, timeout=TIMEOUT)
+    headers = {"Content-Type": "application/json"}
+    try:
+        for _ in range(5):
+            futures = [sender.submit(Request(r.url(), b"{}", headers)) for r in receivers]
+            assert all(future.result(timeout=10).delivered for future in futures)
+        assert [r.connections for r in receivers] == [1] * 12  # 60 attempts, 12 handshakes
+        receivers[0].mode = "stall"
+        started = time.monotonic()
+        result = sender.submit(Request(receivers[0].url(), b"{}", headers)).result(timeout=10)
+        elapsed = time.monotonic() - started
+        assert receivers[0].connections == 1  # the stalled attempt went out on the kept connection
+        assert result.error.startswith("deadline exceeded") and elapsed < TIMEOUT + 0.4
+    finally:
+        sender.close()
+        for receiver in receivers:
+            receiver.close()
+
+
+def test_an_attempt_past_its_deadline_leaves_alone_the_connection_the_next_attempt_took():
+    """A keep-alive connection goes back to the shared pool as its answer is read, before its attempt
+    has finished; if that attempt's deadline passes just then, the watchdog must not cut the
+    connection from under the attempt that took it next."""
+    import socket
+
+    from callnfy_integrations.zapier.sender import _Attempt
+
+    ours, theirs = socket.socketpair()
+    try:
+        first, second = _Attempt(time.monotonic()), _Attempt(time.monotonic() + 60)
+        first.guard(ours)
+        second.guard(ours)  # taken from the pool by the next attempt
+        first.expire()
+        ours.sendall(b"x")
+        assert theirs.recv(1) == b"x"  # still open for the second attempt
+        second.expire()
+        assert theirs.recv(1) == b""  # the second attempt's own deadline does cut it
+    finally:
+        ours.close()
+        theirs.close()

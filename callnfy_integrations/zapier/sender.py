@@ -11,6 +11,13 @@ counts as delivered: the receiver accepted it).
 Addresses are filtered as before (requests-hardened: resolve once, pin the address, refuse
 private, loopback and link-local ones; redirects are never followed), and the pinned address must
 also pass the rule hook URLs were subscribed under (`hook_urls.is_public`), so both refuse the same.
+
+Keep-alive connections are pooled per pinned address (and TLS name), one pool shared by every
+sender thread: a connection is reused by whichever thread sends next to that address, so a burst
+to one receiver costs one TCP+TLS handshake per attempt in flight, not one per thread — nor one per
+attempt when the receiver's name resolves to more addresses than a thread's own pools could keep.
+A reused connection is only ever one the address check let through, and the watchdog guards it for
+the attempt now using it.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import itertools
 import socket
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -37,12 +45,20 @@ from ..timestamps import utcnow
 from .hook_urls import is_public
 
 CONNECT_TIMEOUT = 5.0
+POOLED_ADDRESSES = 256  # keep-alive pools kept per sender (least recently used closed first)
 RESPONSE_READ_LIMIT = 64 * 1024
 ERROR_MAX = 500
 USER_AGENT = "Callnfy-Webhooks/1.0"
 
 
 # -- the deadline ---------------------------------------------------------------------------------
+
+# Which attempt is using each socket now: a keep-alive socket goes back to the shared pool as its
+# answer is read, before its attempt has finished, and another attempt may take it at once. An
+# attempt's deadline then shuts down only the sockets it still uses, never the next attempt's.
+_users: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_users_lock = threading.Lock()
+
 
 class _Attempt:
     """One attempt's deadline and the sockets it has used; the watchdog may expire it once."""
@@ -55,6 +71,8 @@ class _Attempt:
         self.lock = threading.Lock()
 
     def guard(self, sock: socket.socket) -> None:
+        with _users_lock:
+            _users[sock] = self
         with self.lock:
             if self.expired:  # the deadline passed before this socket existed
                 _shutdown(sock)
@@ -65,7 +83,9 @@ class _Attempt:
             if self.finished:
                 return
             self.expired = True
-            for sock in self.sockets:
+            with _users_lock:
+                mine = [sock for sock in self.sockets if _users.get(sock) is self]
+            for sock in mine:
                 _shutdown(sock)
 
     def finish(self) -> None:
@@ -205,27 +225,32 @@ class Result:
 
 
 class Sender:
-    """A fixed pool of sender threads, each with its own keep-alive, SSRF-safe session."""
+    """A fixed pool of sender threads sharing keep-alive connection pools (one per pinned address)."""
 
     def __init__(self, *, concurrency: int, allow_private: bool, ca_bundle: str | None, timeout: float):
         self.concurrency = concurrency
         self.timeout = timeout
-        self._allow_private = allow_private
         self._verify = ca_bundle or True
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook-sender")
         self._watchdog = _watchdog()
+        # One adapter per scheme for every thread; a pool holds up to one connection per sender.
+        self._adapters = {}
+        for scheme, https in (("http://", False), ("https://", True)):
+            # The address filter is mounted here (guarded), not by requests-hardened's own switch.
+            adapter = _GuardedPlainAdapter() if allow_private else _GuardedFilterAdapter(
+                is_https_proto=https, allow_loopback=False)
+            adapter.init_poolmanager(POOLED_ADDRESSES, concurrency)
+            self._adapters[scheme] = adapter
 
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            # The address filter is mounted below (guarded), not by requests-hardened's own switch.
             session = HTTPSession(HardenedConfig(
                 ip_filter_enable=False, ip_filter_allow_loopback_ips=False, never_redirect=True,
                 default_timeout=(CONNECT_TIMEOUT, self.timeout), user_agent_override=USER_AGENT))
-            for scheme, https in (("http://", False), ("https://", True)):
-                session.mount(scheme, _GuardedPlainAdapter() if self._allow_private
-                              else _GuardedFilterAdapter(is_https_proto=https, allow_loopback=False))
+            for scheme, adapter in self._adapters.items():
+                session.mount(scheme, adapter)
             session.trust_env = False  # no proxies or CA bundles from the environment
             session.verify = self._verify
             self._local.session = session
@@ -273,6 +298,8 @@ class Sender:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for adapter in self._adapters.values():
+            adapter.close()
 
 
 def _elapsed_ms(started: float) -> int:
