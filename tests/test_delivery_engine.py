@@ -559,3 +559,20 @@ def test_an_attempt_past_its_deadline_leaves_alone_the_connection_the_next_attem
     finally:
         ours.close()
         theirs.close()
+
+
+def test_a_cookie_one_receiver_sets_is_never_sent_with_a_later_delivery(receiver, ca_bundle):
+    """Accounts share the hook host (hooks.zapier.com): a cookie set in answer to one account's
+    delivery must not ride along with the next one, whoever's it is."""
+    from callnfy_integrations.zapier.sender import Request, Sender
+
+    receiver.answer((200, {"Set-Cookie": "zapier_session=account-a; Path=/"}))
+    sender = Sender(concurrency=1, allow_private=True, ca_bundle=ca_bundle, timeout=TIMEOUT)
+    try:
+        for _ in range(3):
+            assert sender.submit(Request(receiver.url(), b"{}", {"Content-Type": "application/json"})).result(
+                timeout=10).delivered
+    finally:
+        sender.close()
+    assert [r.headers.get("cookie") for r in receiver.requests] == [None, None, None]
+    assert receiver.requests[0].headers["user-agent"] == "Callnfy-Webhooks/1.0"

@@ -32,10 +32,12 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
 import requests
 from requests.adapters import HTTPAdapter
-from requests_hardened import Config as HardenedConfig
-from requests_hardened import HTTPSession
+from requests.exceptions import InvalidSchema
+from requests.models import PreparedRequest
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -114,7 +116,8 @@ class Watchdog:
     def watch(self, attempt: _Attempt) -> None:
         with self._wake:
             heapq.heappush(self._heap, (attempt.deadline, next(self._counter), attempt))
-            self._wake.notify()
+            if self._heap[0][2] is attempt:  # it now waits for an earlier deadline (else: no wake-up per attempt)
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:
@@ -225,36 +228,39 @@ class Result:
 
 
 class Sender:
-    """A fixed pool of sender threads sharing keep-alive connection pools (one per pinned address)."""
+    """A fixed pool of sender threads sharing keep-alive connection pools (one per pinned address).
+
+    Each attempt goes straight to the guarded transport adapter, not through a requests Session: a
+    Session's per-request work (merging its settings, its cookie jar both ways) cost about as much CPU
+    as the HTTP exchange itself, and a cookie jar would carry one receiver's cookies into another
+    account's delivery. Nothing a Session added is wanted here: no redirects are followed (an adapter
+    never follows one), no proxies or CA bundles come from the environment, the timeouts are explicit.
+    """
 
     def __init__(self, *, concurrency: int, allow_private: bool, ca_bundle: str | None, timeout: float):
         self.concurrency = concurrency
         self.timeout = timeout
         self._verify = ca_bundle or True
-        self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook-sender")
         self._watchdog = _watchdog()
         # One adapter per scheme for every thread; a pool holds up to one connection per sender.
-        self._adapters = {}
-        for scheme, https in (("http://", False), ("https://", True)):
-            # The address filter is mounted here (guarded), not by requests-hardened's own switch.
+        self._adapters: dict[str, HTTPAdapter] = {}
+        for scheme, https in (("http", False), ("https", True)):
             adapter = _GuardedPlainAdapter() if allow_private else _GuardedFilterAdapter(
                 is_https_proto=https, allow_loopback=False)
             adapter.init_poolmanager(POOLED_ADDRESSES, concurrency)
             self._adapters[scheme] = adapter
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = HTTPSession(HardenedConfig(
-                ip_filter_enable=False, ip_filter_allow_loopback_ips=False, never_redirect=True,
-                default_timeout=(CONNECT_TIMEOUT, self.timeout), user_agent_override=USER_AGENT))
-            for scheme, adapter in self._adapters.items():
-                session.mount(scheme, adapter)
-            session.trust_env = False  # no proxies or CA bundles from the environment
-            session.verify = self._verify
-            self._local.session = session
-        return session
+    def _prepare(self, request: Request) -> tuple[HTTPAdapter, PreparedRequest]:
+        prepared = PreparedRequest()
+        prepared.prepare_method("POST")
+        prepared.prepare_url(request.url, None)
+        prepared.prepare_headers({**request.headers, "User-Agent": USER_AGENT})
+        prepared.prepare_body(request.body, None)
+        adapter = self._adapters.get(urlsplit(prepared.url).scheme)
+        if adapter is None:
+            raise InvalidSchema(f"no transport for {prepared.url.split(':', 1)[0]!r} URLs")
+        return adapter, prepared
 
     def submit(self, request: Request) -> Future:
         """Start the attempt on a free thread; the future's result is its `Result`."""
@@ -268,9 +274,9 @@ class Sender:
         response = None
         status = None
         try:
-            response = self._session().post(
-                request.url, data=request.body, headers=request.headers, allow_redirects=False, stream=True,
-                timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
+            adapter, prepared = self._prepare(request)
+            response = adapter.send(prepared, stream=True, timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
+                                    verify=self._verify, proxies={})
             status = response.status_code
             snippet = _read_limited(response, attempt)
             if attempt.expired and not 200 <= status < 300:
