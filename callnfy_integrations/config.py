@@ -191,6 +191,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Attempts in flight per account, across all workers: one account's stalled receiver
         # holds at most this many senders while every other account keeps flowing.
         "WEBHOOK_ACCOUNT_CONCURRENCY": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY", "4", int),
+        # … and up to this many (at most half of WEBHOOK_CONCURRENCY) while the account's receiver
+        # answers 2xx within WEBHOOK_FAST_ANSWER_SECONDS; one slow answer, error or deadline, or an
+        # attempt in flight longer than that, puts it back at WEBHOOK_ACCOUNT_CONCURRENCY.
+        "WEBHOOK_ACCOUNT_CONCURRENCY_MAX": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY_MAX", "16", int),
+        "WEBHOOK_FAST_ANSWER_SECONDS": _positive(get, "WEBHOOK_FAST_ANSWER_SECONDS", "0.25"),
         # The hard total deadline of one attempt: connect + TLS + send + the whole answer.
         "WEBHOOK_ATTEMPT_TIMEOUT": _positive(get, "WEBHOOK_ATTEMPT_TIMEOUT", "15"),
         # How long one drain job sends before handing over to a fresh job.

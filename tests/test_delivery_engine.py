@@ -201,6 +201,57 @@ def max_concurrent(attempts):
     return peak
 
 
+def spans_of(account, started_after: float = 0.0):
+    return [a for d in deliveries_of(account) for a in attempts_of(d.id)
+            if a.attempted_at.timestamp() - a.duration_ms / 1000 >= started_after]
+
+
+def test_a_fast_receiver_gets_more_attempts_in_flight_than_the_base(hooks_app, hctx, workers, receiver):
+    """Answers within WEBHOOK_FAST_ANSWER_SECONDS raise the account's limit above 4, up to half the
+    worker's senders (8 of 16 here)."""
+    account = Account(hooks_app)
+    account.subscribe(receiver.url(), "call.received")
+    receiver.delay = 0.05  # fast, but long enough for attempts to overlap
+    workers.start("default")
+    workers.start(WEBHOOKS)
+    record_calls(account, 120)
+    wait_for(lambda: sum(d.status == "delivered" for d in deliveries_of(account)) == 120, timeout=60, interval=0.5)
+    assert 4 < max_concurrent(spans_of(account)) <= 8
+
+
+def test_a_fast_receiver_that_starts_stalling_falls_back_to_the_base_and_delays_no_other_account(
+        hooks_app, hctx, workers, receiver, second_receiver):
+    fast, other = Account(hooks_app), Account(hooks_app)
+    fast.subscribe(receiver.url("/fast"), "call.received")
+    other.subscribe(second_receiver.url("/other"), "call.received")
+    receiver.delay = 0.05
+    workers.start("default")
+    workers.start(WEBHOOKS)
+    record_calls(fast, 60)
+    wait_for(lambda: sum(d.status == "delivered" for d in deliveries_of(fast)) == 60, timeout=60, interval=0.5)
+    assert max_concurrent(spans_of(fast)) > 4  # raised
+
+    receiver.mode = "stall"  # every attempt from now on is held until its 0.6 s deadline
+    stalled_from = time.time()
+    record_calls(fast, 40)
+    wait_for(lambda: len(receiver.requests) >= 64, timeout=20)  # the stall holds its senders
+    latencies = []
+    for _ in range(4):
+        sent = len(second_receiver.requests)
+        record_calls(other, 1)
+        committed = db.session.scalar(select(func.max(Event.created_at)).where(Event.user_id == other.user_id))
+        arrival = wait_for(lambda: len(second_receiver.requests) > sent and second_receiver.requests[-1], timeout=10)
+        latencies.append(arrival.at - committed.timestamp())
+        time.sleep(0.3)
+    assert statistics.median(latencies) < 0.5 and max(latencies) < 1.5, latencies
+    wait_for(lambda: len(spans_of(fast, stalled_from)) >= 24, timeout=30, interval=0.5)
+    stalled = spans_of(fast, stalled_from)
+    assert all(a.error.startswith("deadline exceeded") for a in stalled)
+    assert max_concurrent(stalled) <= 8  # at most the raised limit while the first ones stall …
+    first_ended = min(a.attempted_at.timestamp() for a in stalled)
+    assert max_concurrent(spans_of(fast, first_ended)) <= 4  # … then the base
+
+
 def test_retries_fire_at_their_due_time(hooks_app, hctx, workers, receiver):
     account = Account(hooks_app)
     account.subscribe(receiver.url(), "call.received")
