@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 from rq.scripts import ACQUIRE_OR_REFRESH_LOCK_SCRIPT, acquire_or_refresh_lock
-from rq.utils import now, utcformat
+from rq.utils import now
 
 from .queues import ALL_QUEUES, get_queue, redis_connection
 
@@ -82,12 +82,14 @@ class LeasedScheduler(RQScheduler):
         return successful
 
     def heartbeat(self) -> None:
-        """RQ's, with the short lease: refresh the locks held; drop one another scheduler took."""
+        """RQ's, with the short lease: refresh the locks held; drop one another scheduler took. The
+        whole record is written (not only the heartbeat's time): after a Redis flush it says again
+        which process this is."""
         self.last_heartbeat = now()
         names = sorted(self._acquired_locks)
         script = self.connection.register_script(ACQUIRE_OR_REFRESH_LOCK_SCRIPT)
         with self.connection.pipeline() as pipeline:
-            pipeline.hset(self.key, "last_heartbeat", utcformat(self.last_heartbeat))
+            pipeline.hset(self.key, mapping=self.to_dict())
             pipeline.expire(self.key, self.interval + 60)
             for name in names:
                 script(keys=[self.get_locking_key(name)], args=[self.name, SCHEDULER_LEASE_SECONDS], client=pipeline)
