@@ -187,14 +187,16 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             "WEBHOOK_RETRY_SCHEDULE", get("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
         ),
         "WEBHOOK_SWEEP_SECONDS": int(get("WEBHOOK_SWEEP_SECONDS", "5")),
-        "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "32")),  # sender threads per worker
+        # Sender threads per worker (started as needed; waiting on the network, not the CPU): enough
+        # that a fast account may use half while every other account keeps the rest.
+        "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "64")),
         # Attempts in flight per account, across all workers: one account's stalled receiver
         # holds at most this many senders while every other account keeps flowing.
         "WEBHOOK_ACCOUNT_CONCURRENCY": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY", "4", int),
         # … and up to this many (at most half of WEBHOOK_CONCURRENCY) while the account's receiver
         # answers 2xx within WEBHOOK_FAST_ANSWER_SECONDS; one slow answer, error or deadline, or an
         # attempt in flight longer than that, puts it back at WEBHOOK_ACCOUNT_CONCURRENCY.
-        "WEBHOOK_ACCOUNT_CONCURRENCY_MAX": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY_MAX", "16", int),
+        "WEBHOOK_ACCOUNT_CONCURRENCY_MAX": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY_MAX", "32", int),
         "WEBHOOK_FAST_ANSWER_SECONDS": _positive(get, "WEBHOOK_FAST_ANSWER_SECONDS", "0.25"),
         # The hard total deadline of one attempt: connect + TLS + send + the whole answer.
         "WEBHOOK_ATTEMPT_TIMEOUT": _positive(get, "WEBHOOK_ATTEMPT_TIMEOUT", "15"),
