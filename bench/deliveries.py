@@ -88,8 +88,9 @@ def pending_deliveries(users: list[uuid.UUID], per_user: int, connection) -> Non
     for user_id in users:
         for _ in range(per_user):
             record_call(user_id, customer_phone="+14155550123", duration=60)
-    db.session.commit()
-    connection.delete(OUTBOX.ready_key, OUTBOX.flag_key)
+    # Dispatched in the transaction that records them: the doorbell their commit rings finds nothing
+    # to do (a worker's outbox drain racing these statements deadlocked, or sent some early).
+    db.session.flush()
     db.session.execute(text("""
         INSERT INTO webhook_deliveries (id, user_id, event_id, subscription_id, hook_url)
         SELECT gen_random_uuid(), e.user_id, e.id, s.id, s.hook_url
@@ -97,6 +98,7 @@ def pending_deliveries(users: list[uuid.UUID], per_user: int, connection) -> Non
         WHERE e.dispatched_at IS NULL"""))
     db.session.execute(text("UPDATE events SET dispatched_at = now() WHERE dispatched_at IS NULL"))
     db.session.commit()
+    connection.delete(OUTBOX.ready_key, OUTBOX.flag_key)
 
 
 def delivered() -> int:

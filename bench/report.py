@@ -52,6 +52,7 @@ BENCHES = (
     Bench("webhook_throughput", ("--deliveries", "2000", "--accounts", "20", "--rounds", "3", "--raw-seconds", "5",
                                  "--rate", "50", "--seconds", "10", "--stalled", "200"),
           ("--deliveries", "400", "--rounds", "1", "--raw-seconds", "2", "--seconds", "3", "--stalled", "20")),
+    Bench("recovery", ("--events", "2000", "--rounds", "2"), ("--events", "400", "--rounds", "1")),
     Bench("worker_memory", ("--deliveries", "10000", "--batch", "1000"), ("--deliveries", "2000")),
     Bench("google_sync", ("--changes", "50", "--users", "10", "--appointments", "300", "--rounds", "3"),
           ("--changes", "10", "--users", "4", "--appointments", "60", "--rounds", "1")),

@@ -231,6 +231,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # two-way calendar this often (Google does not guarantee notifications); notifications per address.
         "GOOGLE_CHANNEL_SWEEP_SECONDS": _positive(get, "GOOGLE_CHANNEL_SWEEP_SECONDS", "3600", int),
         "GOOGLE_SAFETY_SYNC_SECONDS": _positive(get, "GOOGLE_SAFETY_SYNC_SECONDS", "10800", int),
+        # The safety sync is spread over that interval (each calendar at its own moment): the sweep
+        # runs this often and requests at most this many syncs per run (or twice its steady share),
+        # so it never puts every calendar's sync ahead of the one-way pushes on the calendar queue.
+        "GOOGLE_SAFETY_SYNC_TICK_SECONDS": _positive(get, "GOOGLE_SAFETY_SYNC_TICK_SECONDS", "60", int),
+        "GOOGLE_SAFETY_SYNC_MAX_PER_TICK": _positive(get, "GOOGLE_SAFETY_SYNC_MAX_PER_TICK", "20", int),
         "GOOGLE_PUSH_RATE_LIMIT": get("GOOGLE_PUSH_RATE_LIMIT", "6000 per minute"),
         "GOOGLE_SYNC_DEBOUNCE_SECONDS": float(get("GOOGLE_SYNC_DEBOUNCE_SECONDS", "1")),
         # At most this many appointments created from Google events by one two-way sync; the rest are
@@ -249,10 +254,17 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             "WEBHOOK_RETRY_SCHEDULE", get("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
         ),
         "WEBHOOK_SWEEP_SECONDS": int(get("WEBHOOK_SWEEP_SECONDS", "5")),
-        "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "32")),  # sender threads per worker
+        # Sender threads per worker (started as needed; waiting on the network, not the CPU): enough
+        # that a fast account may use half while every other account keeps the rest.
+        "WEBHOOK_CONCURRENCY": int(get("WEBHOOK_CONCURRENCY", "64")),
         # Attempts in flight per account, across all workers: one account's stalled receiver
         # holds at most this many senders while every other account keeps flowing.
         "WEBHOOK_ACCOUNT_CONCURRENCY": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY", "4", int),
+        # … and up to this many (at most half of WEBHOOK_CONCURRENCY) while the account's receiver
+        # answers 2xx within WEBHOOK_FAST_ANSWER_SECONDS; one slow answer, error or deadline, or an
+        # attempt in flight longer than that, puts it back at WEBHOOK_ACCOUNT_CONCURRENCY.
+        "WEBHOOK_ACCOUNT_CONCURRENCY_MAX": _positive(get, "WEBHOOK_ACCOUNT_CONCURRENCY_MAX", "32", int),
+        "WEBHOOK_FAST_ANSWER_SECONDS": _positive(get, "WEBHOOK_FAST_ANSWER_SECONDS", "0.25"),
         # The hard total deadline of one attempt: connect + TLS + send + the whole answer.
         "WEBHOOK_ATTEMPT_TIMEOUT": _positive(get, "WEBHOOK_ATTEMPT_TIMEOUT", "15"),
         # How long one drain job sends before handing over to a fresh job.
@@ -275,8 +287,9 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "ADMIN_PASSWORD": get("ADMIN_PASSWORD"),
         "SCHEDULER_HEARTBEAT_SECONDS": int(get("SCHEDULER_HEARTBEAT_SECONDS", "60")),
         # Outbox: how often the sweeper runs, and how long a committed event waits for its own
-        # dispatch job before the sweeper assumes the job was lost.
-        "OUTBOX_SWEEP_SECONDS": int(get("OUTBOX_SWEEP_SECONDS", "30")),
+        # dispatch job before the sweeper assumes the job was lost. The sweep is one indexed UPDATE;
+        # every 5 s, events lost with a Redis that came back empty are rung again within seconds.
+        "OUTBOX_SWEEP_SECONDS": _positive(get, "OUTBOX_SWEEP_SECONDS", "5", int),
         "OUTBOX_GRACE_SECONDS": int(get("OUTBOX_GRACE_SECONDS", "60")),
         # Domain
         "DEFAULT_PHONE_REGION": get("DEFAULT_PHONE_REGION", "GB"),

@@ -459,8 +459,15 @@ def sweep_two_way() -> dict[str, int]:
     return {"renewing": len(renew)}
 
 
-def safety_sync() -> int:
-    """Google does not guarantee notifications: every two-way calendar syncs every few hours anyway."""
+def safety_sync(now: float | None = None) -> int:
+    """Google does not guarantee notifications: every two-way calendar syncs every few hours anyway,
+    each at its own moment of the interval (google/safety_sync.py); returns how many were requested."""
+    from callnfy_integrations.google import safety_sync as spread
+
     integration_ids = two_way.two_way_integrations()
     db.session.commit()
-    return sum(1 for integration_id in integration_ids if two_way.request_sync(integration_id))
+    connection = redis_connection()
+    due, through = spread.take(integration_ids, current_app.config, connection, now)
+    requested = sum(1 for integration_id in due if two_way.request_sync(integration_id))
+    spread.taken(through, connection)
+    return requested

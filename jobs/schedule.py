@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from rq.cron import CronScheduler
 
+from callnfy_integrations.google.safety_sync import tick_seconds as safety_sync_tick_seconds
 from callnfy_integrations.queues import CALENDAR, DEFAULT, WEBHOOKS
 from jobs.events import sweep_outbox
 from jobs.google import safety_sync, sweep_google_sync, sweep_two_way
@@ -22,7 +23,6 @@ def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) 
                        result_ttl=0, job_timeout=600)
     scheduler.register(sweep_two_way, queue_name=CALENDAR, interval=config["GOOGLE_CHANNEL_SWEEP_SECONDS"],
                        result_ttl=0)
-    scheduler.register(safety_sync, queue_name=CALENDAR, interval=config["GOOGLE_SAFETY_SYNC_SECONDS"],
-                       result_ttl=0)
+    scheduler.register(safety_sync, queue_name=CALENDAR, interval=safety_sync_tick_seconds(config), result_ttl=0)
     scheduler.register(sweep_google_sync, queue_name=CALENDAR, interval=config["GOOGLE_SYNC_SWEEP_SECONDS"],
                        result_ttl=0)

@@ -2,8 +2,9 @@
 
 These are the edge of delivery's unit of work: `zapier.delivery` only runs statements, and the
 commits here decide what survives a crash. The drain claims only what its free senders can start
-now, commits the claim, and commits each outcome as soon as its attempt ends: a worker killed
-mid-drain loses no finished outcome, and each unfinished claim comes back when its lease ends.
+now, commits the claim, and commits each outcome as soon as its attempt ends (in one transaction
+with the claim that refills its sender): a worker killed mid-drain loses no finished outcome, and
+each unfinished claim comes back when its lease ends.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ def send_webhooks() -> int:
         outcomes = _take(finished, block=False)
         if outcomes:
             delivery.record(outcomes)
-            db.session.commit()  # each outcome is durable as soon as its attempt ends
             in_flight -= len(outcomes)
             next_claim = 0.0  # a sender is free: look for work at once
         now = time.monotonic()
@@ -58,16 +58,22 @@ def send_webhooks() -> int:
             stopping = True  # hand over: finish what is in flight, then let the worker run other jobs
         if now >= others_checked:
             others_checked = now + OTHER_QUEUES_CHECK_SECONDS
-        if not stopping and in_flight < engine.concurrency and (now >= next_claim or bell.rang(connection)):
-            claimed = delivery.claim(engine.concurrency - in_flight)
-            db.session.commit()  # the claim is durable before anything is sent
-            for item in claimed:
+        claiming = not stopping and in_flight < engine.concurrency and (now >= next_claim or bell.rang(connection))
+        if outcomes and not claiming:
+            db.session.commit()  # each outcome is durable as soon as its attempt ends
+        if claiming:
+            slots = engine.concurrency - in_flight
+            claimed = _claim(slots, outcomes)  # one commit: the outcomes, then the claim
+            for item in claimed:  # committed: send
                 engine.submit(item.request).add_done_callback(
                     lambda future, item=item: finished.put(delivery.Outcome(item, future.result())))
             in_flight += len(claimed)
             attempts += len(claimed)
-            if not claimed:
+            if len(claimed) < slots:
+                # Nothing more is claimable now (no due work, or its accounts at their limit): look
+                # again when an attempt ends, the doorbell rings, or at the next poll.
                 next_claim = now + POLL_SECONDS
+            if not claimed:
                 if in_flight == 0:
                     wait = _seconds_until_next_due()
                     if wait is None or wait > IDLE_WAIT_SECONDS or now + wait > budget_end:
@@ -93,6 +99,21 @@ def send_webhooks() -> int:
             finished.put(outcome)
     _after_drain(stopping)
     return attempts
+
+
+def _claim(slots: int, recorded: list) -> list:
+    """Claim and commit, in one transaction with the outcomes just recorded (one commit per round,
+    not two); a claim that fails does not take those outcomes with it."""
+    try:
+        claimed = delivery.claim(slots)
+        db.session.commit()  # the outcomes are durable, and the claim is, before anything is sent
+    except Exception:
+        db.session.rollback()
+        if recorded:
+            delivery.record(recorded)
+            db.session.commit()
+        raise
+    return claimed
 
 
 def _take(finished: queue.SimpleQueue, *, block: bool, timeout: float | None = None) -> list:
@@ -157,4 +178,3 @@ def sweep_webhooks() -> bool:
         except Exception:
             log.warning("could not check the webhook doorbell", exc_info=True)
     return due
-

@@ -52,6 +52,7 @@ class Receiver:
         self.chaos_stall = 3.0
         self.chaos_faults: tuple[str, ...] = CHAOS_FAULTS
         self.injected: Counter = Counter()  # chaos fault -> how many times it was injected
+        self.connections = 0  # TCP connections accepted (a keep-alive connection serves many requests)
         self.random = random.Random(7)
         self.lock = threading.Lock()
         self.closing = threading.Event()
@@ -64,6 +65,8 @@ class Receiver:
                 super().setup()
                 # Two writes per response: without this, Nagle + delayed ACK add 40 ms to each.
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                with receiver.lock:
+                    receiver.connections += 1
 
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -201,6 +201,57 @@ def max_concurrent(attempts):
     return peak
 
 
+def spans_of(account, started_after: float = 0.0):
+    return [a for d in deliveries_of(account) for a in attempts_of(d.id)
+            if a.attempted_at.timestamp() - a.duration_ms / 1000 >= started_after]
+
+
+def test_a_fast_receiver_gets_more_attempts_in_flight_than_the_base(hooks_app, hctx, workers, receiver):
+    """Answers within WEBHOOK_FAST_ANSWER_SECONDS raise the account's limit above 4, up to half the
+    worker's senders (8 of 16 here)."""
+    account = Account(hooks_app)
+    account.subscribe(receiver.url(), "call.received")
+    receiver.delay = 0.05  # fast, but long enough for attempts to overlap
+    workers.start("default")
+    workers.start(WEBHOOKS)
+    record_calls(account, 120)
+    wait_for(lambda: sum(d.status == "delivered" for d in deliveries_of(account)) == 120, timeout=60, interval=0.5)
+    assert 4 < max_concurrent(spans_of(account)) <= 8
+
+
+def test_a_fast_receiver_that_starts_stalling_falls_back_to_the_base_and_delays_no_other_account(
+        hooks_app, hctx, workers, receiver, second_receiver):
+    fast, other = Account(hooks_app), Account(hooks_app)
+    fast.subscribe(receiver.url("/fast"), "call.received")
+    other.subscribe(second_receiver.url("/other"), "call.received")
+    receiver.delay = 0.05
+    workers.start("default")
+    workers.start(WEBHOOKS)
+    record_calls(fast, 60)
+    wait_for(lambda: sum(d.status == "delivered" for d in deliveries_of(fast)) == 60, timeout=60, interval=0.5)
+    assert max_concurrent(spans_of(fast)) > 4  # raised
+
+    receiver.mode = "stall"  # every attempt from now on is held until its 0.6 s deadline
+    stalled_from = time.time()
+    record_calls(fast, 40)
+    wait_for(lambda: len(receiver.requests) >= 64, timeout=20)  # the stall holds its senders
+    latencies = []
+    for _ in range(4):
+        sent = len(second_receiver.requests)
+        record_calls(other, 1)
+        committed = db.session.scalar(select(func.max(Event.created_at)).where(Event.user_id == other.user_id))
+        arrival = wait_for(lambda: len(second_receiver.requests) > sent and second_receiver.requests[-1], timeout=10)
+        latencies.append(arrival.at - committed.timestamp())
+        time.sleep(0.3)
+    assert statistics.median(latencies) < 0.5 and max(latencies) < 1.5, latencies
+    wait_for(lambda: len(spans_of(fast, stalled_from)) >= 24, timeout=30, interval=0.5)
+    stalled = spans_of(fast, stalled_from)
+    assert all(a.error.startswith("deadline exceeded") for a in stalled)
+    assert max_concurrent(stalled) <= 8  # at most the raised limit while the first ones stall …
+    first_ended = min(a.attempted_at.timestamp() for a in stalled)
+    assert max_concurrent(spans_of(fast, first_ended)) <= 4  # … then the base
+
+
 def test_retries_fire_at_their_due_time(hooks_app, hctx, workers, receiver):
     account = Account(hooks_app)
     account.subscribe(receiver.url(), "call.received")
@@ -254,6 +305,28 @@ def test_a_worker_killed_mid_drain_loses_no_outcome_and_duplicates_only_what_was
     lost = db.session.scalars(select(WebhookAttempt).where(WebhookAttempt.error.like("%no outcome%"))).all()
     assert len(lost) == in_flight  # each lost attempt is in the log, and counted
     assert all(r.at < killed_at for r in receiver.requests[:6])
+
+
+# -- recovery ---------------------------------------------------------------------------------------
+
+def test_after_a_restart_with_an_empty_redis_the_first_lost_event_arrives_within_15_s(
+        hctx, workers, receiver, database_url, servers, ca_bundle):
+    """The workers are down (killed) while events commit; Redis then loses everything (the doorbells,
+    the queued jobs); the workers come back. The scheduler ran throughout, with the deployed sweep
+    intervals and the 60 s grace period: only the sweepers can find the lost events."""
+    account = Account(engine_app(database_url, servers, ca_bundle, OUTBOX_GRACE_SECONDS="60"))
+    account.subscribe(receiver.url(), "call.received")
+    deployed = {"OUTBOX_GRACE_SECONDS": "60", "OUTBOX_SWEEP_SECONDS": "", "WEBHOOK_SWEEP_SECONDS": ""}
+    workers.processes.append(run_flask({**workers.env, **deployed}, "scheduler"))
+    record_calls(account, 40)  # committed; their dispatch waits in Redis for a worker
+    redis_connection().flushdb()
+    restarted = time.monotonic()
+    workers.start("default", "calendar", **deployed)
+    workers.start(WEBHOOKS, **deployed)
+    wait_for(lambda: receiver.requests, timeout=15, interval=0.1)
+    first = time.monotonic() - restarted
+    wait_for(lambda: len({r.headers["webhook-id"] for r in receiver.requests}) == 40, timeout=60, interval=0.2)
+    print(f"first lost event delivered {first:.1f} s after the workers started")
 
 
 # -- queues do not starve each other ---------------------------------------------------------------
@@ -488,3 +561,69 @@ def test_a_receiver_that_never_completes_the_tls_handshake_is_cut_at_the_deadlin
     assert held  # the connection was accepted
     assert result.status_code is None and result.error.startswith("deadline exceeded")
     assert TIMEOUT - 0.05 <= elapsed <= TIMEOUT + 0.4
+
+
+def test_senders_share_one_keep_alive_connection_per_address_and_cut_a_reused_one_at_the_deadline(ca, ca_bundle):
+    """Twelve receivers (twelve pinned addresses), four sender threads: each receiver sees one
+    connection however the attempts fall on the threads; then a reused connection that stalls is
+    still cut at the attempt's deadline."""
+    from callnfy_integrations.zapier.sender import Request, Sender
+
+    receivers = [Receiver(ca) for _ in range(12)]
+    sender = Sender(concurrency=4, allow_private=True, ca_bundle=ca_bundle, timeout=TIMEOUT)
+    headers = {"Content-Type": "application/json"}
+    try:
+        for _ in range(5):
+            futures = [sender.submit(Request(r.url(), b"{}", headers)) for r in receivers]
+            assert all(future.result(timeout=10).delivered for future in futures)
+        assert [r.connections for r in receivers] == [1] * 12  # 60 attempts, 12 handshakes
+        receivers[0].mode = "stall"
+        started = time.monotonic()
+        result = sender.submit(Request(receivers[0].url(), b"{}", headers)).result(timeout=10)
+        elapsed = time.monotonic() - started
+        assert receivers[0].connections == 1  # the stalled attempt went out on the kept connection
+        assert result.error.startswith("deadline exceeded") and elapsed < TIMEOUT + 0.4
+    finally:
+        sender.close()
+        for receiver in receivers:
+            receiver.close()
+
+
+def test_an_attempt_past_its_deadline_leaves_alone_the_connection_the_next_attempt_took():
+    """A keep-alive connection goes back to the shared pool as its answer is read, before its attempt
+    has finished; if that attempt's deadline passes just then, the watchdog must not cut the
+    connection from under the attempt that took it next."""
+    import socket
+
+    from callnfy_integrations.zapier.sender import _Attempt
+
+    ours, theirs = socket.socketpair()
+    try:
+        first, second = _Attempt(time.monotonic()), _Attempt(time.monotonic() + 60)
+        first.guard(ours)
+        second.guard(ours)  # taken from the pool by the next attempt
+        first.expire()
+        ours.sendall(b"x")
+        assert theirs.recv(1) == b"x"  # still open for the second attempt
+        second.expire()
+        assert theirs.recv(1) == b""  # the second attempt's own deadline does cut it
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_a_cookie_one_receiver_sets_is_never_sent_with_a_later_delivery(receiver, ca_bundle):
+    """Accounts share the hook host (hooks.zapier.com): a cookie set in answer to one account's
+    delivery must not ride along with the next one, whoever's it is."""
+    from callnfy_integrations.zapier.sender import Request, Sender
+
+    receiver.answer((200, {"Set-Cookie": "zapier_session=account-a; Path=/"}))
+    sender = Sender(concurrency=1, allow_private=True, ca_bundle=ca_bundle, timeout=TIMEOUT)
+    try:
+        for _ in range(3):
+            assert sender.submit(Request(receiver.url(), b"{}", {"Content-Type": "application/json"})).result(
+                timeout=10).delivered
+    finally:
+        sender.close()
+    assert [r.headers.get("cookie") for r in receiver.requests] == [None, None, None]
+    assert receiver.requests[0].headers["user-agent"] == "Callnfy-Webhooks/1.0"

@@ -1,7 +1,10 @@
 """Background work: real RQ workers and the scheduler, as processes, on real Redis and PostgreSQL."""
 
+import os
 import signal
+import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from flask.views import MethodView
@@ -9,7 +12,7 @@ from rq.job import Job
 
 from callnfy_integrations import create_app
 from callnfy_integrations.api import Blueprint
-from callnfy_integrations.queues import DEFAULT, enqueue, redis_connection
+from callnfy_integrations.queues import DEFAULT, enqueue, enqueue_in, redis_connection
 from jobs.diagnostics import record_worker_probe
 from jobs.maintenance import HEARTBEAT_KEY
 from tests.conftest import run_flask, wait_for
@@ -93,6 +96,47 @@ def test_scheduler_enqueues_periodic_jobs_that_a_worker_runs(app, process_env):
                 process.kill()
     for code, output in results:
         assert code == 0, output
+
+
+def parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_delayed_jobs_move_within_15_s_after_the_worker_holding_the_scheduler_lock_is_killed(app, process_env):
+    """A crashed dyno: the worker whose RQ scheduler moves delayed jobs is SIGKILLed (with that
+    scheduler process). Another worker's scheduler takes the queue over within seconds, not after
+    RQ's 61 s lock."""
+    from rq import Worker
+
+    with app.app_context():
+        connection = redis_connection()
+    workers = [run_flask(process_env, "worker", "--queue", DEFAULT) for _ in range(2)]
+    try:
+        wait_for(lambda: len(Worker.all(connection=connection)) == 2, timeout=30)
+        holder = wait_for(lambda: connection.get(f"rq:scheduler-lock:{DEFAULT}"), timeout=30).decode()
+        scheduler_pid = int(wait_for(lambda: connection.hget(f"rq:scheduler:{holder}", "pid"), timeout=10))
+        [killed] = [w for w in workers if w.pid == parent_pid(scheduler_pid)]
+        [survivor] = [w for w in workers if w is not killed]
+
+        os.killpg(killed.pid, signal.SIGKILL)  # the worker and its scheduler process, as a crashed dyno
+        killed.wait(10)
+        killed_at = time.monotonic()
+        probe_id = uuid.uuid4().hex
+        with app.app_context():
+            enqueue_in(timedelta(seconds=1), record_worker_probe, probe_id, queue=DEFAULT)
+        wait_for(lambda: connection.get(f"callnfy:probe:{probe_id}:finished"), timeout=15)
+        moved_after = time.monotonic() - killed_at
+        assert survivor.poll() is None
+        assert connection.get(f"rq:scheduler-lock:{DEFAULT}").decode() != holder  # another scheduler holds it
+    finally:
+        for worker in workers:
+            try:
+                os.killpg(worker.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            worker.wait(10)
+    print(f"delayed job ran {moved_after:.1f} s after the scheduler's worker was killed")
 
 
 def test_delayed_jobs_are_never_scheduled_before_their_time():

@@ -238,19 +238,72 @@ def test_sweeper_redispatches_everything_after_redis_is_flushed(outbox_app, ctx,
     assert sorted(handler_calls()) == sorted(expected)
 
 
+def lose_the_doorbell():
+    """The ring and its drain job are gone, but Redis kept everything else (a worker took the job and died)."""
+    connection = redis_connection()
+    connection.delete(OUTBOX.ready_key, OUTBOX.flag_key)
+    Queue(DEFAULT, connection=connection).empty()
+
+
 def test_sweeper_leaves_events_alone_during_their_grace_period(app, user_id):
     with app.app_context():  # the default 60 s grace
+        assert sweep_due_events() == 0  # a first sweep: Redis is known to hold its doorbells from now on
         new_appointment(user_id)
-        redis_connection().flushdb()
+        lose_the_doorbell()
         assert sweep_due_events() == 0
         assert queue_length() == 0 and ready_ids() == []
         db.session.remove()
 
 
+def test_after_redis_comes_back_empty_every_undispatched_event_is_rung_at_once(app, user_id):
+    with app.app_context():  # the default 60 s grace
+        assert sweep_due_events() == 0
+        failed = new_appointment(user_id)
+        db.session.execute(db.update(Event).values(attempts=1, next_attempt_at=db.func.now() + db.text(
+            "interval '5 minutes'")))  # a dispatch that failed: it keeps its backoff
+        db.session.commit()
+        for _ in range(3):
+            new_appointment(user_id)
+        redis_connection().flushdb()  # every doorbell lost; the events are 0 s into their 60 s grace
+
+        assert sweep_due_events() == 3  # at once, not after the grace period
+        waiting = set(ready_ids())
+        assert len(waiting) == 3 and queue_length() == 1
+        assert str(db.session.scalars(select(Event.id).where(Event.attempts == 1)).one()) not in waiting
+        assert sweep_due_events() == 0  # the next sweep knows Redis holds them now
+        assert failed.id is not None
+        db.session.remove()
+
+
+def overdue_appointments(user_id, count):
+    """Appointments whose events are past their grace period, their doorbell lost."""
+    before = set(db.session.scalars(select(Event.id)))
+    for _ in range(count):
+        uncommitted_appointment(user_id)
+    db.session.flush()
+    db.session.execute(db.update(Event).where(Event.id.notin_(before)).values(
+        next_attempt_at=db.func.now() - db.text("interval '1 minute'")))
+    db.session.commit()
+    lose_the_doorbell()
+
+
+def test_a_sweep_keeps_claiming_while_full_batches_come_back(app, user_id):
+    with app.app_context():  # the default 60 s grace
+        assert sweep_due_events() == 0
+        overdue_appointments(user_id, 25)
+        assert sweep_due_events(limit=10) == 25  # batches of 10, 10 and 5 in one sweep
+        assert len(ready_ids()) == 25 and queue_length() == 1
+        overdue_appointments(user_id, 25)
+        assert sweep_due_events(limit=10, budget_seconds=0) == 10  # its time budget spent: the next sweep goes on
+        assert sweep_due_events(limit=10) == 15
+        db.session.remove()
+
+
 def test_sweeper_does_not_reenqueue_what_it_just_enqueued(app, user_id):
     with app.app_context():  # the default 60 s grace
+        assert sweep_due_events() == 0
         new_appointment(user_id)
-        redis_connection().flushdb()
+        lose_the_doorbell()
         db.session.execute(db.update(Event).values(next_attempt_at=db.func.now() - db.text("interval '1 minute'")))
         db.session.commit()
         assert sweep_due_events() == 1  # due: claimed and enqueued, its due time pushed a grace ahead

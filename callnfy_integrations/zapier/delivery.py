@@ -5,7 +5,8 @@
 * The drain job (`jobs.webhooks.send_webhooks`) owns the transactions. It claims only as many due
   deliveries as it has free senders, fairly across accounts and never more than
   WEBHOOK_ACCOUNT_CONCURRENCY in flight per account (counted in the database, so across every
-  worker), commits the claim, starts each attempt at once, and records each outcome as soon as
+  worker; more, up to WEBHOOK_ACCOUNT_CONCURRENCY_MAX, while its receiver answers fast: pace.py),
+  commits the claim, starts each attempt at once, and records each outcome as soon as
   that attempt ends. An attempt has a hard total deadline (`sender.Sender`); a claim's lease is
   longer than that deadline, so a claim outlives its attempt only when its worker died.
 * Outcomes: 2xx delivered; 410 the subscription is removed and its queue cancelled; anything else
@@ -41,6 +42,7 @@ from ..queues import WEBHOOKS, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
 from .models import CANCELLED, DEAD, DELIVERED, GONE, PENDING, WebhookDelivery, ZapierSubscription
+from .pace import Pace
 from .sender import ERROR_MAX, Request, Result, Sender
 from .service import ZAPIER_EVENTS, delivery_body
 from .signing import delivery_headers
@@ -112,21 +114,31 @@ _EXPIRE_LOST = text("""
     SELECT id, attempts, NULL, 0, last_error FROM lost
 """).bindparams(bindparam("schedule", type_=ARRAY(Integer)))
 
-# Fair claiming: accounts already at :per_account attempts in flight are skipped (counted across
+# Fair claiming: accounts already at their limit of attempts in flight are skipped (counted across
 # every worker), then every remaining account's oldest due delivery first, then every account's
-# second …, at most :slots (the free senders). The scan is bounded (:window rows, oldest due first,
-# saturated accounts excluded before the limit), so a huge backlog of one account costs nothing and
-# cannot hide another account's delivery. A due delivery that can no longer be sent (subscription
-# deleted or disabled, key revoked) is cancelled instead.
+# second …, at most :slots (the free senders). An account's limit is :per_account, or the raised one
+# this worker learnt (pace.py) while none of its attempts in flight has run past :fast seconds; its
+# extra slots come after every account's base ones. The scan is bounded (:window rows, oldest due
+# first, saturated accounts excluded before the limit), so a huge backlog of one account costs
+# nothing and cannot hide another account's delivery. A due delivery that can no longer be sent
+# (subscription deleted or disabled, key revoked) is cancelled instead.
 _CLAIM = text("""
-    WITH in_flight AS (
-        SELECT user_id, count(*) AS n FROM webhook_deliveries
+    WITH raised AS (
+        SELECT * FROM unnest(CAST(:raised_users AS uuid[]), CAST(:raised_limits AS integer[])) AS r(user_id, cap)
+    ), in_flight AS (
+        SELECT user_id, count(*) AS n, min(claimed_until) - make_interval(secs => :lease) AS oldest
+        FROM webhook_deliveries
         WHERE claimed_until IS NOT NULL AND status = 'pending' GROUP BY user_id
+    ), limits AS (
+        SELECT f.user_id, f.n,
+               CASE WHEN f.oldest > clock_timestamp() - make_interval(secs => :fast)
+                    THEN coalesce(r.cap, :per_account) ELSE :per_account END AS cap
+        FROM in_flight f LEFT JOIN raised r USING (user_id)
     ), due AS (
         SELECT d.id, d.user_id, d.subscription_id, d.next_attempt_at
         FROM webhook_deliveries d
         WHERE d.status = 'pending' AND d.claimed_until IS NULL AND d.next_attempt_at <= clock_timestamp()
-          AND d.user_id NOT IN (SELECT user_id FROM in_flight WHERE n >= :per_account)
+          AND d.user_id NOT IN (SELECT user_id FROM limits WHERE n >= cap)
         ORDER BY d.next_attempt_at
         LIMIT :window
     ), checked AS (
@@ -141,11 +153,12 @@ _CLAIM = text("""
     ), ranked AS (
         SELECT checked.id, checked.next_attempt_at,
                row_number() OVER (PARTITION BY checked.user_id ORDER BY checked.next_attempt_at, checked.id)
-               + coalesce(f.n, 0) AS slot
-        FROM checked LEFT JOIN in_flight f USING (user_id)
+               + coalesce(l.n, 0) AS slot,
+               coalesce(l.cap, r.cap, :per_account) AS cap
+        FROM checked LEFT JOIN limits l USING (user_id) LEFT JOIN raised r USING (user_id)
         WHERE checked.sendable
     ), picked AS (
-        SELECT id FROM ranked WHERE slot <= :per_account ORDER BY slot, next_attempt_at LIMIT :slots
+        SELECT id FROM ranked WHERE slot <= cap ORDER BY slot, next_attempt_at LIMIT :slots
     ), cancelled AS (
         UPDATE webhook_deliveries d SET status = 'cancelled', last_error = checked.reason
         FROM checked WHERE d.id = checked.id AND NOT checked.sendable
@@ -193,8 +206,11 @@ def claim(slots: int) -> list[Claimed]:
     if slots <= 0:
         return []
     per_account = config["WEBHOOK_ACCOUNT_CONCURRENCY"]
+    raised = pace().raised()
     rows = db.session.execute(_CLAIM, {"slots": slots, "per_account": per_account, "lease": lease,
-                                       "window": max(256, 4 * slots * per_account)}).all()
+                                       "window": max(256, 4 * slots * per_account),
+                                       "raised_users": list(raised), "raised_limits": list(raised.values()),
+                                       "fast": config["WEBHOOK_FAST_ANSWER_SECONDS"]}).all()
     claimed = []
     for row in rows:
         body = delivery_body(row.event_id, row.event_type, row.event_created_at, row.payload)
@@ -204,6 +220,19 @@ def claim(slots: int) -> list[Claimed]:
         claimed.append(Claimed(row.id, row.user_id, row.subscription_id, row.attempts,
                                Request(row.hook_url, raw, headers)))
     return claimed
+
+
+def pace(app: Flask | None = None) -> Pace:
+    """The process's record of which accounts' receivers answer fast (one per app, built on first use)."""
+    app = app or current_app._get_current_object()
+    existing = app.extensions.get("callnfy_webhook_pace")
+    if existing is None:
+        config = app.config
+        existing = app.extensions["callnfy_webhook_pace"] = Pace(
+            base=config["WEBHOOK_ACCOUNT_CONCURRENCY"], fast_seconds=config["WEBHOOK_FAST_ANSWER_SECONDS"],
+            # At most half a worker's senders: a fast receiver that stalls leaves the other half.
+            maximum=min(config["WEBHOOK_ACCOUNT_CONCURRENCY_MAX"], config["WEBHOOK_CONCURRENCY"] // 2))
+    return existing
 
 
 def sender(app: Flask | None = None) -> Sender:
@@ -289,8 +318,10 @@ def record(outcomes: list[Outcome]) -> None:
     rows: dict[str, list] = {key: [] for key in ("ids", "attempts", "statuses", "next_attempts", "codes",
                                                  "errors", "durations", "attempt_errors")}
     gone, healthy, failing = [], [], []
+    paced = pace()
     for outcome in outcomes:
         result, claimed = outcome.result, outcome.claimed
+        paced.observe(claimed.user_id, delivered=result.delivered, seconds=result.duration_ms / 1000)
         status, next_attempt, error = PENDING, None, result.error
         if result.delivered:
             status, error = DELIVERED, None

@@ -11,6 +11,13 @@ counts as delivered: the receiver accepted it).
 Addresses are filtered as before (requests-hardened: resolve once, pin the address, refuse
 private, loopback and link-local ones; redirects are never followed), and the pinned address must
 also pass the rule hook URLs were subscribed under (`hook_urls.is_public`), so both refuse the same.
+
+Keep-alive connections are pooled per pinned address (and TLS name), one pool shared by every
+sender thread: a connection is reused by whichever thread sends next to that address, so a burst
+to one receiver costs one TCP+TLS handshake per attempt in flight, not one per thread — nor one per
+attempt when the receiver's name resolves to more addresses than a thread's own pools could keep.
+A reused connection is only ever one the address check let through, and the watchdog guards it for
+the attempt now using it.
 """
 
 from __future__ import annotations
@@ -22,13 +29,16 @@ import logging
 import socket
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
 import requests
 from requests.adapters import HTTPAdapter
-from requests_hardened import Config as HardenedConfig
-from requests_hardened import HTTPSession
+from requests.exceptions import InvalidSchema
+from requests.models import PreparedRequest
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -39,6 +49,7 @@ from ..timestamps import utcnow
 from .hook_urls import is_public
 
 CONNECT_TIMEOUT = 5.0
+POOLED_ADDRESSES = 256  # keep-alive pools kept per sender (least recently used closed first)
 RESPONSE_READ_LIMIT = 64 * 1024
 ERROR_MAX = 500
 USER_AGENT = "Callnfy-Webhooks/1.0"
@@ -47,6 +58,13 @@ log = logging.getLogger(__name__)
 
 
 # -- the deadline ---------------------------------------------------------------------------------
+
+# Which attempt is using each socket now: a keep-alive socket goes back to the shared pool as its
+# answer is read, before its attempt has finished, and another attempt may take it at once. An
+# attempt's deadline then shuts down only the sockets it still uses, never the next attempt's.
+_users: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_users_lock = threading.Lock()
+
 
 class _Attempt:
     """One attempt's deadline and the sockets it has used; the watchdog may expire it once."""
@@ -59,6 +77,8 @@ class _Attempt:
         self.lock = threading.Lock()
 
     def guard(self, sock: socket.socket) -> None:
+        with _users_lock:
+            _users[sock] = self
         with self.lock:
             if self.expired:  # the deadline passed before this socket existed
                 _shutdown(sock)
@@ -69,7 +89,9 @@ class _Attempt:
             if self.finished:
                 return
             self.expired = True
-            for sock in self.sockets:
+            with _users_lock:
+                mine = [sock for sock in self.sockets if _users.get(sock) is self]
+            for sock in mine:
                 _shutdown(sock)
 
     def finish(self) -> None:
@@ -98,7 +120,8 @@ class Watchdog:
     def watch(self, attempt: _Attempt) -> None:
         with self._wake:
             heapq.heappush(self._heap, (attempt.deadline, next(self._counter), attempt))
-            self._wake.notify()
+            if self._heap[0][2] is attempt:  # it now waits for an earlier deadline (else: no wake-up per attempt)
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:
@@ -209,31 +232,39 @@ class Result:
 
 
 class Sender:
-    """A fixed pool of sender threads, each with its own keep-alive, SSRF-safe session."""
+    """A fixed pool of sender threads sharing keep-alive connection pools (one per pinned address).
+
+    Each attempt goes straight to the guarded transport adapter, not through a requests Session: a
+    Session's per-request work (merging its settings, its cookie jar both ways) cost about as much CPU
+    as the HTTP exchange itself, and a cookie jar would carry one receiver's cookies into another
+    account's delivery. Nothing a Session added is wanted here: no redirects are followed (an adapter
+    never follows one), no proxies or CA bundles come from the environment, the timeouts are explicit.
+    """
 
     def __init__(self, *, concurrency: int, allow_private: bool, ca_bundle: str | None, timeout: float):
         self.concurrency = concurrency
         self.timeout = timeout
-        self._allow_private = allow_private
         self._verify = ca_bundle or True
-        self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook-sender")
         self._watchdog = _watchdog()
+        # One adapter per scheme for every thread; a pool holds up to one connection per sender.
+        self._adapters: dict[str, HTTPAdapter] = {}
+        for scheme, https in (("http", False), ("https", True)):
+            adapter = _GuardedPlainAdapter() if allow_private else _GuardedFilterAdapter(
+                is_https_proto=https, allow_loopback=False)
+            adapter.init_poolmanager(POOLED_ADDRESSES, concurrency)
+            self._adapters[scheme] = adapter
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            # The address filter is mounted below (guarded), not by requests-hardened's own switch.
-            session = HTTPSession(HardenedConfig(
-                ip_filter_enable=False, ip_filter_allow_loopback_ips=False, never_redirect=True,
-                default_timeout=(CONNECT_TIMEOUT, self.timeout), user_agent_override=USER_AGENT))
-            for scheme, https in (("http://", False), ("https://", True)):
-                session.mount(scheme, _GuardedPlainAdapter() if self._allow_private
-                              else _GuardedFilterAdapter(is_https_proto=https, allow_loopback=False))
-            session.trust_env = False  # no proxies or CA bundles from the environment
-            session.verify = self._verify
-            self._local.session = session
-        return session
+    def _prepare(self, request: Request) -> tuple[HTTPAdapter, PreparedRequest]:
+        prepared = PreparedRequest()
+        prepared.prepare_method("POST")
+        prepared.prepare_url(request.url, None)
+        prepared.prepare_headers({**request.headers, "User-Agent": USER_AGENT})
+        prepared.prepare_body(request.body, None)
+        adapter = self._adapters.get(urlsplit(prepared.url).scheme)
+        if adapter is None:
+            raise InvalidSchema(f"no transport for {prepared.url.split(':', 1)[0]!r} URLs")
+        return adapter, prepared
 
     def submit(self, request: Request) -> Future:
         """Start the attempt on a free thread; the future's result is its `Result`."""
@@ -247,9 +278,9 @@ class Sender:
         response = None
         status = None
         try:
-            response = self._session().post(
-                request.url, data=request.body, headers=request.headers, allow_redirects=False, stream=True,
-                timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout))
+            adapter, prepared = self._prepare(request)
+            response = adapter.send(prepared, stream=True, timeout=(min(CONNECT_TIMEOUT, self.timeout), self.timeout),
+                                    verify=self._verify, proxies={})
             status = response.status_code
             snippet = _read_limited(response, attempt)
             if attempt.expired and not 200 <= status < 300:
@@ -277,6 +308,8 @@ class Sender:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for adapter in self._adapters.values():
+            adapter.close()
 
 
 def _causes(exc: BaseException | None) -> list[BaseException]:
