@@ -35,7 +35,7 @@ def worker_command(queues: tuple[str, ...], burst: bool, name: str | None) -> No
 @click.command("scheduler")
 def scheduler_command() -> None:
     """Enqueue the periodic jobs on time (one scheduler process per deployment); SIGTERM stops it."""
-    from .worker import build_scheduler
+    from jobs.schedule import build_scheduler
 
     build_scheduler(current_app._get_current_object()).start()
 

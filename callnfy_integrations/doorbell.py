@@ -20,6 +20,8 @@ from typing import Callable, Optional
 
 from redis import Redis
 
+from . import process_flags
+
 log = logging.getLogger(__name__)
 
 # A lost drain job only delays the next one this long: Redis lost it, or a worker took it off the
@@ -37,12 +39,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def _stopping() -> bool:
-    from .worker import stopping
-
-    return stopping()
 
 
 @dataclass(frozen=True)
@@ -159,7 +155,7 @@ class Doorbell:
             if not popped:
                 return handled
             handled += handle([member.decode() if isinstance(member, bytes) else member for member, _ in popped])
-            if time.monotonic() > deadline or _stopping():
+            if time.monotonic() > deadline or process_flags.stopping():
                 # A long list: hand over to a fresh job so other queues' work interleaves.
                 job_id = uuid.uuid4().hex
                 if connection.set(self.flag_key, job_id, nx=True, ex=FLAG_TTL):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from datetime import datetime
 
 from flask import Flask
 from redis.exceptions import RedisError
 from rq import SimpleWorker
-from rq.cron import CronScheduler
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
 from rq.queue import Queue
@@ -19,29 +17,16 @@ from rq.scheduler import RQScheduler
 from rq.scripts import ACQUIRE_OR_REFRESH_LOCK_SCRIPT, acquire_or_refresh_lock
 from rq.utils import now
 
+from . import process_flags
 from .queues import ALL_QUEUES, get_queue, redis_connection
 
 log = logging.getLogger(__name__)
-
-_served_queues: tuple[str, ...] = ()
-_stopping = threading.Event()
 
 # How long RQ's scheduler lock of a queue outlives its holder's last renewal (RQ's own: 61 s). The
 # holder renews it every second; a killed holder's queues are taken over within this plus a second.
 SCHEDULER_LEASE_SECONDS = 8
 # How often a worker checks that its scheduler process is alive (and starts it again if not).
 SCHEDULER_CHECK_SECONDS = 2.0
-
-
-def stopping() -> bool:
-    """True once this process's worker was asked to stop (SIGTERM: Heroku's restart, or Ctrl-C).
-    Long jobs check it between steps, hand the rest over, and return well inside the 30 s grace."""
-    return _stopping.is_set()
-
-
-def served_queues() -> tuple[str, ...]:
-    """The queues this process's worker listens on (empty outside a worker)."""
-    return _served_queues
 
 
 class LeasedScheduler(RQScheduler):
@@ -136,7 +121,11 @@ class AppWorker(SimpleWorker):
 
     def work(self, burst: bool = False, **kwargs):
         self._burst = burst  # a burst worker runs no scheduler process
-        return super().work(burst=burst, **kwargs)
+        process_flags.serving(tuple(queue.name for queue in self.queues))
+        try:
+            return super().work(burst=burst, **kwargs)
+        finally:
+            process_flags.done_serving()
 
     def heartbeat(self, timeout=None, pipeline=None):
         super().heartbeat(timeout, pipeline)
@@ -164,7 +153,7 @@ class AppWorker(SimpleWorker):
     def _check_scheduler(self) -> None:
         """Start this worker's scheduler process again if it died (it is forked; a crash ends it)."""
         scheduler = self.scheduler
-        if scheduler is None or self._burst or _stopping.is_set() or time.monotonic() < self._next_check:
+        if scheduler is None or self._burst or process_flags.stopping() or time.monotonic() < self._next_check:
             return
         self._next_check = time.monotonic() + SCHEDULER_CHECK_SECONDS
         if scheduler._process is None or not scheduler._process.is_alive():
@@ -172,7 +161,7 @@ class AppWorker(SimpleWorker):
             scheduler.start()
 
     def request_stop(self, signum, frame):
-        _stopping.set()  # the running job sees it; RQ lets it finish, then the worker exits
+        process_flags.request_stop()  # the running job sees it; RQ lets it finish, then the worker exits
         super().request_stop(signum, frame)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
@@ -193,19 +182,9 @@ class AppWorker(SimpleWorker):
 
 
 def build_worker(app: Flask, queues: tuple[str, ...] = ALL_QUEUES, *, name: str | None = None) -> AppWorker:
-    global _served_queues
-    _served_queues = tuple(queues)
     connection = redis_connection(app)
     worker_queues = [get_queue(q, connection=connection) for q in queues]
     # No job descriptions in the log: they carry the job's arguments (ids, and token ciphertexts).
     worker = AppWorker(worker_queues, connection=connection, name=name, log_job_description=False)
     worker.app = app
     return worker
-
-
-def build_scheduler(app: Flask) -> CronScheduler:
-    from jobs.schedule import register_periodic_jobs
-
-    scheduler = CronScheduler(connection=redis_connection(app), logging_level=app.config["RQ_LOG_LEVEL"])
-    register_periodic_jobs(scheduler, app.config)
-    return scheduler

@@ -23,7 +23,7 @@ from callnfy_integrations.google.tokens import ReauthorizationRequired
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from callnfy_integrations.timestamps import utcnow
-from callnfy_integrations.worker import stopping
+from callnfy_integrations.process_flags import stopping
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from flask import Flask
 from rq.cron import CronScheduler
 
 from callnfy_integrations.google.safety_sync import tick_seconds as safety_sync_tick_seconds
-from callnfy_integrations.queues import CALENDAR, DEFAULT, WEBHOOKS
+from callnfy_integrations.queues import CALENDAR, DEFAULT, WEBHOOKS, redis_connection
 from jobs.events import sweep_outbox
 from jobs.google import safety_sync, sweep_google_sync, sweep_two_way
 from jobs.maintenance import prune_retention, record_heartbeat
@@ -26,3 +27,10 @@ def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) 
     scheduler.register(safety_sync, queue_name=CALENDAR, interval=safety_sync_tick_seconds(config), result_ttl=0)
     scheduler.register(sweep_google_sync, queue_name=CALENDAR, interval=config["GOOGLE_SYNC_SWEEP_SECONDS"],
                        result_ttl=0)
+
+
+def build_scheduler(app: Flask) -> CronScheduler:
+    """The `flask scheduler` process: RQ's CronScheduler with every periodic job registered."""
+    scheduler = CronScheduler(connection=redis_connection(app), logging_level=app.config["RQ_LOG_LEVEL"])
+    register_periodic_jobs(scheduler, app.config)
+    return scheduler

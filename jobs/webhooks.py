@@ -16,7 +16,7 @@ from datetime import datetime
 
 from flask import current_app
 
-from callnfy_integrations import worker as worker_module
+from callnfy_integrations import process_flags
 from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import WEBHOOKS, enqueue_at, get_queue, redis_connection
 from callnfy_integrations.timestamps import utcnow
@@ -53,7 +53,7 @@ def send_webhooks() -> int:
             in_flight -= len(outcomes)
             next_claim = 0.0  # a sender is free: look for work at once
         now = time.monotonic()
-        if not stopping and (now >= budget_end or worker_module.stopping()
+        if not stopping and (now >= budget_end or process_flags.stopping()
                              or (now >= others_checked and _other_queues_waiting())):
             stopping = True  # hand over: finish what is in flight, then let the worker run other jobs
         if now >= others_checked:
@@ -130,7 +130,7 @@ def _take(finished: queue.SimpleQueue, *, block: bool, timeout: float | None = N
 def _other_queues_waiting() -> bool:
     """Jobs wait on another queue this worker serves (a worker serving every queue must not let a
     webhook backlog hold its outbox and calendar jobs)."""
-    others = [name for name in worker_module.served_queues() if name != WEBHOOKS]
+    others = [name for name in process_flags.served_queues() if name != WEBHOOKS]
     return any(get_queue(name).count for name in others)
 
 

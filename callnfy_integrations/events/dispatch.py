@@ -11,6 +11,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select, text
 
+from .. import process_flags
 from ..extensions import db
 from ..queues import redis_connection
 from ..timestamps import utcnow
@@ -107,12 +108,6 @@ SWEEP_BATCH = 1000
 SWEEP_BUDGET_SECONDS = 10.0
 
 
-def _stopping() -> bool:
-    from ..worker import stopping  # the worker's shutdown flag (imported late: the worker imports jobs)
-
-    return stopping()
-
-
 def sweep_due_events(limit: int = SWEEP_BATCH, budget_seconds: float = SWEEP_BUDGET_SECONDS) -> int:
     """Re-enqueue events whose dispatch is due but not done (lost job, dead worker, failed enqueue).
 
@@ -141,7 +136,7 @@ def sweep_due_events(limit: int = SWEEP_BATCH, budget_seconds: float = SWEEP_BUD
         if event_ids:
             request_dispatch(event_ids, connection)
             swept += len(event_ids)
-        if len(event_ids) < limit or time.monotonic() > deadline or _stopping():
+        if len(event_ids) < limit or time.monotonic() > deadline or process_flags.stopping():
             break
     if everything:
         connection.set(INTACT_KEY, 1)  # after ringing: an empty Redis again meanwhile is seen next time
