@@ -22,9 +22,19 @@ import time
 import uuid
 
 import requests
-
-from harness import (ROOT, add_json_argument, figure, free_port, migrate, percentile, scratch_environment,
-                     serve, start, stop, write_json)
+from harness import (
+    ROOT,
+    add_json_argument,
+    figure,
+    free_port,
+    migrate,
+    percentile,
+    scratch_environment,
+    serve,
+    start,
+    stop,
+    write_json,
+)
 
 
 def drive(url: str, tokens: list[str], duration: float, body) -> tuple[int, int, float]:
@@ -67,11 +77,11 @@ def main() -> None:
 
     from sqlalchemy import text
 
+    from bench.noop_jobs import record_queue_latency
     from callnfy_integrations import create_app
     from callnfy_integrations.auth import create_dev_token
     from callnfy_integrations.extensions import db
     from callnfy_integrations.queues import enqueue, redis_connection
-    from bench.noop_jobs import record_queue_latency
     from tests.factories import make_user
 
     processes = []

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import trustme
-
 from harness import free_port, migrate, scratch_environment, start, stop
 
 

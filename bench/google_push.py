@@ -23,9 +23,18 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-
-from harness import (add_json_argument, figure, free_port, migrate, percentile, scratch_environment, serve, start,
-                     stop, write_json)
+from harness import (
+    add_json_argument,
+    figure,
+    free_port,
+    migrate,
+    percentile,
+    scratch_environment,
+    serve,
+    start,
+    stop,
+    write_json,
+)
 
 
 def timed(session: requests.Session, method: str, url: str, **kwargs) -> float:

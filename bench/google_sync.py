@@ -33,8 +33,19 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import requests
-from harness import (ROOT, add_json_argument, figure, free_port, migrate, percentile, scratch_environment, serve,
-                     start, stop, write_json)
+from harness import (
+    ROOT,
+    add_json_argument,
+    figure,
+    free_port,
+    migrate,
+    percentile,
+    scratch_environment,
+    serve,
+    start,
+    stop,
+    write_json,
+)
 
 RATE_LIMIT = "1000 per second"
 SANDBOX = ("import logging, sys\n"
@@ -183,7 +194,7 @@ def main() -> None:
                 for i, public in enumerate(list(ids) or [None] * args.changes):
                     change(i, public)
                 raw_ids = [public[len("appt_"):] for public in ids]
-                wait_until(lambda: synced(raw_ids), 120, f"the {name}s to sync")
+                wait_until(lambda raw_ids=raw_ids: synced(raw_ids), 120, f"the {name}s to sync")
                 wait_until(idle, 60, "the queues to drain")
                 after = sandbox.calls()
                 per_change.append((name, diff(after, before)))

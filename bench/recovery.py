@@ -56,7 +56,7 @@ def main() -> None:
             def phase(flush: bool) -> dict:
                 """Commit the events with no worker running, (flush Redis,) start the workers, time the arrivals."""
                 connection.delete("bench:received")
-                for n in range(per_account):
+                for _ in range(per_account):
                     for user_id in accounts:
                         record_call(user_id, customer_phone="+14155550123", duration=60)
                         db.session.commit()  # one commit per event, as the API does; each rings the doorbell

@@ -121,7 +121,7 @@ def _measure(args, app, env: dict, processes: list) -> None:
     median = {n: {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
               for n, rs in results.items()}
     # Each round runs the two apps back to back, so the per-round ratio cancels most machine drift.
-    ratios = [s["rps"] / c["rps"] for s, c in zip(results["status"], results["ceiling"])]
+    ratios = [s["rps"] / c["rps"] for s, c in zip(results["status"], results["ceiling"], strict=True)]
     ratio = statistics.median(ratios)
     print(f"\nmedian of {args.rounds} rounds, {args.connections} connections, {args.duration}s each:")
     for n, m in median.items():

@@ -105,7 +105,7 @@ def main() -> None:
                 before = delivered()
                 started = time.monotonic()
                 WEBHOOKS_BELL.wake(connection)
-                if not wait_until(lambda: delivered() - before >= args.batch, 300):
+                if not wait_until(lambda before=before: delivered() - before >= args.batch, 300):
                     sys.exit(f"only {delivered() - before} of {args.batch} delivered in 300 s")
                 sending_seconds += time.monotonic() - started
                 done += args.batch

@@ -34,12 +34,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _attach_embedded_services(app)
 
     from . import models, transactions  # noqa: F401  (every table; the after-commit hooks)
+    from .admin.queue_dashboard import register_queue_dashboard
+    from .api import Api, refuse_unknown_query_parameters
     from .cli import register_commands
     from .errors import register_error_handlers
-    from .api import Api, refuse_unknown_query_parameters
     from .extensions import cors, db, jwt, migrate
     from .queues import init_redis
-    from .admin.queue_dashboard import register_queue_dashboard
 
     _configure_autocommit_bind(app)
     db.init_app(app)
@@ -108,11 +108,11 @@ def _trust_proxies(app: Flask) -> None:
 def _register_blueprints(api) -> None:
     from .appointments.views import blp as appointments_blp
     from .calls.views import blp as calls_blp
+    from .google import revocation, sync, two_way  # noqa: F401  (outbox handlers, the sync-mode hook)
+    from .google.push import blp as google_push_blp
     from .google.views import blp as google_blp
     from .health.views import blp as health_blp
     from .integrations.views import blp as integrations_blp
-    from .google import revocation, sync, two_way  # noqa: F401  (outbox handlers, the sync-mode hook)
-    from .google.push import blp as google_push_blp
     from .zapier import delivery  # noqa: F401  (registers the outbox handler that creates deliveries)
     from .zapier.views import hooks_blp, keys_blp
 

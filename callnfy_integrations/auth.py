@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import datetime, timedelta, timezone
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import jwt as pyjwt
 from flask import current_app, g, request
@@ -75,7 +76,7 @@ def create_dev_token(user_id: uuid.UUID, lifetime: timedelta = timedelta(days=30
     config = current_app.config
     if config["JWT_ALGORITHM"] != "HS256":
         raise RuntimeError("development tokens are HS256; this app verifies RS256")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     claims = {"sub": str(user_id), "iat": now, "exp": now + lifetime}
     if config.get("JWT_DECODE_AUDIENCE"):
         claims["aud"] = config["JWT_DECODE_AUDIENCE"]

@@ -7,8 +7,8 @@ import binascii
 import os
 import re
 import secrets
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 APP_ENVS = ("production", "development", "testing")
@@ -159,7 +159,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     public_api_url = get("PUBLIC_API_URL", "http://localhost:5000").rstrip("/")
     frontend_url = get("FRONTEND_URL", "http://localhost:3000").rstrip("/")
     if production:
-        for name, url in zip(HTTPS_IN_PRODUCTION, (public_api_url, frontend_url)):
+        for name, url in zip(HTTPS_IN_PRODUCTION, (public_api_url, frontend_url), strict=True):
             _https_url(name, url)
     log_level = get("LOG_LEVEL", "INFO").upper()
     # The console at /dev/integrations hands its page a development JWT: never in production.

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Optional
+from datetime import UTC, datetime
 
 from redis import Redis
 
@@ -46,7 +46,7 @@ class Doorbell:
     name: str
     job: str  # dotted path of the drain job, e.g. "jobs.events.drain_outbox"
     queue: str
-    job_timeout: Optional[Callable[[], int]] = None  # RQ's job_timeout for the drain job, when it needs one
+    job_timeout: Callable[[], int] | None = None  # RQ's job_timeout for the drain job, when it needs one
 
     @property
     def ready_key(self) -> str:
@@ -128,8 +128,8 @@ class Doorbell:
             return True
         started = job.started_at
         if status == JobStatus.STARTED and started is not None:
-            started = started if started.tzinfo else started.replace(tzinfo=timezone.utc)
-            return (datetime.now(timezone.utc) - started).total_seconds() < STARTING_SECONDS
+            started = started if started.tzinfo else started.replace(tzinfo=UTC)
+            return (datetime.now(UTC) - started).total_seconds() < STARTING_SECONDS
         return False
 
     def waiting(self, connection: Redis) -> list[str]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask, current_app
 from redis import Redis
@@ -74,7 +75,7 @@ def enqueue_at(moment: datetime, func: Callable[..., Any] | str, *args: Any, que
 def enqueue_in(delay: timedelta, func: Callable[..., Any] | str, *args: Any, queue: str = DEFAULT,
                connection: Redis | None = None, **options: Any) -> Job:
     """Enqueue after `delay` (never sooner; see `enqueue_at`)."""
-    return enqueue_at(datetime.now(timezone.utc) + delay, func, *args, queue=queue, connection=connection,
+    return enqueue_at(datetime.now(UTC) + delay, func, *args, queue=queue, connection=connection,
                       **options)
 
 

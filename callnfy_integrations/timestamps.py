@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import marshmallow as ma
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def format_timestamp(value: datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:  # naive values are UTC by convention in this service
-        value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
     # Not strftime: its %Y does not pad years before 1000 ("329-05-23"), which is not ISO-8601.
     return (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
             f"{value.second:02d}.{value.microsecond // 1000:03d}Z")
@@ -67,4 +67,4 @@ class SaneTime(ma.fields.AwareDateTime):
         written = _WRITTEN_YEAR.match(value)  # the documented pattern, read against today's clock
         if written is None or int(written.group(1)) not in sane_years():
             raise self.make_error("insane")
-        return loaded.astimezone(timezone.utc)  # cannot overflow: the year is within SANE_YEARS of now
+        return loaded.astimezone(UTC)  # cannot overflow: the year is within SANE_YEARS of now

@@ -8,7 +8,8 @@ never rung for rows that were never committed.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction

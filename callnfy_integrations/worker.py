@@ -79,7 +79,7 @@ class LeasedScheduler(RQScheduler):
             for name in names:
                 script(keys=[self.get_locking_key(name)], args=[self.name, SCHEDULER_LEASE_SECONDS], client=pipeline)
             results = pipeline.execute()
-        lost = {name for name, outcome in zip(names, results[2:]) if outcome == 0}
+        lost = {name for name, outcome in zip(names, results[2:], strict=True) if outcome == 0}
         if lost:
             self.log.warning("Scheduler locks for %s were taken over by another scheduler", ", ".join(sorted(lost)))
             self._acquired_locks -= lost

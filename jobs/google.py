@@ -12,7 +12,6 @@ import uuid
 from collections import Counter
 from datetime import timedelta
 
-from authlib.integrations.base_client.errors import OAuthError
 from flask import current_app
 from redis.exceptions import LockError, RedisError
 from rq import get_current_job
@@ -21,9 +20,9 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.google import calendar_api, oauth, revocation, sync, sync_errors, two_way
 from callnfy_integrations.google.tokens import ReauthorizationRequired
 from callnfy_integrations.integrations.models import Integration
+from callnfy_integrations.process_flags import stopping
 from callnfy_integrations.queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from callnfy_integrations.timestamps import utcnow
-from callnfy_integrations.process_flags import stopping
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ def push_appointment(appointment_id: uuid.UUID) -> float | None:
         lock.release()
 
 
-def _push(appointment_id: uuid.UUID) -> float | None:
+def _push(appointment_id: uuid.UUID) -> float | None:  # noqa: C901  (split by the thin-jobs change)
     push = sync.plan_push(appointment_id)
     db.session.commit()  # no transaction stays open while Google answers
     if push is None:
@@ -201,16 +200,7 @@ def revoke_google_access(user_id: str, refresh_token_hex: str | None = None, acc
     db.session.commit()  # no transaction stays open while Google answers
     if not in_use and revocation.connect_in_progress(owner):
         raise revocation.ReconnectInProgress("the user is connecting Google again; revoking later")
-    access_token = grant.access_token
-    if grant.channels:  # stopping the old grant's channels is harmless to a new connection's
-        if grant.refresh_token:
-            try:  # the stored access token may have expired
-                access_token = oauth.refresh(grant.refresh_token)["access_token"]
-            except OAuthError:
-                pass  # already revoked: the channel dies with the grant
-        if access_token:
-            for channel, resource in grant.channels:
-                calendar_api.stop_channel(access_token, channel, resource)
+    access_token = revocation.stop_channels(grant)  # harmless to a new connection's channels
     token = grant.refresh_token or access_token
     if token and not in_use:
         oauth.revoke(token)
@@ -400,7 +390,7 @@ class AppointmentBusy(Exception):
     """A push of a linked appointment held its lock for too long: the sync runs again shortly."""
 
 
-def _apply_pages(iid: uuid.UUID, list_page) -> tuple[int, dict, list[str]]:
+def _apply_pages(iid: uuid.UUID, list_page) -> tuple[int, dict, list[str]]:  # noqa: C901  (split by the thin-jobs change)
     """Apply every page; each event in its own savepoint, each page in its own transaction. A linked
     event is applied under its appointment's push lock and committed before the lock is released.
     At most GOOGLE_IMPORT_MAX_PER_SYNC appointments are created per sync; what is skipped is logged.
@@ -409,7 +399,7 @@ def _apply_pages(iid: uuid.UUID, list_page) -> tuple[int, dict, list[str]]:
     skipped: Counter[str] = Counter()
     cap = current_app.config["GOOGLE_IMPORT_MAX_PER_SYNC"]
     while True:
-        page = two_way.call(iid, lambda token: list_page(token, page_token))
+        page = two_way.call(iid, lambda token, page_token=page_token: list_page(token, page_token))
         integration = two_way.two_way_integration(iid)
         if integration is None:
             raise LookupError("switched off or disconnected during the sync")

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
 from callnfy_integrations.config import DEV_JWT_SECRET_KEY
 from callnfy_integrations.crypto import secret_box
 from callnfy_integrations.extensions import db
-from callnfy_integrations.integrations.models import (CONNECTED, GOOGLE_CALENDAR, ONE_WAY, ZAPIER, Integration)
+from callnfy_integrations.integrations.models import CONNECTED, GOOGLE_CALENDAR, ONE_WAY, ZAPIER, Integration
 from callnfy_integrations.integrations.service import ZAPIER_API_KEY_FIELD
 from callnfy_integrations.users.models import User
 
 
 def token(sub: str | uuid.UUID, *, expires_in: int = 600, key: str = DEV_JWT_SECRET_KEY,
           algorithm: str = "HS256", **claims) -> str:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     payload = {"sub": str(sub), "exp": now + timedelta(seconds=expires_in), **claims}
     return jwt.encode(payload, key, algorithm=algorithm)
 

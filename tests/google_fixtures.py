@@ -11,9 +11,9 @@ import requests
 from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
-from callnfy_integrations.extensions import db
 from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET, create_sandbox_app
 from callnfy_integrations.dev.google_sandbox import state as sandbox_state
+from callnfy_integrations.extensions import db
 from tests.conftest import make_config
 from tests.factories import auth_headers
 

@@ -11,10 +11,10 @@ import json
 import os
 from collections import defaultdict
 
+import hypothesis
 import jsonschema_rs
 import pytest
 import schemathesis
-import hypothesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 

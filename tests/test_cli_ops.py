@@ -17,8 +17,7 @@ from callnfy_integrations.zapier.models import WebhookDelivery
 from jobs.maintenance import HEARTBEAT_KEY
 from tests.conftest import REPO_ROOT
 from tests.google_fixtures import gctx, google_app, guser, run_jobs, sandbox, worker_env  # noqa: F401
-from tests.zapier_fixtures import (Account, account, ca, ca_bundle, hctx, hooks_app, receiver,  # noqa: F401
-                                   run_worker)
+from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
 
 
 def flask(env: dict, *args: str) -> subprocess.CompletedProcess:

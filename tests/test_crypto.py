@@ -66,6 +66,6 @@ def test_rotate_encryption_key_command_reencrypts_every_secret(database_url, ser
                    for row in db.session.scalars(select(Integration)))
         db.session.remove()
     new_client = new_only.test_client()
-    for user_id, api_key in zip(user_ids, api_keys):
+    for user_id, api_key in zip(user_ids, api_keys, strict=True):
         status = new_client.get("/integrations/status", headers=auth_headers(user_id)).json["data"]["zapier"]
         assert status["apiKey"] == api_key  # readable with the new key alone

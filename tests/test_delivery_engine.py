@@ -29,8 +29,7 @@ from callnfy_integrations.zapier.models import WebhookAttempt, WebhookDelivery, 
 from jobs.webhooks import sweep_webhooks
 from tests.conftest import run_flask, wait_for
 from tests.receiver import Receiver
-from tests.zapier_fixtures import (Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config,  # noqa: F401
-                                   receiver, run_worker)
+from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver, run_worker  # noqa: F401
 
 TIMEOUT = 0.6  # WEBHOOK_ATTEMPT_TIMEOUT in these tests
 
@@ -161,7 +160,7 @@ def test_a_stalled_receiver_delays_another_account_by_less_than_a_second(hooks_a
         sent = len(second_receiver.requests)
         record_calls(healthy, 1)
         committed = db.session.scalar(select(func.max(Event.created_at)).where(Event.user_id == healthy.user_id))
-        arrival = wait_for(lambda: len(second_receiver.requests) > sent and second_receiver.requests[-1],
+        arrival = wait_for(lambda sent=sent: len(second_receiver.requests) > sent and second_receiver.requests[-1],
                            timeout=10)
         latencies.append(arrival.at - committed.timestamp())
         time.sleep(0.3)
@@ -240,7 +239,8 @@ def test_a_fast_receiver_that_starts_stalling_falls_back_to_the_base_and_delays_
         sent = len(second_receiver.requests)
         record_calls(other, 1)
         committed = db.session.scalar(select(func.max(Event.created_at)).where(Event.user_id == other.user_id))
-        arrival = wait_for(lambda: len(second_receiver.requests) > sent and second_receiver.requests[-1], timeout=10)
+        arrival = wait_for(lambda sent=sent: len(second_receiver.requests) > sent and second_receiver.requests[-1],
+                           timeout=10)
         latencies.append(arrival.at - committed.timestamp())
         time.sleep(0.3)
     assert statistics.median(latencies) < 0.5 and max(latencies) < 1.5, latencies

@@ -11,8 +11,7 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.zapier.models import WebhookDelivery, ZapierSubscription
 from tests.factories import auth_headers, call_body
 from tests.google_fixtures import gctx, google_app, guser, run_jobs, sandbox  # noqa: F401
-from tests.zapier_fixtures import (Account, account, ca, ca_bundle, hctx, hooks_app, receiver,  # noqa: F401
-                                   run_worker)
+from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
 
 
 def log(account, **query):

@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg2
@@ -254,7 +254,7 @@ class Account:
 
 
 def when(rng: random.Random) -> tuple[datetime, int]:
-    start = datetime(2026, 12, 1, 8, tzinfo=timezone.utc) + timedelta(days=rng.randrange(60),
+    start = datetime(2026, 12, 1, 8, tzinfo=UTC) + timedelta(days=rng.randrange(60),
                                                                       minutes=15 * rng.randrange(40))
     return start, rng.choice((15, 30, 45, 60, 90))
 
@@ -298,7 +298,7 @@ class Generator:
             "customerName": f"Caller {n}", "customerPhone": f"+1415555{n:04d}", "duration": self.rng.randrange(5, 900),
             "recordingUrl": f"https://recordings.callnfy.test/{n}.mp3", "transcript": "I'd like to book.",
             "sentiment": self.rng.choice(("positive", "neutral", "negative")),
-            "receivedAt": iso(datetime.now(timezone.utc))})
+            "receivedAt": iso(datetime.now(UTC))})
         assert response.status_code == 201, response.json
         return True
 
@@ -728,7 +728,7 @@ def stuck_work(redis_client, db: Database, workers: list[Process]) -> dict:
         # killed worker's is abandoned: RQ fails it when its timeout passes, and the sweepers redid its work.
         stuck[f"{name}: running over 60 s"] = [
             job.id for job in started if job.worker_name in live and job.started_at and (
-                datetime.now(timezone.utc) - job.started_at.replace(tzinfo=timezone.utc)).total_seconds() > 60]
+                datetime.now(UTC) - job.started_at.replace(tzinfo=UTC)).total_seconds() > 60]
         stuck["abandoned jobs"] += sum(1 for job in started if job.worker_name not in live)
         stuck["failed jobs"] += FailedJobRegistry(queue=queue).count
     # Redis locks held for long (a dead holder's): a live one is released within seconds.

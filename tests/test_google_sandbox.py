@@ -9,7 +9,6 @@ import requests
 from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET
 from tests.google_fixtures import sandbox  # noqa: F401
 
-
 DEFAULTS = {"notify": True, "token_delay": 0, "rotate_refresh_tokens": False, "write_delay": 0,
             "time_zones": {}}
 

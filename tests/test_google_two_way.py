@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -87,7 +87,7 @@ class TwoWayUser(GoogleUser):
 
     # -- the owner, in Google Calendar
     def google_create(self, **body) -> dict:
-        start = body.pop("start_at", datetime(2026, 12, 10, 15, 0, tzinfo=timezone.utc))
+        start = body.pop("start_at", datetime(2026, 12, 10, 15, 0, tzinfo=UTC))
         minutes = body.pop("minutes", 45)
         event = {"summary": "Consultation", "start": {"dateTime": start.isoformat()},
                  "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat()},
@@ -160,7 +160,7 @@ def test_enabling_two_way_takes_a_baseline_without_importing_and_opens_a_channel
 
     integration = wait_for(lambda: tuser.integration().channel_id and tuser.integration())
     assert integration.sync_token and integration.two_way_since and integration.last_sync_at
-    assert len(integration.channel_id) <= 64 and integration.channel_expires_at > datetime.now(timezone.utc)
+    assert len(integration.channel_id) <= 64 and integration.channel_expires_at > datetime.now(UTC)
     [watch] = [r for r in sandbox.state.requests if r["endpoint"] == "events.watch"]
     assert watch["body"]["address"] == f"{tuser.app.config['LIVE_URL']}/webhooks/google/calendar"
     assert watch["body"]["id"] == integration.channel_id and watch["body"]["params"]["ttl"] == str(7 * 86400)
@@ -184,7 +184,7 @@ def test_a_google_side_create_becomes_an_appointment_delivered_to_zapier(tuser, 
 
     [appointment] = tuser.appointments()
     assert appointment.source == "google" and appointment.google_event_id == event["id"]
-    assert appointment.scheduled_at == datetime(2026, 12, 10, 15, 0, tzinfo=timezone.utc)
+    assert appointment.scheduled_at == datetime(2026, 12, 10, 15, 0, tzinfo=UTC)
     assert appointment.duration == 45 and appointment.status == "scheduled"
     assert (appointment.customer.name, appointment.customer.email, appointment.customer.phone) == (
         "Jane Smith", "jane@example.com", None)

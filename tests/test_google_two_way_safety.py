@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 from sqlalchemy import func, select
@@ -25,7 +25,7 @@ from tests.google_fixtures import run_jobs, sandbox  # noqa: F401
 from tests.test_google_two_way import OWNER, TwoWayUser, lctx, live, tuser  # noqa: F401
 from tests.zapier_fixtures import ca, ca_bundle  # noqa: F401
 
-START = datetime(2026, 12, 14, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
 
 
 def invite(tuser: TwoWayUser, *, start: datetime = START, response: str = "needsAction", **body) -> dict:
@@ -147,7 +147,7 @@ def test_an_imported_meeting_keeps_all_but_its_time_and_is_left_in_google_when_c
     tuser.settle()
     [appointment] = tuser.appointments()
     assert appointment.source == "google" and appointment.scheduled_at == datetime(2026, 12, 15, 14, 0,
-                                                                                   tzinfo=timezone.utc)
+                                                                                   tzinfo=UTC)
     public_id = tuser.client.get("/appointments", headers=tuser.headers).json["data"][0]["id"]
     before = google_event(tuser, event_id)
     writes = len(sandbox.writes())
@@ -157,8 +157,8 @@ def test_an_imported_meeting_keeps_all_but_its_time_and_is_left_in_google_when_c
     assert moved.status_code == 200, moved.json
     run_jobs(tuser.app)
     after = google_event(tuser, event_id)
-    assert instant(after["start"]["dateTime"]) == datetime(2026, 12, 15, 16, 0, tzinfo=timezone.utc)
-    assert instant(after["end"]["dateTime"]) == datetime(2026, 12, 15, 17, 30, tzinfo=timezone.utc)
+    assert instant(after["start"]["dateTime"]) == datetime(2026, 12, 15, 16, 0, tzinfo=UTC)
+    assert instant(after["end"]["dateTime"]) == datetime(2026, 12, 15, 17, 30, tzinfo=UTC)
     unchanged = lambda e: {k: v for k, v in e.items() if k not in GOOGLE_OWNED + ("start", "end")}  # noqa: E731
     assert unchanged(after) == unchanged(before)  # summary, description, guests, conference, reminders …
     assert after["start"]["timeZone"] == after["end"]["timeZone"] == "America/New_York"
@@ -229,7 +229,7 @@ def test_a_google_edit_while_a_callnfy_move_backs_off_keeps_the_move(tuser, sand
     final = tuser.appointment(public_id)
     event = google_event(tuser, event_id)
     assert final["scheduledAt"] == "2026-12-16T15:00:00.000Z" and final["googleSync"]["state"] == "synced"
-    assert instant(event["start"]["dateTime"]) == datetime(2026, 12, 16, 15, 0, tzinfo=timezone.utc)
+    assert instant(event["start"]["dateTime"]) == datetime(2026, 12, 16, 15, 0, tzinfo=UTC)
 
 
 def test_a_google_move_during_a_callnfy_push_ends_with_both_sides_agreeing(tuser, sandbox):

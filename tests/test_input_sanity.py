@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
@@ -21,7 +21,7 @@ def count_appointments() -> int:
 
 def test_appointment_times_must_be_within_ten_years_of_this_year(client, app_ctx, user_id):
     headers = auth_headers(user_id)
-    year = datetime.now(timezone.utc).year
+    year = datetime.now(UTC).year
     for when in ("8102-11-30T23:10:10+23:01", "0001-01-01T00:00:00-23:59", f"{year + 11}-01-01T00:00:00Z",
                  f"{year - 11}-12-31T23:59:59Z", f"{year - 11}-12-31T23:59:59-05:00"):
         answer = client.post("/appointments", json=appointment_body(scheduledAt=when), headers=headers)
@@ -45,8 +45,8 @@ def test_call_times_are_held_to_the_same_range(client, app_ctx, user_id):
 
 
 def test_timestamps_before_the_year_1000_are_still_iso_8601():
-    assert format_timestamp(datetime(329, 5, 23, tzinfo=timezone.utc)) == "0329-05-23T00:00:00.000Z"
-    assert format_timestamp(datetime(2025, 12, 22, 10, 45, 0, 123456, tzinfo=timezone.utc)) == \
+    assert format_timestamp(datetime(329, 5, 23, tzinfo=UTC)) == "0329-05-23T00:00:00.000Z"
+    assert format_timestamp(datetime(2025, 12, 22, 10, 45, 0, 123456, tzinfo=UTC)) == \
         "2025-12-22T10:45:00.123Z"
 
 
@@ -65,7 +65,7 @@ def test_the_document_states_the_time_rule_as_a_pattern(client):
     """What the document says is what is refused: its pattern accepts exactly the years the check does."""
     spec = client.get("/openapi.json").json
     pattern = spec["components"]["schemas"]["AppointmentCreate"]["properties"]["scheduledAt"]["pattern"]
-    year = datetime.now(timezone.utc).year
+    year = datetime.now(UTC).year
     assert [y for y in range(1, 10000) if re.match(pattern, f"{y:04d}-01-01T00:00:00Z")] == \
         list(range(year - 10, year + 11))
 

@@ -4,7 +4,7 @@ import os
 import signal
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from flask.views import MethodView
@@ -141,11 +141,11 @@ def test_delayed_jobs_move_within_15_s_after_the_worker_holding_the_scheduler_lo
 
 def test_delayed_jobs_are_never_scheduled_before_their_time():
     """RQ keeps scheduled times in whole seconds, rounding down; ours round up instead."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from callnfy_integrations.queues import not_before
 
-    moment = datetime(2026, 11, 26, 10, 0, 0, 700000, tzinfo=timezone.utc)
-    assert not_before(moment) == datetime(2026, 11, 26, 10, 0, 1, tzinfo=timezone.utc)
-    exact = datetime(2026, 11, 26, 10, 0, 5, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 26, 10, 0, 0, 700000, tzinfo=UTC)
+    assert not_before(moment) == datetime(2026, 11, 26, 10, 0, 1, tzinfo=UTC)
+    exact = datetime(2026, 11, 26, 10, 0, 5, tzinfo=UTC)
     assert not_before(exact) == exact

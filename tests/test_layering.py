@@ -148,7 +148,7 @@ JOB_NAME = re.compile(r"jobs(\.[a-z_]+)+")
 def job_names() -> set[str]:
     """Every string in the package that names a job by its dotted path ("jobs.google.sync_calendar")."""
     names = set()
-    for module, path in MODULES.items():
+    for path in MODULES.values():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and JOB_NAME.fullmatch(node.value):
                 names.add(node.value)

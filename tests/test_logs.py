@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import g
@@ -106,15 +106,15 @@ def test_line_keeps_its_keys_in_order(lines, log):
     line = lines.only()
     assert list(line)[:4] == ["time", "level", "logger", "message"]
     assert ISO_UTC_MS.match(line["time"]), line["time"]
-    logged_at = datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    assert abs(datetime.now(timezone.utc) - logged_at) < timedelta(seconds=5)  # UTC, not local time
+    logged_at = datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs(datetime.now(UTC) - logged_at) < timedelta(seconds=5)  # UTC, not local time
     assert line["level"] == "INFO" and line["logger"] == "tests.logs" and line["message"] == "hello world, 3"
     assert "request_id" not in line and "exception" not in line  # outside a request, no request id
 
 
 def test_every_extra_field_is_a_top_level_key(lines, log):
     event_id = uuid.uuid4()
-    when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     log.warning("with context", extra={
         "user_id": "u-1", "count": 7, "ratio": 0.5, "ok": True, "none": None, "events": ["a", "b"],
         "nested": {"k": [1, 2]}, "event_id": event_id, "when": when, "thing": Opaque(),
@@ -205,7 +205,7 @@ def due_event(user_id: uuid.UUID) -> Event:
     """An undispatched event whose dispatch is overdue, of a type no handler listens to."""
     make_user(user_id)
     event = Event(user_id=user_id, type="test.logs", payload={},
-                  next_attempt_at=datetime.now(timezone.utc) - timedelta(minutes=5))
+                  next_attempt_at=datetime.now(UTC) - timedelta(minutes=5))
     db.session.add(event)
     db.session.commit()
     return event

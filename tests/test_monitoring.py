@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gzip
-from secrets import token_hex
 import zlib
+from secrets import token_hex
 
 import pytest
 

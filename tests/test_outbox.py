@@ -4,7 +4,7 @@ each handler runs exactly once, and the sweeper recovers what Redis lost."""
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from rq import Queue
@@ -85,7 +85,7 @@ def uncommitted_appointment(user_id):
     body = appointment_body()
     return appointments.create_appointment(
         user_id, customer_name=body["customerName"], customer_phone=body["customerPhone"],
-        scheduled_at=datetime(2026, 12, 1, 10, tzinfo=timezone.utc), duration=30)
+        scheduled_at=datetime(2026, 12, 1, 10, tzinfo=UTC), duration=30)
 
 
 def new_appointment(user_id):

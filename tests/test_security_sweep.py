@@ -48,8 +48,7 @@ from tests.conftest import REPO_ROOT
 from tests.factories import appointment_body
 from tests.google_fixtures import GoogleUser, gctx, google_app, guser, sandbox  # noqa: F401
 from tests.test_logs import lines, logger_at  # noqa: F401
-from tests.zapier_fixtures import (Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config,  # noqa: F401
-                                   receiver)
+from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver  # noqa: F401
 
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 

@@ -2,15 +2,15 @@
 
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from callnfy_integrations.extensions import db
 from callnfy_integrations.integrations.models import REAUTHORIZATION_REQUIRED, TWO_WAY
 from callnfy_integrations.users.models import User
-from tests.roundtrips import count_round_trips
 from tests.factories import auth_headers, make_google_integration, make_user, make_zapier_integration
+from tests.roundtrips import count_round_trips
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -35,7 +35,7 @@ def test_status_creates_user_row_on_first_sight(client, app_ctx, user_id):
 
 def test_status_shows_connected_shapes(client, app_ctx):
     user = make_user()
-    synced = datetime(2025, 12, 22, 10, 45, 0, 123456, tzinfo=timezone.utc)
+    synced = datetime(2025, 12, 22, 10, 45, 0, 123456, tzinfo=UTC)
     make_google_integration(user, email="clinic@example.com", sync_mode=TWO_WAY, last_sync_at=synced)
     _, api_key = make_zapier_integration(user)
 

@@ -4,7 +4,7 @@ flush, so any service composes inside another transaction (a savepoint, the outb
 from __future__ import annotations
 
 import ast
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -66,7 +66,7 @@ def _create(user_id, name: str) -> Appointment:
     body = appointment_body(customerName=name)
     return appointments.create_appointment(
         user_id, customer_name=body["customerName"], customer_phone=body["customerPhone"],
-        scheduled_at=datetime(2026, 12, 1, 10, tzinfo=timezone.utc), duration=30)
+        scheduled_at=datetime(2026, 12, 1, 10, tzinfo=UTC), duration=30)
 
 
 def test_services_compose_inside_a_savepoint_the_caller_rolls_back(app_ctx, user_id):

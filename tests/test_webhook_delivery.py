@@ -14,8 +14,7 @@ from callnfy_integrations.zapier.delivery import next_delay
 from callnfy_integrations.zapier.models import WebhookAttempt, WebhookDelivery, ZapierSubscription
 from jobs.webhooks import sweep_webhooks
 from tests.factories import call_body
-from tests.zapier_fixtures import (Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config,  # noqa: F401
-                                   receiver, run_worker)
+from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver, run_worker  # noqa: F401
 
 
 def deliveries():

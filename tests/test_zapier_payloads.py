@@ -1,14 +1,13 @@
 """Webhook bodies follow the product spec's examples field by field; samples have exactly the live shape."""
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from standardwebhooks import Webhook
 
 from tests.factories import appointment_body
-from tests.zapier_fixtures import (Account, account, ca, ca_bundle, hctx, hooks_app, receiver,  # noqa: F401
-                                   run_worker)
+from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
 
 # The product spec, section "Zapier Webhook Events" → "Event Types" (examples 1-4), copied verbatim:
 # CI has no access to the spec itself.
@@ -171,8 +170,8 @@ def test_delivered_body_has_every_field_of_the_specs_example(live, event):
     body, resource = delivered[event], resources[event]
     assert_follows_the_spec(body)
     assert body["event"] == event
-    sent_at = datetime.strptime(body["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-    assert abs(datetime.now(timezone.utc) - sent_at) < timedelta(minutes=2)  # when the event happened
+    sent_at = datetime.strptime(body["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    assert abs(datetime.now(UTC) - sent_at) < timedelta(minutes=2)  # when the event happened
     data = body["data"]
     # The ids are the public ids the API answers; everything the spec shows is what we were given.
     assert data["id"] == resource["id"] and data["customerId"] == resource["customerId"]

@@ -66,7 +66,8 @@ def job_info_for_rq3(instance_number: int, job_id: str) -> dict[str, Any]:
     Its strings come back HTML-escaped: the job page inserts them as HTML, unescaped (`<%= %>`), and an
     exception message or a return value can carry a third party's text; script there would run in the
     dashboard's origin, past the origin check."""
-    from rq_dashboard.web import config as dashboard_config, format_job_description, serialize_date
+    from rq_dashboard.web import config as dashboard_config
+    from rq_dashboard.web import format_job_description, serialize_date
 
     connection = current_app.redis_conn
     job = Job.fetch(job_id, serializer=dashboard_config.serializer, connection=connection)

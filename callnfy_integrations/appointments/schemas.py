@@ -9,7 +9,6 @@ from ..timestamps import SaneTime, Timestamp
 from .models import DURATION_MAX, DURATION_MIN, NOTES_MAX, REASON_MAX, STATUSES, SYNC_STATES
 
 
-
 def Duration(**kwargs) -> ma.fields.Integer:  # noqa: N802 - reads like a field class
     return ma.fields.Integer(strict=True, validate=validate.Range(DURATION_MIN, DURATION_MAX),
                              metadata={"description": f"minutes, {DURATION_MIN}-{DURATION_MAX}"}, **kwargs)

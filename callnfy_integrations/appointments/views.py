@@ -7,8 +7,14 @@ from ..api import Blueprint
 from ..auth import current_user_id
 from ..extensions import db
 from . import service
-from .schemas import (AppointmentCreateSchema, AppointmentQuerySchema, AppointmentSchema, AppointmentUpdateSchema,
-                      CancelSchema, CompleteSchema)
+from .schemas import (
+    AppointmentCreateSchema,
+    AppointmentQuerySchema,
+    AppointmentSchema,
+    AppointmentUpdateSchema,
+    CancelSchema,
+    CompleteSchema,
+)
 
 blp = Blueprint("appointments", __name__, url_prefix="/appointments",
                 description="Appointments booked by Callnfy or imported from Google Calendar")

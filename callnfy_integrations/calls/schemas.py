@@ -4,8 +4,8 @@ import marshmallow as ma
 from marshmallow import validate
 
 from .. import public_ids
-from ..fields import HttpUrl
 from ..customers.models import NAME_MAX, PHONE_MAX
+from ..fields import HttpUrl
 from ..timestamps import SaneTime, Timestamp
 from .models import DURATION_MAX, DURATION_MIN, SENTIMENTS, TRANSCRIPT_MAX, URL_MAX
 

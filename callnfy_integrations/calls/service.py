@@ -18,7 +18,6 @@ from ..users.service import ensure_user
 from .models import Call
 from .schemas import CallSchema
 
-
 _CALL = CallSchema()
 
 

@@ -87,9 +87,9 @@ def _prepare_services(env: dict[str, str], sandbox: str | None) -> tuple[str, st
     """Start the embedded servers (when no URLs are set) and migrate; return the banner to print and
     an address the web process answers on."""
     from .. import create_app
-    from . import embedded
     from ..auth import DEV_USER_ID, create_dev_token
     from ..config import load_config
+    from . import embedded
 
     instance = Path(env.get("INSTANCE_DIR") or ROOT / "instance")
     with _signals_held():  # pgserver interrupted half-way forgets the server it started

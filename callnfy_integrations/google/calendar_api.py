@@ -9,7 +9,6 @@ refresh once (401), back off and retry (403 rate limits, 429, 5xx, network), or 
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import threading
 from typing import Any
@@ -67,7 +66,7 @@ def _execute(build_request, access_token: str) -> dict[str, Any]:
         return build_request(service).execute(http=http, num_retries=0) or {}
     except HttpError as exc:
         raise _classify(exc) from None
-    except (httplib2.HttpLib2Error, socket.timeout, TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
+    except (httplib2.HttpLib2Error, TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
         transport.connections.clear()  # a half-read connection must not be reused
         raise RetryLater(None, type(exc).__name__) from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,7 +42,7 @@ def build_event(*, appointment_id: uuid.UUID, version: int, customer_name: str, 
     meeting across a DST change keeps its real length.
     """
     tz = zone(time_zone)
-    start = scheduled_at.astimezone(timezone.utc)
+    start = scheduled_at.astimezone(UTC)
     end = start + timedelta(minutes=duration)
     body: dict[str, Any] = {
         "summary": f"Appointment with {customer_name}",

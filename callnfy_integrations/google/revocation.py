@@ -22,6 +22,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from authlib.integrations.base_client.errors import OAuthError
 from flask import current_app
 from rq import Retry
 from sqlalchemy import func, select, text
@@ -33,6 +34,7 @@ from ..extensions import db
 from ..integrations.models import GOOGLE_CALENDAR, Integration
 from ..integrations.service import GOOGLE_ACCESS_TOKEN_FIELD, GOOGLE_REFRESH_TOKEN_FIELD
 from ..queues import CALENDAR, enqueue, redis_connection
+from . import calendar_api, oauth
 from .oauth import STATE_TTL_SECONDS
 
 log = logging.getLogger(__name__)
@@ -185,3 +187,20 @@ def pending_on_old_keys() -> int:
     """Ciphertexts of revocations still to run that the first key did not make."""
     box = secret_box()
     return sum(len(_stale(box, event.payload)) for event in db.session.scalars(_PENDING))
+
+
+def stop_channels(grant) -> str | None:
+    """Stop the old grant's channels (they need a live access token: the stored one may have expired,
+    so it is refreshed first). Returns the access token used, if any."""
+    access_token = grant.access_token
+    if not grant.channels:
+        return access_token
+    if grant.refresh_token:
+        try:
+            access_token = oauth.refresh(grant.refresh_token)["access_token"]
+        except OAuthError:
+            pass  # already revoked: the channels die with the grant
+    if access_token:
+        for channel, resource in grant.channels:
+            calendar_api.stop_channel(access_token, channel, resource)
+    return access_token

@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, select, text, update
@@ -321,7 +322,7 @@ def _write_foreign(push: Push, token: str) -> Sent:
         return Sent(None, None, left_in_google=True)
     if push.google_time == (push.fields["scheduled_at"], push.fields["duration"]):
         return Sent(None, None)  # notes, completion: nothing of the event's changes
-    start = push.fields["scheduled_at"].astimezone(timezone.utc)
+    start = push.fields["scheduled_at"].astimezone(UTC)
     end = start + timedelta(minutes=push.fields["duration"])
     body = {"start": {"dateTime": start.isoformat(timespec="seconds")},
             "end": {"dateTime": end.isoformat(timespec="seconds")}}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 SyncModeHook = Callable[[uuid.UUID, str, str], None]  # (integration id, old mode, new mode)
 

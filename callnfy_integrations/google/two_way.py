@@ -31,7 +31,7 @@ import logging
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -39,16 +39,23 @@ from sqlalchemy import or_, select
 
 from .. import public_ids
 from ..appointments import service as appointments
-from ..appointments.models import (DURATION_MAX, DURATION_MIN, SCHEDULED, SOURCE_CALLNFY, SOURCE_GOOGLE, SYNC_SYNCED,
-                                   Appointment)
+from ..appointments.models import (
+    DURATION_MAX,
+    DURATION_MIN,
+    SCHEDULED,
+    SOURCE_CALLNFY,
+    SOURCE_GOOGLE,
+    SYNC_SYNCED,
+    Appointment,
+)
 from ..extensions import db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, TWO_WAY, Integration
 from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
 from . import calendar_api
-from .sync_errors import Skipped
 from .sync import call  # one Calendar call on our quota, refreshing the token once on a 401
+from .sync_errors import Skipped
 from .sync_mode import on_sync_mode_change
 
 log = logging.getLogger(__name__)
@@ -150,7 +157,7 @@ def baseline_token(integration_id: uuid.UUID, calendar_id: str) -> str:
     """Page through the whole calendar asking only for tokens: the sync token of 'now'."""
     page_token = None
     while True:
-        page = call(integration_id, lambda token: calendar_api.list_events(
+        page = call(integration_id, lambda token, page_token=page_token: calendar_api.list_events(
             token, calendar_id, page_token=page_token, fields=calendar_api.BASELINE_FIELDS))
         page_token = page.get("nextPageToken")
         if not page_token:
@@ -172,7 +179,7 @@ def open_channel(integration_id: uuid.UUID, calendar_id: str) -> Channel:
         token, calendar_id, channel_id=channel_id, token=secret, address=push_address(),
         ttl_seconds=CHANNEL_TTL_SECONDS))
     expiration = answer.get("expiration")
-    expires_at = (datetime.fromtimestamp(int(expiration) / 1000, timezone.utc) if expiration
+    expires_at = (datetime.fromtimestamp(int(expiration) / 1000, UTC) if expiration
                   else utcnow() + timedelta(seconds=CHANNEL_TTL_SECONDS))
     return Channel(channel_id, secret, answer["resourceId"], expires_at)
 
@@ -202,7 +209,7 @@ def forget_previous(integration: Integration, channel_id: str) -> None:
 
 def stop_at_google(integration_id: uuid.UUID, channels: list[tuple[str, str]]) -> None:
     for channel_id, resource_id in channels:
-        call(integration_id, lambda token: calendar_api.stop_channel(token, channel_id, resource_id))
+        call(integration_id, lambda token, c=channel_id, r=resource_id: calendar_api.stop_channel(token, c, r))
 
 
 # -- notifications -------------------------------------------------------------------------------
@@ -379,7 +386,7 @@ def _unpushed(appointment: Appointment) -> bool:
                 and appointment.google_synced_version == appointment.version)
 
 
-def _apply_to_linked(integration: Integration, appointment: Appointment, item: dict[str, Any]) -> str:
+def _apply_to_linked(integration: Integration, appointment: Appointment, item: dict[str, Any]) -> str:  # noqa: C901
     """A change to a linked event. The rule when both sides changed: the newer change wins, and a
     Callnfy change not yet pushed is never dropped:
 

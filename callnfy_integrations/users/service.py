@@ -10,7 +10,6 @@ from sqlalchemy.dialects.postgresql import insert
 from ..extensions import db
 from .models import User
 
-
 # Built once; also run on the autocommit connection of the status read.
 CREATE_USER = insert(User).values(id=bindparam("user_id")).on_conflict_do_nothing(index_elements=[User.id])
 

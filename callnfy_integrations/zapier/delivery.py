@@ -338,7 +338,7 @@ def record(outcomes: list[Outcome]) -> None:
                 next_attempt = now + timedelta(seconds=delay)
         attempt_error = result.error and result.error[:ERROR_MAX]
         for key, value in zip(rows, (claimed.delivery_id, claimed.attempt, status, next_attempt,
-                                     result.status_code, error, result.duration_ms, attempt_error)):
+                                     result.status_code, error, result.duration_ms, attempt_error), strict=True):
             rows[key].append(value)
     db.session.execute(_RECORD, rows)
     failing = [s for s in failing if s not in set(healthy)]  # a success in the same batch: not failing
@@ -350,7 +350,7 @@ def record(outcomes: list[Outcome]) -> None:
         if disabled:
             log.warning("webhook subscriptions disabled after failing", extra={
                 "subscriptions": [str(s) for s in disabled], "days": days})
-            _cancel_pending(disabled, "subscription disabled: every delivery failed for %g days" % days)
+            _cancel_pending(disabled, f"subscription disabled: every delivery failed for {days:g} days")
     if gone:
         # The receiver said the hook is gone for good: stop everything queued for it.
         _cancel_pending(gone, "hook answered 410 Gone")

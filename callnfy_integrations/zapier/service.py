@@ -7,15 +7,15 @@ import hmac
 import secrets
 import string
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from ..appointments.payloads import appointment_payload
 from ..appointments.models import Appointment
+from ..appointments.payloads import appointment_payload
 from ..calls.models import Call
 from ..calls.service import call_payload
 from ..crypto import secret_box
@@ -164,21 +164,21 @@ def samples(user_id: uuid.UUID, event: str) -> list[dict[str, Any]]:
                               .order_by(Event.created_at.desc()).limit(SAMPLE_COUNT)).all()
     if rows:
         return [delivery_body(e.id, e.type, e.created_at, e.payload) for e in rows]
-    return [delivery_body(uuid.UUID(int=0), event, datetime(2025, 12, 22, 10, 45, tzinfo=timezone.utc),
+    return [delivery_body(uuid.UUID(int=0), event, datetime(2025, 12, 22, 10, 45, tzinfo=UTC),
                           _example_payload(event))]
 
 
 def _example_payload(event: str) -> dict[str, Any]:
     # Built by the live payload builders from unsaved objects, so the shape can never drift; the
     # values are the spec's examples.
-    at = datetime(2025, 12, 22, 10, 45, tzinfo=timezone.utc)
+    at = datetime(2025, 12, 22, 10, 45, tzinfo=UTC)
     customer = Customer(id=uuid.UUID(int=1), name="John Doe", phone="+447700900123", email="john@example.com")
     if event == registry.CALL_RECEIVED:
         return call_payload(Call(id=uuid.UUID(int=2), customer=customer, duration=180, sentiment="positive",
                                  recording_url="https://api.callnfy.com/recordings/call_789.mp3",
                                  transcript="Full call transcript...", received_at=at))
     appointment = Appointment(id=uuid.UUID(int=3), customer=customer, scheduled_at=datetime(
-        2025, 12, 23, 14, 0, tzinfo=timezone.utc), duration=30, notes="First consultation", source="callnfy",
+        2025, 12, 23, 14, 0, tzinfo=UTC), duration=30, notes="First consultation", source="callnfy",
         status={registry.APPOINTMENT_CANCELLED: "cancelled", registry.APPOINTMENT_COMPLETED: "completed"}.get(
             event, "scheduled"),
         cancelled_at=at, cancel_reason="Customer requested cancellation", completed_at=at)

@@ -13,8 +13,15 @@ from ..auth import current_user_id
 from ..errors import Unauthorized, unexpected_error_message
 from ..extensions import db
 from . import delivery, rate_limit, service
-from .schemas import (ApiKeySchema, AuthTestSchema, DeliveryQuerySchema, DeliverySchema, SampleSchema,
-                      SubscribeSchema, SubscriptionSchema)
+from .schemas import (
+    ApiKeySchema,
+    AuthTestSchema,
+    DeliveryQuerySchema,
+    DeliverySchema,
+    SampleSchema,
+    SubscribeSchema,
+    SubscriptionSchema,
+)
 
 keys_blp = Blueprint("zapier", __name__, url_prefix="/integrations/zapier",
                      description="The account's Zapier API key")

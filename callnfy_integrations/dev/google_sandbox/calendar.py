@@ -11,14 +11,14 @@ import re
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import requests
 from flask import Blueprint, jsonify, request
 
-from .store import state
 from .control import intercept
 from .oauth import CALENDAR_SCOPE, bearer_email
+from .store import state
 
 blp = Blueprint("sandbox_calendar", __name__)
 
@@ -76,7 +76,7 @@ def _merge_patch(target: dict, patch: dict) -> dict:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _calendar(email: str) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Blueprint, after_this_request, jsonify, make_response, request
 

@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, after_this_request, current_app, jsonify, redirect, request
 
-from .store import DEFAULT_EMAIL, state
 from .control import intercept
+from .store import DEFAULT_EMAIL, state
 
 blp = Blueprint("sandbox_oauth", __name__)
 
@@ -113,7 +113,7 @@ def _issue_access_token(email: str, scope: str, refresh_token: str | None) -> di
 
 
 @blp.post("/token")
-def token():
+def token():  # noqa: C901  (Google's one token endpoint: each grant type and its errors side by side)
     @after_this_request
     def no_store(response):  # tokens must not be cached (RFC 6749 §5.1), as Google's endpoint answers
         response.headers["Cache-Control"] = "no-store"
