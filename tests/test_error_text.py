@@ -46,7 +46,7 @@ def test_a_google_event_that_fails_on_our_side_shows_no_sql_and_logs_the_detail(
     long_email = "a" * 330 + "@example.com"  # longer than the customers.email column
     tuser.google_create(summary="Long address", attendees=[{"email": "owner@example.com", "self": True},
                                                            {"email": long_email, "displayName": "Long"}])
-    with caplog.at_level(logging.WARNING, logger="jobs.google"):
+    with caplog.at_level(logging.WARNING, logger="callnfy_integrations.google.two_way_runs"):
         tuser.settle()
     sync_error = tuser.status()["syncError"]
     assert_stable_and_human(sync_error, "EVENT_NOT_APPLIED")

@@ -17,9 +17,10 @@ from sqlalchemy import func, select
 
 from callnfy_integrations.customers.models import Customer
 from callnfy_integrations.extensions import db
+from callnfy_integrations.google.push_runs import push_appointment
 from callnfy_integrations.queues import DEFAULT
 from callnfy_integrations.worker import build_worker
-from jobs.google import push_appointment, sync_calendar
+from jobs.google import sync_calendar
 from tests.conftest import wait_for
 from tests.google_fixtures import run_jobs, sandbox  # noqa: F401
 from tests.test_google_two_way import OWNER, TwoWayUser, lctx, live, tuser  # noqa: F401
@@ -97,7 +98,7 @@ def test_a_burst_of_500_foreign_invitations_creates_no_appointment_and_no_custom
         invite(tuser, start=START + timedelta(minutes=30 * n),
                attendees=[{"email": f"guest{n}@example.org", "displayName": f"Guest {n}"}])
     sandbox.settings(notify=True)
-    with caplog.at_level(logging.INFO, logger="jobs.google"):
+    with caplog.at_level(logging.INFO, logger="callnfy_integrations.google.two_way_runs"):
         assert sync_calendar(str(tuser.integration().id)) == "applied 0"
     assert tuser.appointments() == [] and customers_of(tuser) == 0
     [summary] = [r for r in caplog.records if r.getMessage() == "two-way sync skipped Google events"]
@@ -112,7 +113,7 @@ def test_one_sync_imports_at_most_the_cap_and_says_what_it_left(tuser, sandbox, 
         for n in range(8):
             tuser.google_create(summary=f"Own {n}", start_at=START + timedelta(hours=n))
         sandbox.settings(notify=True)
-        with caplog.at_level(logging.INFO, logger="jobs.google"):
+        with caplog.at_level(logging.INFO, logger="callnfy_integrations.google.two_way_runs"):
             sync_calendar(str(tuser.integration().id))
     finally:
         tuser.app.config["GOOGLE_IMPORT_MAX_PER_SYNC"] = 100
