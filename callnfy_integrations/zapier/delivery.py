@@ -2,7 +2,7 @@
 
 * An outbox handler writes one delivery row per active subscription to the event, in the event's
   dispatch transaction, and wakes the drain job after commit.
-* The drain job (`jobs.webhooks.send_webhooks`) owns the transactions. It claims only as many due
+* The drain (`drain.py`, run by the job `jobs.webhooks.send_webhooks`) owns the transactions. It claims only as many due
   deliveries as it has free senders, fairly across accounts and never more than
   WEBHOOK_ACCOUNT_CONCURRENCY in flight per account (counted in the database, so across every
   worker; more, up to WEBHOOK_ACCOUNT_CONCURRENCY_MAX, while its receiver answers fast: pace.py),
