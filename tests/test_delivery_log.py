@@ -77,7 +77,7 @@ def test_retrying_a_delivery_cancelled_by_disabling_enables_its_subscription(hoo
 
     run_worker_dispatch_only(hooks_app)  # the delivery exists; now its subscription is disabled
     db.session.execute(update(ZapierSubscription).values(disabled_at=db.func.now(), disabled_reason="failing"))
-    db.session.execute(update(WebhookDelivery).values(status="cancelled",
+    db.session.execute(update(WebhookDelivery).values(status="cancelled", cancel_reason="subscription_disabled",
                                                       last_error="subscription disabled: every delivery failed"))
     db.session.commit()
     [cancelled] = log(account).json["data"]
@@ -87,6 +87,23 @@ def test_retrying_a_delivery_cancelled_by_disabling_enables_its_subscription(hoo
     assert account.hook("get", "/subscriptions").json["data"][0]["status"] == "active"
     run_worker(hooks_app)
     assert log(account).json["data"][0]["status"] == "delivered" and len(receiver.requests) == 1
+
+
+def test_only_a_delivery_cancelled_by_a_disabled_subscription_is_retryable_whatever_its_message(
+        hooks_app, account, receiver):
+    """The reason is a code (`cancel_reason`), not the start of a message a later change could reword."""
+    account.subscribe(receiver.url(), "call.received")
+    account.client.post("/calls", json=call_body(), headers=account.headers)
+    from tests.test_webhook_delivery import run_worker_dispatch_only
+
+    run_worker_dispatch_only(hooks_app)
+    db.session.execute(update(WebhookDelivery).values(status="cancelled", cancel_reason="key_revoked",
+                                                      last_error="subscription disabled, then the key revoked"))
+    db.session.commit()
+    [cancelled] = log(account).json["data"]
+    refused = account.client.post(f"/integrations/zapier/deliveries/{cancelled['id']}/retry", headers=account.headers)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "NOT_RETRYABLE"
+    assert log(account).json["data"][0]["status"] == "cancelled"
 
 
 def test_calendar_sync_errors_list_the_failed_pushes(guser, sandbox):

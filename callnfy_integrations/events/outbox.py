@@ -21,6 +21,7 @@ from ..extensions import db
 from ..queues import DEFAULT, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
+from . import registry
 from .models import Event
 
 log = logging.getLogger(__name__)
@@ -47,17 +48,14 @@ def request_dispatch(event_ids: list[uuid.UUID], connection: Redis | None = None
                     extra={"events": [str(e) for e in event_ids]})
 
 
-_PRUNE = text("""
-    DELETE FROM events WHERE id IN (
-        SELECT e.id FROM events e
-        WHERE e.dispatched_at IS NOT NULL AND e.created_at < :cutoff
-          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)
-        LIMIT :batch
-    )
-""")
-
-
 def prune_dispatched(cutoff: datetime, batch: int) -> int:
-    """Delete up to `batch` dispatched events created before `cutoff` that no delivery refers to
-    (their handler runs go with them); the caller commits."""
-    return db.session.execute(_PRUNE, {"cutoff": cutoff, "batch": batch}).rowcount
+    """Delete up to `batch` dispatched events created before `cutoff` that nothing registered with
+    `registry.keep_events_while` still needs (their handler runs go with them); the caller commits."""
+    kept = "".join(f" AND NOT ({condition})" for condition in registry.still_needed_conditions())
+    statement = text(f"""
+        DELETE FROM events WHERE id IN (
+            SELECT e.id FROM events e
+            WHERE e.dispatched_at IS NOT NULL AND e.created_at < :cutoff{kept}
+            LIMIT :batch
+        )""")
+    return db.session.execute(statement, {"cutoff": cutoff, "batch": batch}).rowcount

@@ -56,3 +56,17 @@ def unregister_handler(name: str) -> None:
 
 def handlers_for(event_type: str) -> list[Handler]:
     return [h for h in _handlers.values() if event_type in h.event_types]
+
+
+# Rows of other areas that still need an event after it was dispatched: name -> an SQL condition on
+# the event `e` that is true while one does (retention keeps such an event however old it is).
+_still_needed: dict[str, str] = {}
+
+
+def keep_events_while(name: str, condition: str) -> None:
+    """Retention keeps a dispatched event while `condition` (SQL, the event aliased `e`) holds."""
+    _still_needed[name] = condition
+
+
+def still_needed_conditions() -> list[str]:
+    return list(_still_needed.values())

@@ -35,13 +35,23 @@ from ..crypto import secret_box
 from ..doorbell import Doorbell
 from ..errors import Conflict, NotFound
 from ..events.models import Event
-from ..events.registry import handles
+from ..events.registry import handles, keep_events_while
 from ..extensions import db
 from ..integrations.service import ZAPIER_API_KEY_FIELD
 from ..queues import WEBHOOKS, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
-from .models import CANCELLED, DEAD, DELIVERED, GONE, PENDING, WebhookDelivery, ZapierSubscription
+from .models import (
+    CANCELLED,
+    DEAD,
+    DELIVERED,
+    GONE,
+    HOOK_GONE,
+    PENDING,
+    SUBSCRIPTION_DISABLED,
+    WebhookDelivery,
+    ZapierSubscription,
+)
 from .pace import Pace
 from .sender import ERROR_MAX, Request, Result, Sender
 from .service import ZAPIER_EVENTS, delivery_body
@@ -82,6 +92,10 @@ def create_deliveries(event: Event) -> None:
                                            "event_type": event.type}).first()
     if created is not None:
         after_commit(ring, created)
+
+
+# A delivery (pending, or kept for the delivery log) reads its event's payload and id.
+keep_events_while("zapier-deliveries", "EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.id)")
 
 
 def ring(_delivery_ids: list | None = None) -> None:
@@ -143,9 +157,9 @@ _CLAIM = text("""
         LIMIT :window
     ), checked AS (
         SELECT due.*, (s.id IS NOT NULL AND s.disabled_at IS NULL AND i.id IS NOT NULL) AS sendable,
-               CASE WHEN i.id IS NULL THEN 'API key revoked'
-                    WHEN s.id IS NULL THEN 'subscription deleted'
-                    ELSE 'subscription disabled' END AS reason
+               CASE WHEN i.id IS NULL THEN 'key_revoked'
+                    WHEN s.id IS NULL THEN 'subscription_deleted'
+                    ELSE 'subscription_disabled' END AS reason
         FROM due
         LEFT JOIN zapier_subscriptions s ON s.id = due.subscription_id
         LEFT JOIN integrations i ON i.user_id = due.user_id AND i.provider = 'zapier'
@@ -160,7 +174,10 @@ _CLAIM = text("""
     ), picked AS (
         SELECT id FROM ranked WHERE slot <= cap ORDER BY slot, next_attempt_at LIMIT :slots
     ), cancelled AS (
-        UPDATE webhook_deliveries d SET status = 'cancelled', last_error = checked.reason
+        UPDATE webhook_deliveries d SET status = 'cancelled', cancel_reason = checked.reason,
+            last_error = CASE checked.reason WHEN 'key_revoked' THEN 'API key revoked'
+                              WHEN 'subscription_deleted' THEN 'subscription deleted'
+                              ELSE 'subscription disabled' END
         FROM checked WHERE d.id = checked.id AND NOT checked.sendable
         RETURNING d.id
     )
@@ -350,17 +367,18 @@ def record(outcomes: list[Outcome]) -> None:
         if disabled:
             log.warning("webhook subscriptions disabled after failing", extra={
                 "subscriptions": [str(s) for s in disabled], "days": days})
-            _cancel_pending(disabled, f"subscription disabled: every delivery failed for {days:g} days")
+            _cancel_pending(disabled, SUBSCRIPTION_DISABLED,
+                            f"subscription disabled: every delivery failed for {days:g} days")
     if gone:
         # The receiver said the hook is gone for good: stop everything queued for it.
-        _cancel_pending(gone, "hook answered 410 Gone")
+        _cancel_pending(gone, HOOK_GONE, "hook answered 410 Gone")
         db.session.execute(delete(ZapierSubscription).where(ZapierSubscription.id.in_(gone)))
 
 
-def _cancel_pending(subscription_ids: list[uuid.UUID], reason: str) -> None:
+def _cancel_pending(subscription_ids: list[uuid.UUID], reason: str, message: str) -> None:
     db.session.execute(update(WebhookDelivery).where(WebhookDelivery.subscription_id.in_(subscription_ids),
                                                      WebhookDelivery.status == PENDING)
-                       .values(status=CANCELLED, claimed_until=None, last_error=reason))
+                       .values(status=CANCELLED, claimed_until=None, cancel_reason=reason, last_error=message))
 
 
 # -- what is due ---------------------------------------------------------------------------------
@@ -405,6 +423,7 @@ def send_again(delivery_ids: list[uuid.UUID]) -> int:
     subscriptions = [row for row in db.session.execute(
         update(WebhookDelivery).where(WebhookDelivery.id.in_(delivery_ids))
         .values(status=PENDING, attempts=0, next_attempt_at=text("clock_timestamp()"), claimed_until=None,
+                cancel_reason=None,
                 last_error=None, last_status_code=None)
         .returning(WebhookDelivery.subscription_id)).scalars() if row is not None]
     if subscriptions:
@@ -424,9 +443,6 @@ def dead_deliveries(*, since: datetime | None = None, user_id: uuid.UUID | None 
     if user_id is not None:
         statement = statement.where(WebhookDelivery.user_id == user_id)
     return list(db.session.scalars(statement))
-
-
-RETRYABLE_CANCEL_PREFIX = "subscription disabled"
 
 
 def list_deliveries(user_id: uuid.UUID, *, status: str | None, offset: int, limit: int) -> tuple[list, int]:
@@ -454,7 +470,7 @@ def retry_delivery(user_id: uuid.UUID, delivery_id: uuid.UUID | None) -> Webhook
     if delivery is None:
         raise NotFound("Delivery not found")
     retryable = delivery.status == DEAD or (
-        delivery.status == CANCELLED and (delivery.last_error or "").startswith(RETRYABLE_CANCEL_PREFIX))
+        delivery.status == CANCELLED and delivery.cancel_reason == SUBSCRIPTION_DISABLED)
     if not retryable or delivery.subscription_id is None:
         raise Conflict("Only a dead delivery, or one cancelled when its subscription was disabled, can be retried",
                        code="NOT_RETRYABLE", details={"status": delivery.status, "lastError": delivery.last_error})

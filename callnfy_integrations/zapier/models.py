@@ -20,6 +20,13 @@ DEAD = "dead"  # every attempt failed
 GONE = "gone"  # the receiver answered 410: its subscription was removed
 CANCELLED = "cancelled"  # the key was revoked or the subscription deleted before delivery
 DELIVERY_STATUSES = (PENDING, DELIVERED, DEAD, GONE, CANCELLED)
+# Why a delivery was cancelled (`cancel_reason`): only one cancelled when its subscription was disabled
+# may be sent again (the user fixed the receiver); the others have nowhere, or no key, to go.
+KEY_REVOKED = "key_revoked"
+SUBSCRIPTION_DELETED = "subscription_deleted"
+SUBSCRIPTION_DISABLED = "subscription_disabled"
+HOOK_GONE = "hook_gone"
+CANCEL_REASONS = (KEY_REVOKED, SUBSCRIPTION_DELETED, SUBSCRIPTION_DISABLED, HOOK_GONE)
 
 
 class ZapierSubscription(db.Model):
@@ -48,6 +55,9 @@ class WebhookDelivery(db.Model):
     __table_args__ = (
         UniqueConstraint("event_id", "subscription_id"),
         CheckConstraint("status IN ('pending', 'delivered', 'dead', 'gone', 'cancelled')", name="status"),
+        CheckConstraint("cancel_reason IS NULL OR cancel_reason IN "
+                        "('key_revoked', 'subscription_deleted', 'subscription_disabled', 'hook_gone')",
+                        name="cancel_reason"),
         # The sweeper's scan: pending deliveries by due time, nothing else.
         Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where="status = 'pending'"),
         Index("ix_webhook_deliveries_user_id_created_at", "user_id", "created_at"),
@@ -73,6 +83,7 @@ class WebhookDelivery(db.Model):
                                                       server_default=func.clock_timestamp())
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(String(32))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # While an attempt runs: its lease. A claim still set after this time lost its worker.
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

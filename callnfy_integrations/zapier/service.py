@@ -29,7 +29,7 @@ from ..integrations.service import ZAPIER_API_KEY_FIELD, zapier_webhook_url
 from ..public_ids import EVENT, encode
 from ..users.service import ensure_user
 from .hook_urls import validate_hook_url
-from .models import CANCELLED, PENDING, WebhookDelivery, ZapierSubscription
+from .models import CANCELLED, KEY_REVOKED, PENDING, SUBSCRIPTION_DELETED, WebhookDelivery, ZapierSubscription
 
 ZAPIER_EVENTS = (registry.APPOINTMENT_CREATED, registry.APPOINTMENT_CANCELLED, registry.APPOINTMENT_COMPLETED,
                  registry.CALL_RECEIVED)
@@ -73,7 +73,7 @@ def revoke_key(user_id: uuid.UUID) -> None:
     """Delete the key and its subscriptions, and cancel pending deliveries: nothing more is sent."""
     db.session.execute(
         update(WebhookDelivery).where(WebhookDelivery.user_id == user_id, WebhookDelivery.status == PENDING)
-        .values(status=CANCELLED, last_error="API key revoked")
+        .values(status=CANCELLED, cancel_reason=KEY_REVOKED, last_error="API key revoked")
     )
     db.session.execute(delete(ZapierSubscription).where(ZapierSubscription.user_id == user_id))
     db.session.execute(delete(Integration).where(Integration.user_id == user_id, Integration.provider == ZAPIER))
@@ -137,7 +137,7 @@ def unsubscribe(user_id: uuid.UUID, subscription_id: uuid.UUID | None) -> None:
     db.session.execute(
         update(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription.id,
                                       WebhookDelivery.status == PENDING)
-        .values(status=CANCELLED, last_error="subscription deleted")
+        .values(status=CANCELLED, cancel_reason=SUBSCRIPTION_DELETED, last_error="subscription deleted")
     )
     db.session.delete(subscription)
     db.session.flush()
