@@ -1,4 +1,4 @@
-"""Service configuration: the only module that reads the environment (DESIGN §3)."""
+"""Service configuration: the only module that reads the environment (docs/operations.md lists every setting)."""
 
 from __future__ import annotations
 

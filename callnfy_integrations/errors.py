@@ -1,4 +1,4 @@
-"""Errors with a code, and the one handler that turns every error into the envelope (DESIGN §4)."""
+"""Errors with a code, and the one handler that turns every error into the envelope (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""UTC ISO-8601 timestamps with milliseconds, the only time format on the wire (DESIGN §4)."""
+"""UTC ISO-8601 timestamps with milliseconds, the only time format on the wire (docs/api.md)."""
 
 from __future__ import annotations
 

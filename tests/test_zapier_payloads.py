@@ -65,7 +65,7 @@ SPEC_EXAMPLES = {
 }
 EVENTS = list(SPEC_EXAMPLES)
 
-# What we send beyond the spec's example, each documented in the README's payload tables: name → kind.
+# What we send beyond the spec's example, each documented in docs/api.md's payload tables: name → kind.
 _APPOINTMENT_EXTRAS = {"customerEmail": "str", "source": "str"}
 EXTRAS = {
     "appointment.created": _APPOINTMENT_EXTRAS,

@@ -37,6 +37,6 @@ _SCHEMAS = {event: AppointmentSchema(only=fields) for event, fields in EVENT_FIE
 
 
 def appointment_payload(event_type: str, appointment: Appointment) -> dict[str, Any]:
-    """The `data` of `event_type` about `appointment` (DESIGN §5; the README lists every field)."""
+    """The `data` of `event_type` about `appointment` (docs/api.md lists every field)."""
     return {_WEBHOOK_NAMES.get(name, name): value
             for name, value in _SCHEMAS[event_type].dump(appointment).items()}

@@ -15,8 +15,10 @@
 * Applying a change: a linked event (our private tag or the stored event id) cancelled → the
   appointment is cancelled; moved or resized → rescheduled; our own echo (the etag stored after our
   last write, or content already equal) → ignored. An unlinked, timed, busy, confirmed, single
-  (non-recurring) event created after the baseline → a new appointment with `source: google`. A
-  change that came from Google is marked synced at its new version, so it is never pushed back.
+  (non-recurring) event created after the baseline that the owner organises or has accepted → a new
+  appointment with `source: google` (at most GOOGLE_IMPORT_MAX_PER_SYNC per sync). A change that came
+  from Google is marked synced at its new version, so it is never pushed back. The rules when both
+  sides changed are `_apply_to_linked`'s.
 * Channels are renewed a day before they expire (the new one opened before the old one is stopped;
   both are accepted meanwhile), and a safety sync runs every few hours for every two-way calendar.
 
@@ -386,7 +388,8 @@ def _unpushed(appointment: Appointment) -> bool:
                 and appointment.google_synced_version == appointment.version)
 
 
-def _apply_to_linked(integration: Integration, appointment: Appointment, item: dict[str, Any]) -> str:  # noqa: C901
+def _apply_to_linked(  # noqa: C901  (the both-sides rule reads as one decision table, in order)
+        integration: Integration, appointment: Appointment, item: dict[str, Any]) -> str:
     """A change to a linked event. The rule when both sides changed: the newer change wins, and a
     Callnfy change not yet pushed is never dropped:
 

@@ -1,6 +1,6 @@
 'use strict';
 
-// The four triggers and the fields of each (the spec's payloads; extras documented in Callnfy's README).
+// The four triggers and the fields of each (the spec's payloads; extras documented in docs/api.md).
 const { restHookTrigger } = require('./hook');
 
 const appointmentFields = [
