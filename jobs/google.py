@@ -11,7 +11,8 @@ import uuid
 
 from rq import get_current_job
 
-from callnfy_integrations.google import push_runs, revocation, two_way_runs
+from callnfy_integrations.extensions import db
+from callnfy_integrations.google import oauth, push_runs, revocation, two_way_runs
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +40,34 @@ def revoke_google_access(user_id: str, refresh_token_hex: str | None = None, acc
                          channel_id: str | None = None, resource_id: str | None = None,
                          previous_channel_id: str | None = None, previous_resource_id: str | None = None,
                          event_id: str | None = None) -> str:
-    """After a disconnect (the `google.disconnected` event `event_id`): stop the channels and revoke the
-    grant, unless a connection we hold uses that Google account. Jobs queued before `event_id` existed
-    carry ciphertexts in the other arguments; they find their event by job id too."""
+    """After a disconnect (the `google.disconnected` event `event_id`): stop the old grant's channels
+    (it needs a live access token), then revoke the grant, unless a connection we hold uses that Google
+    account (Google would end that one too). Safe to run twice. Jobs queued before `event_id` existed
+    carry ciphertexts in the other arguments; they find their event by job id too (see revocation.py)."""
+    owner = uuid.UUID(user_id)
     event_id = event_id or revocation.event_id_of_job(getattr(get_current_job(), "id", None))
-    return revocation.revoke_grant(uuid.UUID(user_id), event_id, legacy=(
-        refresh_token_hex, access_token_hex, [(channel_id, resource_id), (previous_channel_id, previous_resource_id)]))
+    grant = event_id and revocation.grant_of_event(owner, event_id)
+    if not grant and refresh_token_hex is None and access_token_hex is None:
+        db.session.commit()
+        log.warning("google revocation: its event is gone, nothing to revoke with", extra={"event_id": event_id})
+        return "nothing to revoke"
+    grant = grant or revocation.grant_of_arguments(owner, refresh_token_hex, access_token_hex, [
+        (channel_id, resource_id), (previous_channel_id, previous_resource_id)])
+    in_use = revocation.account_in_use(grant)
+    db.session.commit()  # no transaction stays open while Google answers
+    if not in_use and revocation.connect_in_progress(owner):
+        raise revocation.ReconnectInProgress("the user is connecting Google again; revoking later")
+    access_token = revocation.stop_channels(grant)  # harmless to a new connection's channels
+    token = grant.refresh_token or access_token
+    if token and not in_use:
+        oauth.revoke(token)
+    if event_id:
+        revocation.forget_tokens(event_id)
+        db.session.commit()
+    if in_use:
+        log.info("google revocation skipped: a connection we hold uses that account", extra={"user_id": user_id})
+        return "skipped: account in use"
+    return "revoked"
 
 
 # -- two-way ---------------------------------------------------------------------------------------

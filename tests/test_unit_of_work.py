@@ -1,5 +1,5 @@
-"""The unit of work belongs to the edge: views, jobs, dispatch and CLI commands commit; services only
-flush, so any service composes inside another transaction (a savepoint, the outbox dispatch)."""
+"""The unit of work belongs to the edge: views, jobs (and the runs they name), dispatch and CLI commands
+commit; services only flush, so any service composes inside another transaction (a savepoint, the outbox dispatch)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ DOMAIN_PACKAGES = ("appointments", "calls", "customers", "events", "google", "in
 # Not domain code: a stand-in for Google's own servers, run as its own app; the dev run's console page
 # (no data of its own: it calls the public API from the browser).
 NOT_DOMAIN = {"dev", "admin"}  # the sandbox; HTTP-only pages
-EDGE_FILES = {PACKAGE / "events" / "dispatch.py"}  # dispatch opens each handler's savepoint and commits
+# Dispatch opens each handler's savepoint and commits. The runs are the steps of long jobs that must
+# commit between calls to Google or between webhook attempts (a page applied, an outcome recorded):
+# the jobs in jobs/ only name them for RQ, and these files hold the job's unit of work.
+EDGE_FILES = {PACKAGE / "events" / "dispatch.py", PACKAGE / "google" / "push_runs.py",
+              PACKAGE / "google" / "two_way_runs.py", PACKAGE / "zapier" / "drain.py"}
 TRANSACTION_CALLS = {"commit", "rollback"}
 
 

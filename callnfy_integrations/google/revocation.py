@@ -204,32 +204,3 @@ def stop_channels(grant) -> str | None:
         for channel, resource in grant.channels:
             calendar_api.stop_channel(access_token, channel, resource)
     return access_token
-
-
-def revoke_grant(owner: uuid.UUID, event_id: str | None, *, legacy: tuple) -> str:
-    """The revocation job's run (it commits, as the job's unit of work): stop the old grant's channels
-    (it needs a live access token), then revoke the grant, unless a connection we hold uses that
-    Google account (Google would end that one too). Safe to run twice. `legacy` is what jobs queued
-    before revocations went by event id carry: (refresh token hex, access token hex, channels)."""
-    refresh_token_hex, access_token_hex, channels = legacy
-    grant = event_id and grant_of_event(owner, event_id)
-    if not grant and refresh_token_hex is None and access_token_hex is None:
-        db.session.commit()
-        log.warning("google revocation: its event is gone, nothing to revoke with", extra={"event_id": event_id})
-        return "nothing to revoke"
-    grant = grant or grant_of_arguments(owner, refresh_token_hex, access_token_hex, channels)
-    in_use = account_in_use(grant)
-    db.session.commit()  # no transaction stays open while Google answers
-    if not in_use and connect_in_progress(owner):
-        raise ReconnectInProgress("the user is connecting Google again; revoking later")
-    access_token = stop_channels(grant)  # harmless to a new connection's channels
-    token = grant.refresh_token or access_token
-    if token and not in_use:
-        oauth.revoke(token)
-    if event_id:
-        forget_tokens(event_id)
-        db.session.commit()
-    if in_use:
-        log.info("google revocation skipped: a connection we hold uses that account", extra={"user_id": str(owner)})
-        return "skipped: account in use"
-    return "revoked"
