@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import google_auth_httplib2
@@ -171,3 +172,25 @@ def stop_channel(access_token: str, channel_id: str, resource_id: str) -> None:
         _execute(lambda s: s.channels().stop(body={"id": channel_id, "resourceId": resource_id}), access_token)
     except (Rejected, TokenRejected):
         pass
+
+
+# -- availability ----------------------------------------------------------------------------------
+
+# Only what busy time needs: when, whether it blocks, the owner's answer, our mirror's tag.
+WINDOW_FIELDS = ("nextPageToken,timeZone,items(id,status,start,end,transparency,attendees(self,responseStatus),"
+                 "extendedProperties(private))")
+WINDOW_PAGE_SIZE = 2500  # Google's maximum page
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def list_window(access_token: str, calendar_id: str, start: datetime, end: datetime, *,
+                page_token: str | None = None) -> dict[str, Any]:
+    """One page of the events that overlap [start, end), recurring events expanded into instances."""
+    params: dict[str, Any] = {"calendarId": calendar_id, "timeMin": _rfc3339(start), "timeMax": _rfc3339(end),
+                              "singleEvents": True, "maxResults": WINDOW_PAGE_SIZE, "fields": WINDOW_FIELDS}
+    if page_token:
+        params["pageToken"] = page_token
+    return _execute(lambda s: s.events().list(**params), access_token)

@@ -11,9 +11,11 @@ import re
 import secrets
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import requests
+from dateutil.rrule import rrulestr
 from flask import Blueprint, jsonify, request
 
 from .control import intercept
@@ -238,7 +240,17 @@ def list_events(calendar_id):
         else:
             show_deleted = args.get("showDeleted") == "true"
             matching = [e for e in calendar["events"].values() if show_deleted or e["status"] != "cancelled"]
-        matching.sort(key=lambda e: e["_seq"])
+            zone = ZoneInfo((state().settings.get("time_zones") or {}).get(email, "Europe/London"))
+            try:
+                window = _window(args, zone)
+            except ValueError:
+                return google_error(400, "badRequest", "Bad Request")
+            if args.get("singleEvents") == "true":
+                matching = [i for e in matching for i in (_instances(e, window, zone) if e.get("recurrence") else [e])]
+            if window != (None, None):
+                matching = [e for e in matching if _overlaps(e, window, zone)]
+        matching.sort(key=lambda e: (_bounds(e, zone)[0], e["_seq"]) if args.get("orderBy") == "startTime"
+                      else (e["_seq"], e.get("id")))
         offset = int(args.get("pageToken", "0") or 0)
         page = matching[offset:offset + max_results]
         body = {"kind": "calendar#events", "items": [_public(e) for e in page], "updated": _now(),
@@ -250,6 +262,79 @@ def list_events(calendar_id):
             state().sync_tokens[token] = (email, calendar["sequence"])
             body["nextSyncToken"] = token
         return jsonify(body)
+
+
+def _window(args, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+    """timeMin bounds an event's end, timeMax its start (both exclusive, RFC 3339 with an offset)."""
+    bound = [datetime.fromisoformat(args[k].replace("Z", "+00:00")) if args.get(k) else None
+             for k in ("timeMin", "timeMax")]
+    if any(b is not None and b.tzinfo is None for b in bound):
+        raise ValueError("an offset is required")
+    return bound[0], bound[1]
+
+
+def _moment(value: dict, zone: ZoneInfo) -> datetime:
+    """An event's start or end: its dateTime, or an all-day date's midnight in the calendar's zone."""
+    if value.get("dateTime"):
+        moment = datetime.fromisoformat(value["dateTime"].replace("Z", "+00:00"))
+        return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(value.get("timeZone") or zone.key))
+    return datetime.combine(date.fromisoformat(value["date"]), datetime.min.time(), zone)
+
+
+def _bounds(event: dict, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    return _moment(event.get("start") or {}, zone), _moment(event.get("end") or {}, zone)
+
+
+def _overlaps(event: dict, window: tuple[datetime | None, datetime | None], zone: ZoneInfo) -> bool:
+    first, last = window
+    try:
+        start, end = _bounds(event, zone)
+    except (KeyError, ValueError):
+        return False
+    if event.get("recurrence"):  # a series (singleEvents off): listed unless it starts after the window
+        return last is None or start < last
+    return (first is None or end > first) and (last is None or start < last)
+
+
+MAX_INSTANCES = 1000
+
+
+def _instances(event: dict, window: tuple[datetime | None, datetime | None], zone: ZoneInfo) -> list[dict]:
+    """A recurring event's instances, as Google lists them with singleEvents=true: ids `<id>_<start>`,
+    `recurringEventId` and `originalStartTime`; times follow the wall clock of the event's own zone."""
+    start_value, end_value = event.get("start") or {}, event.get("end") or {}
+    all_day = "date" in start_value
+    event_zone = ZoneInfo(start_value.get("timeZone") or zone.key)
+    start, end = (_moment(v, zone) for v in (start_value, end_value))
+    start = start.astimezone(event_zone)
+    rules = "\n".join(line for line in event["recurrence"] if line.split(":")[0] in ("RRULE", "EXDATE", "RDATE"))
+    try:
+        occurrences = rrulestr(rules, dtstart=start, forceset=True)
+    except (ValueError, TypeError):
+        return []
+    last = window[1] or start + timedelta(days=730)
+    instances = []
+    for occurrence in occurrences:
+        if occurrence >= last or len(instances) >= MAX_INSTANCES:
+            break
+        occurrence = occurrence.replace(tzinfo=event_zone)
+        finish = occurrence.astimezone(UTC) + (end - start)
+        instance = {**copy.deepcopy(event), "recurringEventId": event["id"]}
+        instance.pop("recurrence", None)
+        if all_day:
+            day = occurrence.date()
+            instance["id"] = f"{event['id']}_{day:%Y%m%d}"
+            instance["start"] = {"date": day.isoformat()}
+            instance["end"] = {"date": (day + (end.date() - start.date())).isoformat()}
+            instance["originalStartTime"] = {"date": day.isoformat()}
+        else:
+            moment = occurrence.astimezone(UTC)
+            instance["id"] = f"{event['id']}_{moment:%Y%m%dT%H%M%SZ}"
+            instance["start"] = {"dateTime": occurrence.isoformat(), "timeZone": event_zone.key}
+            instance["end"] = {"dateTime": finish.astimezone(event_zone).isoformat(), "timeZone": event_zone.key}
+            instance["originalStartTime"] = {"dateTime": occurrence.isoformat(), "timeZone": event_zone.key}
+        instances.append(instance)
+    return instances
 
 
 @blp.post("/calendars/<calendar_id>/events/watch")
