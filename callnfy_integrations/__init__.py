@@ -107,8 +107,9 @@ def _trust_proxies(app: Flask) -> None:
 
 def _register_blueprints(api) -> None:
     from .appointments.views import blp as appointments_blp
+    from .availability.views import blp as availability_blp
     from .calls.views import blp as calls_blp
-    from .google import revocation, sync, two_way  # noqa: F401  (outbox handlers, the sync-mode hook)
+    from .google import busy, revocation, sync, two_way  # noqa: F401  (outbox handlers, the sync-mode hook, busy)
     from .google.push import blp as google_push_blp
     from .google.views import blp as google_blp
     from .health.views import blp as health_blp
@@ -117,7 +118,7 @@ def _register_blueprints(api) -> None:
     from .zapier.views import hooks_blp, keys_blp
 
     for blueprint in (health_blp, integrations_blp, google_blp, appointments_blp, calls_blp, keys_blp, hooks_blp,
-                      google_push_blp):
+                      google_push_blp, availability_blp):
         api.register_blueprint(blueprint)
     from .zapier.schemas import document_hook_urls
 

@@ -240,6 +240,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "GOOGLE_SYNC_DEBOUNCE_SECONDS": float(get("GOOGLE_SYNC_DEBOUNCE_SECONDS", "1")),
         # At most this many appointments created from Google events by one two-way sync; the rest are
         # skipped, logged and reported in the connection's syncError (a flood of events stays a flood).
+        # Availability: a one-way calendar's busy copy older than this is read again when asked about;
+        # a read reaches this many days ahead.
+        "AVAILABILITY_MAX_AGE_SECONDS": _positive(get, "AVAILABILITY_MAX_AGE_SECONDS", "60", int),
+        "AVAILABILITY_HORIZON_DAYS": _positive(get, "AVAILABILITY_HORIZON_DAYS", "62", int),
         "GOOGLE_IMPORT_MAX_PER_SYNC": _positive(get, "GOOGLE_IMPORT_MAX_PER_SYNC", "100", int),
         # Revoking at Google after a disconnect: RQ retries at these delays (~27 h in all).
         "GOOGLE_REVOKE_RETRY_SECONDS": _whole_seconds(

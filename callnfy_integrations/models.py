@@ -1,6 +1,7 @@
 """Every table of the service, imported together so the metadata (and Alembic) sees them all."""
 
 from .appointments.models import Appointment  # noqa: F401
+from .availability.models import AvailabilitySettings, BusyBlock, BusySource, Hold  # noqa: F401
 from .calls.models import Call  # noqa: F401
 from .customers.models import Customer  # noqa: F401
 from .events.models import Event, EventHandlerRun  # noqa: F401

@@ -10,6 +10,7 @@ CALL = "call_"
 EVENT = "evt_"
 SUBSCRIPTION = "sub_"
 DELIVERY = "dlv_"
+HOLD = "hold_"
 
 
 def encode(prefix: str, value: uuid.UUID | None) -> str | None:

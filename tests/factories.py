@@ -76,3 +76,11 @@ def row_counts() -> dict[str, int]:
     tables = ("users", "customers", "appointments", "calls", "events")
     with db.engine.connect() as conn:
         return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in tables}
+
+
+def next_weekday_at_ten() -> str:
+    """A time inside the default working hours (Mon–Fri 09:00–17:00, Europe/London), a week ahead."""
+    day = datetime.now(UTC).date() + timedelta(days=7)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return f"{day.isoformat()}T10:00:00Z"

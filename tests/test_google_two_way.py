@@ -166,8 +166,9 @@ def test_enabling_two_way_takes_a_baseline_without_importing_and_opens_a_channel
     assert watch["body"]["id"] == integration.channel_id and watch["body"]["params"]["ttl"] == str(7 * 86400)
     secret = channel_secret(sandbox, integration.channel_id)
     assert len(secret) >= 32 and integration.channel_token_hash != secret  # only its hash is kept
-    [baseline] = [r for r in sandbox.state.requests if r["endpoint"] == "events.list"]
+    [baseline, window] = [r for r in sandbox.state.requests if r["endpoint"] == "events.list"]
     assert "items" not in baseline["query"]["fields"]  # the baseline reads tokens, not events
+    assert window["query"]["singleEvents"] == "true"  # then the busy copy, which notifications keep fresh
     assert tuser.appointments() == []  # nothing from before the baseline
     assert old["id"]
 

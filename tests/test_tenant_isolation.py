@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 
 from callnfy_integrations.extensions import db
 from callnfy_integrations.zapier.models import WebhookDelivery
-from tests.factories import call_body
+from tests.factories import call_body, next_weekday_at_ten
 from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
 
 BODIES = {"get": None, "patch": {"notes": "changed by someone else"}, "post": {}, "put": {}, "delete": None}
@@ -20,7 +20,8 @@ BODIES = {"get": None, "patch": {"notes": "changed by someone else"}, "post": {}
 def snapshot() -> str:
     """Everything A has, as rows: any change by B shows here."""
     db.session.expire_all()
-    tables = ("appointments", "calls", "customers", "zapier_subscriptions", "webhook_deliveries", "integrations")
+    tables = ("appointments", "calls", "customers", "zapier_subscriptions", "webhook_deliveries", "integrations",
+              "availability_holds", "availability_settings")
     def plain(value):
         return bytes(value).hex() if isinstance(value, memoryview) else str(value)
 
@@ -39,8 +40,11 @@ def test_user_b_reaches_nothing_of_user_a(hooks_app, account, receiver):
     delivery = db.session.scalars(select(WebhookDelivery)).one()
     assert delivery.status == "dead"
     [subscription] = a.hook("get", "/subscriptions").json["data"]
-    ids = {"appointment_id": appointment["id"], "call_id": call["id"], "delivery_id": "dlv_" + delivery.id.hex,
-           "user_id": str(a.user_id), "subscription_id": subscription["id"], "event": "appointment.created"}
+    hold = a.client.post("/availability/holds", headers=a.headers, json={
+        "scheduledAt": next_weekday_at_ten(), "duration": 30}).json["data"]
+    ids = {"hold_id": hold["id"], "appointment_id": appointment["id"], "call_id": call["id"],
+           "delivery_id": "dlv_" + delivery.id.hex, "user_id": str(a.user_id), "subscription_id": subscription["id"],
+           "event": "appointment.created"}
 
     spec = b.client.get("/openapi.json").json
     before = snapshot()

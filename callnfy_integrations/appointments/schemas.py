@@ -18,6 +18,13 @@ def When(description: str = "ISO-8601 with a timezone offset or Z", **kwargs) ->
     return SaneTime(description, **kwargs)
 
 
+def RequireFree(**kwargs) -> ma.fields.Boolean:  # noqa: N802 - reads like a field class
+    kwargs.setdefault("load_default", False)
+    return ma.fields.Boolean(data_key="requireFree", metadata={"description": (
+        "book only if the slot is free: no overlap with busy time (buffers included), inside working "
+        "hours, with the notice; otherwise 409 SLOT_UNAVAILABLE listing the conflicts")}, **kwargs)
+
+
 # Request schemas load camelCase wire names (data_key) into the services' snake_case arguments.
 class CustomerFieldsMixin:
     customer_name = ma.fields.String(data_key="customerName", validate=validate.Length(1, NAME_MAX))
@@ -34,19 +41,25 @@ class AppointmentCreateSchema(CustomerFieldsMixin, ma.Schema):
     scheduled_at = When(data_key="scheduledAt", required=True)
     duration = Duration(load_default=30)
     notes = ma.fields.String(allow_none=True, validate=validate.Length(max=NOTES_MAX))
+    require_free = RequireFree()
+    hold_id = ma.fields.String(data_key="holdId", validate=validate.Length(1, 64), metadata={
+        "description": "a live hold of this slot (POST /availability/holds): the booking always succeeds "
+                       "and consumes it; an expired or used hold is checked like requireFree"})
 
 
 class AppointmentUpdateSchema(CustomerFieldsMixin, ma.Schema):
-    class Meta:
-        openapi = {"minProperties": 1}  # what _not_empty refuses
+    class Meta:  # what _not_empty refuses: requireFree alone changes nothing
+        openapi = {"minProperties": 1, "anyOf": [{"required": [name]} for name in (
+            "customerName", "customerPhone", "customerEmail", "scheduledAt", "duration", "notes")]}
 
     scheduled_at = When(data_key="scheduledAt")
     duration = Duration()
     notes = ma.fields.String(allow_none=True, validate=validate.Length(max=NOTES_MAX))
+    require_free = RequireFree(load_default=ma.missing)
 
     @ma.validates_schema
     def _not_empty(self, data, **kwargs):
-        if not data:
+        if not {k: v for k, v in data.items() if k != "require_free"}:
             raise ma.ValidationError("Give at least one field to change")
 
 

@@ -3,8 +3,10 @@
 from flask.views import MethodView
 
 from .. import public_ids
-from ..api import Blueprint
+from ..api import Blueprint, ErrorEnvelopeSchema
 from ..auth import current_user_id
+from ..availability import refresh
+from ..availability import service as availability
 from ..extensions import db
 from . import service
 from .schemas import (
@@ -41,9 +43,18 @@ class Appointments(MethodView):
     @blp.login_required
     @blp.arguments(AppointmentCreateSchema)
     @blp.response(201, AppointmentSchema)
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="SLOT_UNAVAILABLE (with requireFree or holdId)")
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="holdId names no hold of this account")
     def post(self, body):
-        """Book an appointment (the customer is found or created by phone)"""
-        appointment = service.create_appointment(current_user_id(), **body)
+        """Book an appointment (the customer is found or created by phone); requireFree: only if free"""
+        user_id = current_user_id()
+        require_free, hold_id = body.pop("require_free"), body.pop("hold_id", None)
+        if require_free or hold_id is not None:
+            refresh.before_booking(user_id, body["scheduled_at"], body["duration"])
+            availability.guard_booking(user_id, body["scheduled_at"], body["duration"], require_free=require_free,
+                                       hold_id=public_ids.decode(public_ids.HOLD, hold_id) if hold_id else None,
+                                       hold_given=hold_id is not None)
+        appointment = service.create_appointment(user_id, **body)
         db.session.commit()
         return appointment
 
@@ -59,9 +70,18 @@ class AppointmentById(MethodView):
     @blp.login_required
     @blp.arguments(AppointmentUpdateSchema)
     @blp.response(200, AppointmentSchema)
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema,
+                      description="INVALID_TRANSITION; SLOT_UNAVAILABLE with requireFree")
     def patch(self, body, appointment_id):
         """Reschedule, change duration or notes, or correct the customer (scheduled appointments only)"""
-        appointment = service.update_appointment(current_user_id(), _appointment_id(appointment_id), body)
+        user_id, appointment_id = current_user_id(), _appointment_id(appointment_id)
+        if body.pop("require_free", False):
+            current = service.get_appointment(user_id, appointment_id)
+            start, minutes = body.get("scheduled_at", current.scheduled_at), body.get("duration", current.duration)
+            db.session.commit()
+            refresh.before_booking(user_id, start, minutes)
+            availability.guard_booking(user_id, start, minutes, require_free=True, exclude_appointment=appointment_id)
+        appointment = service.update_appointment(user_id, appointment_id, body)
         db.session.commit()
         return appointment
 

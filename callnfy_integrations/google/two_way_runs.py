@@ -19,12 +19,15 @@ from typing import Any
 from flask import current_app
 from redis.exceptions import RedisError
 
+from ..availability import refresh
+from ..availability import service as availability
+from ..availability.busy import Source
 from ..extensions import db
 from ..integrations.models import Integration
 from ..locking import Lease
 from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
-from . import calendar_api, oauth, safety_sync, sync, sync_errors, two_way
+from . import busy, calendar_api, oauth, safety_sync, sync, sync_errors, two_way
 from .push_runs import push_lease
 from .tokens import ReauthorizationRequired
 
@@ -153,6 +156,8 @@ def _open_channel(iid: uuid.UUID, calendar_id: str, *, baseline: bool) -> str:
         integration.sync_error = None
     db.session.commit()  # both channels are accepted from here until the old one is stopped
     _stop_replaced(iid, to_stop)
+    if baseline:
+        _refresh_busy(iid, calendar_id)  # from now on notifications keep it fresh
     return "started" if baseline else "renewed"
 
 
@@ -213,6 +218,8 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
         integration.last_sync_at = utcnow()
         integration.sync_error = pages.errors[-1][:two_way.ERROR_MAX] if pages.errors else None
     db.session.commit()
+    if pages.foreign:
+        _refresh_busy(iid, calendar_id)
     return f"applied {pages.applied}" if sync_token else f"re-baselined, applied {pages.applied}"
 
 
@@ -221,6 +228,7 @@ class Pages:
     """What one sync did: appointments changed and created, events skipped by reason, errors to show."""
 
     cap: int
+    foreign: int = 0  # events that are not Callnfy's mirrors: they may change the owner's busy time
     applied: int = 0
     created: int = 0
     skipped: Counter = field(default_factory=Counter)
@@ -247,6 +255,7 @@ def _apply_pages(iid: uuid.UUID, list_page: Callable[[str, str | None], dict]) -
             raise LookupError("switched off or disconnected during the sync")
         for item in page.get("items") or []:
             _apply_event(iid, integration, item, pages)
+            pages.foreign += not busy.is_mirror(item)
         db.session.commit()
         page_token = page.get("nextPageToken")
         if not page_token:
@@ -286,6 +295,20 @@ def _report_skipped(iid: uuid.UUID, pages: Pages) -> None:
     capped = pages.skipped[two_way.IMPORT_CAPPED.removeprefix("skipped: ")]
     if capped:
         pages.errors.append(f"{capped} new Google events were not imported: one sync imports at most {pages.cap}")
+
+
+def _refresh_busy(iid: uuid.UUID, calendar_id: str) -> None:
+    """The calendar changed (or two-way began): read its busy copy again, when it counts as busy."""
+    integration = db.session.get(Integration, iid)
+    user_id = integration and integration.user_id
+    if user_id is None:
+        db.session.commit()
+        return
+    owner, sources = availability.resolved(user_id)
+    db.session.commit()
+    source = Source(busy.PROVIDER, calendar_id)
+    if source in sources:
+        refresh.refresh_source(user_id, source, owner.zone)
 
 
 # -- sweeps ----------------------------------------------------------------------------------------
