@@ -45,12 +45,12 @@ def refresh_stale(user_id: uuid.UUID, sources: list[Source], start: datetime, en
     stored = busy.copies(user_id, sources)
     db.session.commit()
     for source in sources:
-        provider = busy.provider(source.provider)
-        if provider is None or (provider.pushed(user_id, source.calendar_id) and source in stored):
-            continue  # not connected any more; or fresh by notifications (a first read still happens)
-        copy = stored.get(source)
-        if busy.covers(copy, start, end) and now - copy.read_at <= max_age:
-            continue
+        provider, copy = busy.provider(source.provider), stored.get(source)
+        if provider is None:
+            continue  # not connected any more
+        if busy.covers(copy, start, end) and (now - copy.read_at <= max_age
+                                              or provider.pushed(user_id, source.calendar_id)):
+            continue  # fresh by age, or kept fresh by notifications (a window beyond the copy is read)
         _read_once(user_id, source, start, end, zone, max_age)
 
 
