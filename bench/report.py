@@ -56,6 +56,9 @@ BENCHES = (
     Bench("worker_memory", ("--deliveries", "10000", "--batch", "1000"), ("--deliveries", "2000")),
     Bench("google_sync", ("--changes", "50", "--users", "10", "--appointments", "300", "--rounds", "3"),
           ("--changes", "10", "--users", "4", "--appointments", "60", "--rounds", "1")),
+    Bench("availability", ("--rounds", "5", "--duration", "8"),
+          ("--users", "3", "--appointments", "50", "--events", "60", "--rounds", "1", "--duration", "3",
+           "--races", "2", "--changes", "3")),
     Bench("google_push", ("--requests", "2000", "--burst", "100", "--bursts", "3"), ("--requests", "200")),
 )
 

@@ -21,6 +21,7 @@ from ..extensions import db
 from ..locking import Lease
 from . import busy
 from .busy import Source
+from .rules import Rules
 from .service import resolved
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,13 @@ def _read(user_id: uuid.UUID, source: Source, window: tuple[datetime, datetime],
     db.session.commit()
 
 
-def before_reading(user_id: uuid.UUID, start: datetime, end: datetime) -> None:
-    """What `GET /availability` reads first: the stale copies of the window's calendars."""
+def before_reading(user_id: uuid.UUID, start: datetime, end: datetime) -> tuple[Rules, list[Source]]:
+    """What `GET /availability` reads first: the stale copies of the window's calendars. Answers the
+    owner's resolved settings, which the answer then uses."""
     owner, sources = resolved(user_id)
     reach = max(owner.before, owner.after)
     refresh_stale(user_id, sources, start - reach, end + reach, owner.zone)
+    return owner, sources
 
 
 def before_booking(user_id: uuid.UUID, start: datetime, minutes: int) -> None:

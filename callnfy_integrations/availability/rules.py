@@ -14,6 +14,7 @@ import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -43,15 +44,16 @@ class Rules:
     buffer_after: int = 0
     min_notice: int = 0
 
-    @property
+    # Computed once per answer (cached_property writes the instance's __dict__, which frozen allows).
+    @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
-    @property
+    @cached_property
     def before(self) -> timedelta:
         return timedelta(minutes=self.buffer_before)
 
-    @property
+    @cached_property
     def after(self) -> timedelta:
         return timedelta(minutes=self.buffer_after)
 

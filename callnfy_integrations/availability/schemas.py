@@ -12,7 +12,7 @@ from marshmallow import validate
 from .. import public_ids
 from ..appointments.models import DURATION_MAX, DURATION_MIN
 from ..appointments.schemas import Duration, When
-from ..timestamps import Timestamp
+from ..timestamps import Timestamp, format_timestamp
 from .busy import PROVIDERS
 from .rules import WEEKDAYS
 
@@ -145,30 +145,30 @@ class AvailabilityQuerySchema(ma.Schema):
             raise ma.ValidationError("The window is at most 31 days.", field_name="to")
 
 
-class IntervalSchema(ma.Schema):
-    start = Timestamp()
-    end = Timestamp()
-
-
-class BusySchema(IntervalSchema):
-    source = ma.fields.String(metadata={"enum": ["appointment", "hold", *PROVIDERS]})
+_INTERVAL = {"type": "object", "properties": {"start": {"type": "string", "format": "date-time"},
+                                              "end": {"type": "string", "format": "date-time"}}}
 
 
 class AvailabilitySchema(ma.Schema):
     timeZone = ma.fields.String(attribute="time_zone")
     busyAsOf = Timestamp(attribute="busy_as_of", allow_none=True, metadata={
         "description": "when the calendars' busy times were last read (null: a calendar never read yet)"})
-    busy = ma.fields.List(ma.fields.Nested(BusySchema), metadata={
+    # Both lists are formatted here, not by nested schemas: a week can hold hundreds of intervals, and
+    # marshmallow's per-field dump was the largest cost of the answer.
+    busy = ma.fields.Method("_busy", metadata={"type": "array", "items": _INTERVAL | {"properties": {
+        **_INTERVAL["properties"], "source": {"type": "string", "enum": ["appointment", "hold", *PROVIDERS]}}},
         "description": "appointments and holds include the buffers"})
-    slots = ma.fields.Method("_slots", metadata={"type": "array", "items": {
-        "type": "object", "properties": {"start": {"type": "string", "format": "date-time"},
-                                         "end": {"type": "string", "format": "date-time"}}},
-        "description": "only with duration: the free start times"})
+    slots = ma.fields.Method("_slots", metadata={"type": "array", "items": _INTERVAL,
+                                                 "description": "only with duration: the free start times"})
+
+    def _busy(self, answer):
+        return [{"start": format_timestamp(b.start), "end": format_timestamp(b.end), "source": b.source}
+                for b in answer["busy"]]
 
     def _slots(self, answer):
         if "slots" not in answer:
             return None
-        return IntervalSchema(many=True).dump([{"start": s, "end": e} for s, e in answer["slots"]])
+        return [{"start": format_timestamp(s), "end": format_timestamp(e)} for s, e in answer["slots"]]
 
     @ma.post_dump(pass_original=True)
     def _slots_only_when_asked(self, data, original, **kwargs):

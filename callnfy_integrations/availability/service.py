@@ -128,10 +128,11 @@ def busy_as_of(user_id: uuid.UUID, sources: list[Source], now: datetime) -> date
     return min((copy.read_at for copy in stored.values()), default=now)
 
 
-def availability(user_id: uuid.UUID, start: datetime, end: datetime, duration: int | None,
-                 step: int) -> dict[str, Any]:
-    """Busy intervals of [start, end) and, with `duration`, the free slots; from the copy only."""
-    owner, sources = resolved(user_id)
+def availability(user_id: uuid.UUID, start: datetime, end: datetime, duration: int | None, step: int,
+                 settings_now: tuple[Rules, list[Source]] | None = None) -> dict[str, Any]:
+    """Busy intervals of [start, end) and, with `duration`, the free slots; from the copy only.
+    `settings_now`: the owner's resolved settings, when the caller has just read them."""
+    owner, sources = settings_now or resolved(user_id)
     now = datetime.now(UTC)
     found = busy_time(user_id, owner, sources, start, end, now)
     answer: dict[str, Any] = {"time_zone": owner.time_zone, "busy_as_of": busy_as_of(user_id, sources, now),

@@ -47,8 +47,9 @@ class Availability(MethodView):
     def get(self, query):
         """Busy time in a window (at most 31 days) and, with duration, the free slots"""
         user_id = current_user_id()
-        refresh.before_reading(user_id, query["from_"], query["to"])  # stale one-way calendars only
-        return service.availability(user_id, query["from_"], query["to"], query.get("duration"), query["step"])
+        settings_now = refresh.before_reading(user_id, query["from_"], query["to"])  # stale one-way calendars
+        return service.availability(user_id, query["from_"], query["to"], query.get("duration"), query["step"],
+                                    settings_now)
 
 
 @blp.route("/availability/holds")
