@@ -9,10 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
+from callnfy_integrations.appointments.models import Appointment
 from callnfy_integrations.auth import DEV_USER_ID
+from callnfy_integrations.availability.models import Hold
+from callnfy_integrations.extensions import db
+from callnfy_integrations.timestamps import format_timestamp
 from tests.conftest import REPO_ROOT, make_config
 from tests.factories import auth_headers
 from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs, sandbox  # noqa: F401
@@ -189,3 +194,52 @@ def test_appointments_reach_the_sandbox_calendar(console, served, sandbox):
     expect(second.locator("td").nth(3)).to_have_text("cancelled")
     sync_until(page, served, second, "synced")
     assert [e["id"] for e in sandbox.events(EMAIL)] == [moved["id"]]  # the cancelled one left the calendar
+
+
+def test_availability_settings_free_slots_a_hold_and_a_booking_with_it(console, served):
+    page = console
+    expect(page.locator("#calendars-state")).to_have_text("Connect Google Calendar to choose calendars.")
+    expect(page.locator("[name=timeZone]")).to_have_value("Europe/London")  # the default, no calendar
+    expect(page.locator("[name=hours-mon]")).to_have_value("09:00-17:00")
+    expect(page.locator("[name=hours-sun]")).to_have_value("")
+
+    page.fill("[name=hours-wed]", "17:00-09:00")
+    page.click("#availability-save")
+    expect(page.locator("#error")).to_contain_text("workingHours")  # the API's 400, naming the field
+
+    page.fill("[name=timeZone]", "UTC")
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):  # open all day: slots whenever the test runs
+        page.fill(f"[name=hours-{day}]", "00:00-24:00")
+    page.fill("[name=bufferAfter]", "15")
+    page.click("#availability-save")
+    expect(page.locator("#notice")).to_have_text("Availability settings saved.")
+    page.reload()
+    expect(page.locator("[name=bufferAfter]")).to_have_value("15")
+    expect(page.locator("[name=timeZone]")).to_have_value("UTC")
+    for day in ("mon", "wed", "sat"):
+        expect(page.locator(f"[name=hours-{day}]")).to_have_value("00:00-24:00")
+
+    page.fill("#slots-form [name=duration]", "45")
+    page.click("#slots-find")
+    rows = page.locator("#slot-list tbody tr")
+    expect(rows).to_have_count(10)
+    first = rows.first
+    start = first.get_attribute("data-start")
+    first.get_by_role("button", name="Hold").click()
+    expect(page.locator("#notice")).to_contain_text("Held until")
+    held = page.locator(f"#slot-list tbody tr[data-start='{start}']")
+    with served.app.app_context():
+        [hold] = db.session.scalars(select(Hold).where(Hold.user_id == DEV_USER_ID)).all()
+        assert hold.duration == 45 and hold.consumed_at is None
+        db.session.remove()
+
+    held.get_by_role("button", name="Book").click()
+    expect(page.locator("#notice")).to_have_text("Appointment booked with its hold.")
+    expect(page.locator("#appointment-list tbody tr")).to_have_count(1)
+    with served.app.app_context():
+        [appointment] = db.session.scalars(select(Appointment).where(Appointment.user_id == DEV_USER_ID)).all()
+        assert format_timestamp(appointment.scheduled_at) == start and appointment.duration == 45
+        assert db.session.get(Hold, hold.id).consumed_at is not None
+        db.session.remove()
+    expect(page.locator(f"#slot-list tbody tr[data-start='{start}']")).to_have_count(0)  # booked: not free
+    snapshot(page, "7-availability")

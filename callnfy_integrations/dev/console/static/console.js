@@ -212,6 +212,161 @@ function renderAppointments(appointments) {
   $('no-appointments').hidden = appointments.length !== 0;
 }
 
+// -- availability --------------------------------------------------------------------------------
+
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+let busyCalendars = [];  // [{provider, calendarId}]: what counts as busy now
+let holds = {};  // slot start -> hold id, held from this page
+
+/** "09:00-12:00, 13:00-17:00" <-> [["09:00", "12:00"], ["13:00", "17:00"]] */
+const hoursText = (intervals) => intervals.map(([opens, closes]) => `${opens}-${closes}`).join(', ');
+const hoursOf = (text) => text.split(',').map((part) => part.trim()).filter(Boolean)
+  .map((part) => part.split('-').map((clock) => clock.trim()));
+
+function renderAvailabilitySettings(settings) {
+  const form = $('availability-settings');
+  for (const name of ['timeZone', 'bufferBefore', 'bufferAfter', 'minNotice']) form.elements[name].value = settings[name];
+  const days = $('working-hours');
+  days.replaceChildren();
+  for (const day of DAYS) {
+    const label = document.createElement('label');
+    label.textContent = day[0].toUpperCase() + day.slice(1);
+    const input = document.createElement('input');
+    input.name = `hours-${day}`;
+    input.placeholder = 'closed';
+    input.value = hoursText(settings.workingHours[day] || []);
+    label.append(input);
+    days.append(label);
+  }
+  busyCalendars = settings.busyCalendars;
+}
+
+async function loadAvailabilitySettings() {
+  renderAvailabilitySettings((await api('GET', '/integrations/availability/settings')).data);
+}
+
+let calendarsEdited = false;  // boxes changed and not saved: a refresh leaves them as they are
+
+async function refreshCalendars(google) {
+  if (calendarsEdited) return;
+  const list = $('calendar-list');
+  list.replaceChildren();
+  list.hidden = true;
+  $('calendars-save').hidden = true;
+  if (!google.connected) {
+    setText('calendars-state', 'Connect Google Calendar to choose calendars.');
+    return;
+  }
+  let calendars;
+  try {
+    calendars = (await api('GET', '/integrations/google/calendars')).data;
+  } catch (error) {
+    // INSUFFICIENT_SCOPE: connected before the calendar list was asked for; Connect again adds it.
+    setText('calendars-state', `${error.code}: ${error.message}`);
+    $('google-connect').disabled = error.code !== 'INSUFFICIENT_SCOPE';
+    return;
+  }
+  setText('calendars-state', 'Events on the checked calendars make you busy.');
+  for (const calendar of calendars) {
+    const item = document.createElement('li');
+    const label = document.createElement('label');
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.value = calendar.id;
+    box.checked = calendar.busy;
+    label.append(box, ` ${calendar.name}${calendar.primary ? ' (primary)' : ''}`);
+    const zone = document.createElement('span');
+    zone.className = 'muted';
+    zone.textContent = ` · ${calendar.timeZone || ''}`;
+    item.append(label, zone);
+    list.append(item);
+  }
+  list.hidden = calendars.length === 0;
+  $('calendars-save').hidden = calendars.length === 0;
+}
+
+function renderSlots(data) {
+  const body = $('slot-list').tBodies[0];
+  body.replaceChildren();
+  for (const slot of data.slots) {
+    const row = body.insertRow();
+    row.dataset.start = slot.start;
+    cell(row, when(slot.start), slot.start);
+    cell(row, when(slot.end), slot.end);
+    const actions = row.insertCell();
+    const minutes = Math.round((Date.parse(slot.end) - Date.parse(slot.start)) / 60e3);
+    if (holds[slot.start]) {
+      actions.append(actionButton('Book', 'Booking the held slot', async () => {
+        await api('POST', '/appointments', {body: {
+          customerName: 'Ann Example', customerPhone: '+447700900123', scheduledAt: slot.start,
+          duration: minutes, holdId: holds[slot.start]}});
+        delete holds[slot.start];
+        await findSlots();
+        return 'Appointment booked with its hold.';
+      }), actionButton('Release', 'Releasing the hold', async () => {
+        await api('DELETE', `/availability/holds/${holds[slot.start]}`);
+        delete holds[slot.start];
+        await findSlots();
+        return 'Hold released.';
+      }));
+    } else {
+      actions.append(actionButton('Hold', 'Holding the slot', async () => {
+        const {data: hold} = await api('POST', '/availability/holds',
+          {body: {scheduledAt: slot.start, duration: minutes, ttl: 300}});
+        holds[slot.start] = hold.id;
+        await findSlots();
+        return `Held until ${when(hold.expiresAt)}.`;
+      }));
+    }
+  }
+  $('slot-list').hidden = data.slots.length === 0;
+  $('no-slots').hidden = data.slots.length !== 0;
+  $('busy-as-of').textContent = data.busyAsOf ? `calendars read ${when(data.busyAsOf)}` : '';
+}
+
+/** The next ten free slots in the coming 7 days; a slot held here stays listed (it is busy for others). */
+async function findSlots() {
+  const duration = Number($('slots-form').elements.duration.value);
+  const from = new Date(Math.ceil(Date.now() / 900e3) * 900e3);
+  const to = new Date(from.getTime() + 7 * 86400e3);
+  const query = new URLSearchParams({from: from.toISOString(), to: to.toISOString(), duration});
+  const {data} = await api('GET', `/availability?${query}`);
+  const held = Object.keys(holds).filter((start) => Date.parse(start) >= from.getTime())
+    .map((start) => ({start, end: new Date(Date.parse(start) + duration * 60e3).toISOString()}));
+  const slots = [...held, ...data.slots.filter((slot) => !holds[slot.start])]
+    .sort((a, b) => Date.parse(a.start) - Date.parse(b.start)).slice(0, 10);
+  renderSlots({...data, slots});
+}
+
+function wireAvailability() {
+  $('availability-settings').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = event.target.elements;
+    run('Saving the availability settings', async () => {
+      const workingHours = Object.fromEntries(DAYS.map((day) => [day, hoursOf(form[`hours-${day}`].value)]));
+      await api('PUT', '/integrations/availability/settings', {body: {
+        timeZone: form.timeZone.value, bufferBefore: Number(form.bufferBefore.value),
+        bufferAfter: Number(form.bufferAfter.value), minNotice: Number(form.minNotice.value), workingHours}});
+      await loadAvailabilitySettings();
+      return 'Availability settings saved.';
+    }, $('availability-save'));
+  });
+  $('calendars-save').addEventListener('click', (event) => run('Saving the busy calendars', async () => {
+    const chosen = [...$('calendar-list').querySelectorAll('input:checked')]
+      .map((box) => ({provider: 'google', calendarId: box.value}));
+    const others = busyCalendars.filter((item) => item.provider !== 'google');
+    await api('PUT', '/integrations/availability/settings', {body: {busyCalendars: [...others, ...chosen]}});
+    calendarsEdited = false;
+    await loadAvailabilitySettings();
+    return `${chosen.length} Google calendar(s) count as busy.`;
+  }, event.currentTarget));
+  $('calendar-list').addEventListener('change', () => { calendarsEdited = true; });
+  $('slots-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    run('Finding free slots', async () => { await findSlots(); }, $('slots-find'));
+  });
+}
+
 // -- loading -------------------------------------------------------------------------------------
 
 async function refresh() {
@@ -223,6 +378,7 @@ async function refresh() {
     renderGoogle(status.data.googleCalendar);
     renderZapier(status.data.zapier);
     renderAppointments(appointments.data);
+    await refreshCalendars(status.data.googleCalendar);
     await refreshSubscriptions(status.data.zapier);
     renderDeliveries((await api('GET', '/integrations/zapier/deliveries?page_size=10')).data);
     // A push to Google is on its way: look again shortly, until none is pending.
@@ -324,12 +480,14 @@ function start() {
   setText('user-id', config.userId);
   document.querySelector('#appointment-form [name=scheduledAt]').value = defaultAppointmentTime();
   wire();
+  wireAvailability();
   reportLanding();
   warnAboutOrigin();
   if (!config.jwt) {
     showError('Signing in', new Error(`no development token: ${config.tokenError}`));
     return;
   }
+  loadAvailabilitySettings().catch((error) => showError('Loading the availability settings', error));
   refresh();
 }
 
