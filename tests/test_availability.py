@@ -273,6 +273,32 @@ def test_fifty_concurrent_require_free_bookings_of_one_slot_make_exactly_one_app
         Appointment.user_id == user_id)) == 1
 
 
+def test_concurrent_require_free_moves_into_one_slot_leave_exactly_one_there(app, client, owner, user_id):
+    """Twenty appointments at different times, all moved at once into overlapping slots: one moves."""
+    day = monday()
+    ids = [book(client, owner, at(day, 9 + n // 4, (n % 4) * 15), 10).json["data"]["id"] for n in range(20)]
+    db.session.remove()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/appointments"
+    gate = threading.Barrier(len(ids))
+
+    def move(n: int) -> int:
+        gate.wait()
+        return requests.patch(f"{base}/{ids[n]}", headers=owner, timeout=60, json={
+            "scheduledAt": at(day, 16, 5 if n % 2 else 0), "duration": 30, "requireFree": True}).status_code
+
+    try:
+        with ThreadPoolExecutor(len(ids)) as pool:
+            statuses = list(pool.map(move, range(len(ids))))
+    finally:
+        server.shutdown()
+    assert sorted(statuses) == [200] + [409] * (len(ids) - 1)
+    assert db.session.scalar(select(func.count()).select_from(Appointment).where(
+        Appointment.user_id == user_id, Appointment.scheduled_at >= datetime(day.year, day.month, day.day, 16,
+                                                                             tzinfo=UTC))) == 1
+
+
 def test_settings_rows_are_only_written_by_put(client, app_ctx, user_id):
     client.get("/integrations/availability/settings", headers=auth_headers(user_id))
     client.get(f"/availability?from={at(monday(), 0)}&to={at(monday(), 23)}", headers=auth_headers(user_id))

@@ -76,10 +76,11 @@ class AppointmentById(MethodView):
         """Reschedule, change duration or notes, or correct the customer (scheduled appointments only)"""
         user_id, appointment_id = current_user_id(), _appointment_id(appointment_id)
         if body.pop("require_free", False):
-            current = service.get_appointment(user_id, appointment_id)
-            start, minutes = body.get("scheduled_at", current.scheduled_at), body.get("duration", current.duration)
+            start, minutes = _slot_after(user_id, appointment_id, body)
             db.session.commit()
-            refresh.before_booking(user_id, start, minutes)
+            refresh.before_booking(user_id, start, minutes)  # outside the transaction: it may read Google
+            availability.lock_account(user_id)
+            start, minutes = _slot_after(user_id, appointment_id, body)  # as it is now that bookings wait
             availability.guard_booking(user_id, start, minutes, require_free=True, exclude_appointment=appointment_id)
         appointment = service.update_appointment(user_id, appointment_id, body)
         db.session.commit()
@@ -110,3 +111,10 @@ class AppointmentComplete(MethodView):
                                                    body.get("duration"))
         db.session.commit()
         return appointment
+
+
+def _slot_after(user_id, appointment_id, changes) -> tuple:
+    """The start and length the appointment will have once `changes` apply (read afresh)."""
+    db.session.expire_all()
+    current = service.get_appointment(user_id, appointment_id)
+    return changes.get("scheduled_at", current.scheduled_at), changes.get("duration", current.duration)
