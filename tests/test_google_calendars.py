@@ -200,3 +200,37 @@ def test_an_event_on_a_chosen_secondary_calendar_makes_the_owner_busy(guser, san
     assert [(b["start"][11:16], b["end"][11:16], b["source"]) for b in answer.json["data"]["busy"]] == [
         ("11:00", "12:00", "google")]
     assert answer.json["data"]["busyAsOf"] is not None
+
+
+def test_no_transaction_is_open_while_google_lists_the_calendars(google_app, guser, sandbox):
+    import threading
+
+    from callnfy_integrations.extensions import AUTOCOMMIT_BIND
+
+    guser.connect()
+    db.session.commit()
+    sandbox.state.hold("calendarList.list")
+    answers = []
+
+    def ask():
+        with google_app.app_context():
+            answers.append(google_app.test_client().get("/integrations/google/calendars", headers=guser.headers))
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        for _ in range(200):
+            with sandbox.state.lock:
+                if sandbox.state.held.get("calendarList.list"):
+                    break
+            threading.Event().wait(0.02)
+        with db.engines[AUTOCOMMIT_BIND].connect() as connection:
+            waiting = connection.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()")).scalar()
+        assert sandbox.state.held.get("calendarList.list") == 1
+    finally:
+        sandbox.state.release()
+        asker.join(10)
+    assert waiting == 0
+    assert answers[0].status_code == 200
