@@ -80,6 +80,14 @@ ELSEWHERE = {
         "tests/test_availability.py::test_busy_time_and_slots_leave_out_appointments_with_their_buffers_and_holds",
     ("POST", "/availability/holds", "201"):
         "tests/test_availability.py::test_a_hold_blocks_others_and_its_own_booking_always_succeeds_once",
+    ("GET", "/integrations/google/calendars", "200"):
+        "tests/test_google_calendars.py::test_the_list_names_each_calendar_and_the_connected_one_counts_as_busy_by_default",
+    ("GET", "/integrations/google/calendars", "403"):
+        "tests/test_google_calendars.py::"
+        "test_an_old_connection_is_403_insufficient_scope_and_reconnecting_fixes_it_keeping_everything",
+    **{("GET", "/integrations/google/calendars", status):
+       "tests/test_google_calendars.py::test_google_down_is_a_503_and_a_refusal_a_502_in_the_envelope"
+       for status in ("502", "503")},
     ("POST", "/webhooks/google/calendar", "200"):
         "tests/test_google_two_way.py::test_a_burst_of_50_notifications_makes_at_most_two_list_calls",
     ("POST", "/webhooks/google/calendar", "429"):

@@ -24,7 +24,8 @@ def test_connect_returns_a_pkce_consent_url(guser, sandbox):
     query = {k: v[0] for k, v in parse_qs(url.query).items()}
     assert query["response_type"] == "code" and query["client_id"].endswith(".apps.googleusercontent.com")
     assert query["redirect_uri"] == "https://api.callnfy.test/integrations/google/callback"
-    assert query["scope"].split() == ["openid", "email", "https://www.googleapis.com/auth/calendar.events"]
+    assert query["scope"].split() == ["openid", "email", "https://www.googleapis.com/auth/calendar.events",
+                                      "https://www.googleapis.com/auth/calendar.calendarlist.readonly"]
     assert (query["access_type"], query["prompt"], query["include_granted_scopes"]) == ("offline", "consent", "true")
     assert query["code_challenge_method"] == "S256" and len(query["code_challenge"]) == 43
     assert len(query["state"]) >= 32

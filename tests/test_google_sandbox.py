@@ -13,7 +13,12 @@ DEFAULTS = {"notify": True, "token_delay": 0, "rotate_refresh_tokens": False, "w
             "time_zones": {}}
 
 
-def authorize(sandbox, offline: bool = False, email: str = "cal@example.com") -> dict:
+EVENTS_SCOPE = "https://www.googleapis.com/auth/calendar.events"
+LIST_SCOPE = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
+
+
+def authorize(sandbox, offline: bool = False, email: str = "cal@example.com",
+              scope: str = f"openid email {EVENTS_SCOPE}") -> dict:
     """The token response for `email`, obtained through the sandbox's own OAuth endpoints."""
     import base64
     import hashlib
@@ -22,7 +27,7 @@ def authorize(sandbox, offline: bool = False, email: str = "cal@example.com") ->
     verifier = "v" * 64
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     query = urlencode({"client_id": CLIENT_ID, "response_type": "code", "redirect_uri": "http://localhost/cb",
-                       "scope": "openid email https://www.googleapis.com/auth/calendar.events", "state": "s",
+                       "scope": scope, "state": "s",
                        "code_challenge": challenge, "code_challenge_method": "S256", "sandbox_decision": "allow",
                        "sandbox_email": email, **({"access_type": "offline"} if offline else {})})
     redirect = requests.get(f"{sandbox.url}/o/oauth2/v2/auth?{query}", allow_redirects=False, timeout=5)
@@ -337,3 +342,80 @@ def test_revoking_one_token_ends_every_token_of_that_account_and_client(sandbox,
     assert api(sandbox, other["access_token"], "get", "/calendars/primary/events").status_code == 200
     again = authorize(sandbox, offline=True)  # a consent after the revocation is a new grant
     assert refresh(again["refresh_token"]).status_code == 200
+
+
+def new_calendar(sandbox, email: str, summary: str, zone: str) -> str:
+    created = control(sandbox, "post", f"/user/{email}/calendars", json={"summary": summary, "timeZone": zone})
+    assert created.status_code == 201, created.text
+    assert created.json()["id"].endswith("@group.calendar.google.com")
+    return created.json()["id"]
+
+
+def test_calendar_list_names_the_owner_s_calendars_in_pages(sandbox, token):
+    lister = authorize(sandbox, scope=f"openid email {EVENTS_SCOPE} {LIST_SCOPE}")["access_token"]
+    work = new_calendar(sandbox, "cal@example.com", "Work", "America/New_York")
+    clinic = new_calendar(sandbox, "cal@example.com", "Clinic", "Europe/Paris")
+    new_calendar(sandbox, "someone@example.com", "Not yours", "Europe/London")
+    sandbox.settings(time_zones={"cal@example.com": "Europe/Berlin"})
+
+    first = api(sandbox, lister, "get", "/users/me/calendarList", params={"maxResults": 2})
+    assert first.status_code == 200 and first.json()["kind"] == "calendar#calendarList"
+    assert "nextSyncToken" not in first.json()
+    second = api(sandbox, lister, "get", "/users/me/calendarList",
+                 params={"maxResults": 2, "pageToken": first.json()["nextPageToken"]}).json()
+    assert "nextPageToken" not in second and second["nextSyncToken"]
+    items = first.json()["items"] + second["items"]
+    assert [(i["id"], i["summary"], i["timeZone"], i.get("primary", False)) for i in items] == [
+        ("cal@example.com", "cal@example.com", "Europe/Berlin", True), (work, "Work", "America/New_York", False),
+        (clinic, "Clinic", "Europe/Paris", False)]
+    assert all(i["accessRole"] == "owner" and i["selected"] is True and i["kind"] == "calendar#calendarListEntry"
+               for i in items)
+    assert control(sandbox, "get", "/calls").json()["calendarList.list"] == 2
+    assert api(sandbox, lister, "get", "/users/me/calendarList", params={"maxResults": 251}).status_code == 400
+
+
+def test_calendar_list_needs_its_scope_and_answers_google_s_403_without_it(sandbox, token):
+    refused = api(sandbox, token, "get", "/users/me/calendarList")  # granted calendar.events only
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert (error["code"], error["message"], error["status"]) == (
+        403, "Request had insufficient authentication scopes.", "PERMISSION_DENIED")
+    assert error["errors"] == [{"message": "Insufficient Permission", "domain": "global",
+                                "reason": "insufficientPermissions"}]
+    assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
+    assert api(sandbox, "ya29.unknown", "get", "/users/me/calendarList").status_code == 401
+    for scope in ("https://www.googleapis.com/auth/calendar.readonly", "https://www.googleapis.com/auth/calendar"):
+        broader = authorize(sandbox, scope=f"openid email {scope}")["access_token"]
+        assert api(sandbox, broader, "get", "/users/me/calendarList").status_code == 200
+
+
+def test_a_secondary_calendar_has_its_own_events_zone_and_owner(sandbox, token):
+    work = new_calendar(sandbox, "cal@example.com", "Work", "America/New_York")
+    path = f"/user/cal@example.com/calendars/{work}/events"
+    event = control(sandbox, "post", path, json={
+        "summary": "Standup", "start": {"dateTime": "2026-12-01T09:00:00-05:00"},
+        "end": {"dateTime": "2026-12-01T09:30:00-05:00"}, "recurrence": ["RRULE:FREQ=DAILY;COUNT=3"]}).json()
+    control(sandbox, "post", "/user/cal@example.com/events", json={  # on the primary calendar
+        "summary": "Dentist", "start": {"dateTime": "2026-12-01T12:00:00Z"},
+        "end": {"dateTime": "2026-12-01T13:00:00Z"}})
+
+    window = {"timeMin": "2026-12-01T00:00:00Z", "timeMax": "2026-12-02T23:59:00Z", "singleEvents": "true"}
+    listed = api(sandbox, token, "get", f"/calendars/{work}/events", params=window).json()
+    assert listed["timeZone"] == "America/New_York"
+    assert [i["recurringEventId"] for i in listed["items"]] == [event["id"], event["id"]]  # two of three days
+    primary = api(sandbox, token, "get", "/calendars/primary/events", params=window).json()["items"]
+    assert [i["summary"] for i in primary] == ["Dentist"]
+
+    inserted = api(sandbox, token, "post", f"/calendars/{work}/events", json={
+        "summary": "Booked", "start": {"dateTime": "2026-12-03T15:00:00Z"},
+        "end": {"dateTime": "2026-12-03T15:30:00Z"}})
+    assert inserted.status_code == 200
+    assert control(sandbox, "patch", f"{path}/{inserted.json()['id']}", json={"summary": "Moved"}).status_code == 200
+    assert control(sandbox, "get", f"/events/{work}").json()[-1]["summary"] == "Moved"
+    assert control(sandbox, "delete", f"{path}/{event['id']}").status_code == 204
+
+    other = authorize(sandbox, email="someone@example.com")["access_token"]
+    assert api(sandbox, other, "get", f"/calendars/{work}/events").status_code == 404
+    assert api(sandbox, other, "post", f"/calendars/{work}/events", json={"summary": "x"}).status_code == 404
+    assert control(sandbox, "post", f"/user/someone@example.com/calendars/{work}/events", json={}).status_code == 404
+    assert api(sandbox, token, "get", "/calendars/nope@group.calendar.google.com/events").status_code == 404

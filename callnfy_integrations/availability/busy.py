@@ -62,6 +62,10 @@ class Provider(Protocol):
              zone: ZoneInfo) -> list[Block]:
         """The calendar's busy intervals overlapping [start, end); raises BusyUnavailable."""
 
+    def calendar_ids(self, user_id: uuid.UUID) -> set[str] | None:
+        """The ids of the owner's calendars with this provider (to check a choice); None when they
+        cannot be listed now (not connected, no permission, provider down): the choice is not checked."""
+
 
 _providers: dict[str, Provider] = {}
 
@@ -84,6 +88,24 @@ def default_sources(user_id: uuid.UUID) -> list[Source]:
 
 def default_time_zone(user_id: uuid.UUID) -> str | None:
     return next((zone for p in _providers.values() if (zone := p.default_time_zone(user_id))), None)
+
+
+def unknown_calendars(user_id: uuid.UUID, chosen: list[dict[str, str]]) -> dict[str, dict]:
+    """What is wrong with a choice of busy calendars: the position of each calendar its provider says
+    the owner does not have (field errors, as for `busyCalendars`); a provider is asked at most once,
+    and one that cannot list its calendars now accepts them. Asks providers: call with no transaction open."""
+    known: dict[str, set[str] | None] = {}
+    errors: dict[str, dict] = {}
+    for position, item in enumerate(chosen):
+        found = _providers.get(item["provider"])
+        if found is None:
+            continue
+        if item["provider"] not in known:
+            known[item["provider"]] = found.calendar_ids(user_id)
+        ids = known[item["provider"]]
+        if ids is not None and item["calendarId"] not in ids:
+            errors[str(position)] = {"calendarId": [f"Not one of your {item['provider']} calendars."]}
+    return errors
 
 
 def copies(user_id: uuid.UUID, sources: list[Source]) -> dict[Source, BusySource]:

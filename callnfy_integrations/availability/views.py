@@ -7,8 +7,9 @@ from flask.views import MethodView
 from .. import public_ids
 from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..auth import current_user_id
+from ..errors import ValidationFailed
 from ..extensions import db
-from . import refresh, service
+from . import busy, refresh, service
 from .schemas import (
     AvailabilityQuerySchema,
     AvailabilitySchema,
@@ -33,8 +34,13 @@ class Settings(MethodView):
     @blp.arguments(AvailabilitySettingsUpdateSchema)
     @blp.response(200, AvailabilitySettingsSchema)
     def put(self, body):
-        """Change any subset of the availability settings"""
-        answer = service.update_settings(current_user_id(), body)
+        """Change any subset of the availability settings (busyCalendars must be the owner's calendars,
+        when their provider can list them now)"""
+        user_id = current_user_id()
+        unknown = busy.unknown_calendars(user_id, body.get("busy_calendars") or [])  # before any transaction
+        if unknown:
+            raise ValidationFailed(details={"busyCalendars": unknown})
+        answer = service.update_settings(user_id, body)
         db.session.commit()
         return answer
 

@@ -19,7 +19,7 @@ from ..availability.busy import Block, BusyUnavailable, register_provider
 from ..availability.rules import local_midnight
 from ..extensions import AUTOCOMMIT_BIND, db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, TWO_WAY, Integration
-from . import calendar_api, oauth
+from . import calendar_api, calendars, oauth
 from .sync import QuotaWait, call
 from .tokens import ReauthorizationRequired
 
@@ -73,6 +73,9 @@ class GoogleBusy:
         integration = _integration(user_id)
         return (integration is not None and integration.sync_mode == TWO_WAY and integration.channel_id is not None
                 and calendar_id == (integration.calendar_id or "primary"))
+
+    def calendar_ids(self, user_id: uuid.UUID) -> set[str] | None:
+        return calendars.ids(user_id)
 
     def read(self, user_id: uuid.UUID, calendar_id: str, start: datetime, end: datetime,
              zone: ZoneInfo) -> list[Block]:

@@ -194,3 +194,27 @@ def list_window(access_token: str, calendar_id: str, start: datetime, end: datet
     if page_token:
         params["pageToken"] = page_token
     return _execute(lambda s: s.events().list(**params), access_token)
+
+
+# -- the owner's calendars ------------------------------------------------------------------------
+
+CALENDAR_LIST_FIELDS = "nextPageToken,items(id,summary,summaryOverride,primary,timeZone,accessRole)"
+CALENDAR_LIST_PAGE_SIZE = 250  # Google's maximum page
+CALENDAR_LIST_MAX_PAGES = 20
+
+
+def list_calendars(access_token: str) -> list[dict[str, Any]]:
+    """Every entry of the owner's calendar list (all pages; only the fields shown to choose from).
+    Needs a calendar-list scope: without one, Google answers 403 `insufficientPermissions` (Rejected)."""
+    entries: list[dict[str, Any]] = []
+    page_token = None
+    for _ in range(CALENDAR_LIST_MAX_PAGES):
+        params: dict[str, Any] = {"maxResults": CALENDAR_LIST_PAGE_SIZE, "fields": CALENDAR_LIST_FIELDS}
+        if page_token:
+            params["pageToken"] = page_token
+        page = _execute(lambda s, params=params: s.calendarList().list(**params), access_token)
+        entries += page.get("items") or []
+        page_token = page.get("nextPageToken")
+        if not page_token:
+            break
+    return entries

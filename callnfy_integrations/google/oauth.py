@@ -17,7 +17,13 @@ from flask import current_app
 from ..queues import redis_connection
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
-SCOPES = f"openid email {CALENDAR_SCOPE}"
+# To list the owner's calendars (choosing which count as busy); a connection may predate it.
+CALENDAR_LIST_SCOPE = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
+# Any of these lets calendarList.list answer (Google's reference for the method).
+LISTING_SCOPES = frozenset({CALENDAR_LIST_SCOPE, "https://www.googleapis.com/auth/calendar.calendarlist",
+                            "https://www.googleapis.com/auth/calendar.readonly",
+                            "https://www.googleapis.com/auth/calendar"})
+SCOPES = f"openid email {CALENDAR_SCOPE} {CALENDAR_LIST_SCOPE}"
 STATE_TTL_SECONDS = 600
 HTTP_TIMEOUT = 10
 CALLBACK_PATH = "/integrations/google/callback"
@@ -31,6 +37,11 @@ class GoogleUnavailable(Exception):
 
 def _state_key(state: str) -> str:
     return f"callnfy:google:oauth-state:{state}"
+
+
+def may_list_calendars(granted: str | None) -> bool:
+    """Whether a grant's scopes (as recorded; None: not known) let it list the owner's calendars."""
+    return bool(LISTING_SCOPES & set((granted or "").split()))
 
 
 def redirect_uri() -> str:

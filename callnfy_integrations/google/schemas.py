@@ -31,3 +31,12 @@ class SyncErrorSchema(ma.Schema):
     attempts = ma.fields.Integer(attribute="google_sync_attempts")
     nextAttemptAt = Timestamp(attribute="google_next_sync_at", allow_none=True,
                               metadata={"description": "when it is tried again (null: not retried until it changes)"})
+
+
+class CalendarSchema(ma.Schema):
+    id = ma.fields.String(metadata={"description": "Google's calendar id (the primary one's is the owner's email)"})
+    name = ma.fields.String()
+    primary = ma.fields.Boolean(metadata={"description": "the owner's primary calendar"})
+    timeZone = ma.fields.String(attribute="time_zone", allow_none=True)
+    busy = ma.fields.Boolean(metadata={"description": "whether its events make the owner busy (availability "
+                                                      "settings' busyCalendars)"})

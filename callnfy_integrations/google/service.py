@@ -51,12 +51,13 @@ def _integration(user_id: uuid.UUID, *, for_update: bool = False) -> Integration
 
 
 def connect(user_id: uuid.UUID) -> tuple[str, str]:
-    """(consent URL, browser binder); 409 while a healthy connection exists (a lapsed one may reconnect).
+    """(consent URL, browser binder); 409 while a healthy connection exists that may list calendars (a
+    lapsed one, or one connected before the calendar-list scope, may connect again).
 
     The binder goes to the browser as an HttpOnly cookie; only its hash is kept with the state.
     """
     existing = _integration(user_id)
-    if existing is not None and existing.status == CONNECTED:
+    if existing is not None and existing.status == CONNECTED and oauth.may_list_calendars(existing.scopes):
         raise Conflict("Google Calendar is already connected", code="ALREADY_CONNECTED")
     binder = oauth.new_binder()
     try:
@@ -97,8 +98,21 @@ def complete_authorization(state: str | None, code: str | None, error: str | Non
         # Never the code or a token in the log: only what kind of failure it was.
         log.warning("Google authorization failed", extra={"error": type(exc).__name__})
         return _frontend(error="google_auth_failed")
+    _store_connection(user_id, email, token)
+    return _frontend(success="true")
+
+
+def _store_connection(user_id: uuid.UUID, email: str, token: dict) -> None:
+    """Create or update the user's integration for a grant Google just gave."""
     ensure_user(user_id)
     row = _integration(user_id, for_update=True)
+    if row is not None and row.status == CONNECTED and row.email == email:
+        # The same healthy connection granting more (the calendar list): only its tokens and scopes
+        # change; its sync mode, calendar, channels and the availability settings stay as they are.
+        store_tokens(row, token)
+        db.session.flush()
+        after_commit(connect_finished, user_id)
+        return
     if row is None:
         row = Integration(id=uuid.uuid4(), user_id=user_id, provider=GOOGLE_CALENDAR, sync_mode=ONE_WAY,
                           calendar_id="primary")
@@ -115,7 +129,6 @@ def complete_authorization(state: str | None, code: str | None, error: str | Non
     db.session.flush()
     sync.request_backfill(user_id)
     after_commit(connect_finished, user_id)  # not before: until the commit, a revocation must still wait
-    return _frontend(success="true")
 
 
 def disconnect(user_id: uuid.UUID) -> None:

@@ -5,10 +5,11 @@ from flask.views import MethodView
 
 from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..auth import current_user_id
+from ..availability import service as availability
 from ..extensions import db
-from . import service, sync
+from . import calendars, service, sync
 from .oauth import BINDER_COOKIE, CALLBACK_PATH, STATE_TTL_SECONDS
-from .schemas import AuthUrlSchema, SettingsSchema, SyncErrorSchema
+from .schemas import AuthUrlSchema, CalendarSchema, SettingsSchema, SyncErrorSchema
 
 blp = Blueprint("google", __name__, url_prefix="/integrations/google", description="Google Calendar connection")
 
@@ -23,7 +24,8 @@ def _cookie_options() -> dict:
 class Connect(MethodView):
     @blp.login_required
     @blp.response(200, AuthUrlSchema)
-    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="Already connected and healthy")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema,
+                      description="Already connected and healthy (with the calendar-list scope)")
     def post(self):
         """Start connecting Google Calendar: the consent URL to open (call with credentials: 'include')"""
         auth_url, binder = service.connect(current_user_id())
@@ -88,3 +90,19 @@ class SyncErrors(MethodView):
                                           limit=pagination_parameters.page_size)
         pagination_parameters.item_count = total
         return items
+
+
+@blp.route("/calendars")
+class Calendars(MethodView):
+    @blp.login_required
+    @blp.response(200, CalendarSchema(many=True))
+    @blp.alt_response(403, schema=ErrorEnvelopeSchema,
+                      description="INSUFFICIENT_SCOPE: connected before calendars could be listed; reconnect")
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Google Calendar not connected")
+    @blp.alt_response(502, schema=ErrorEnvelopeSchema, description="GOOGLE_ERROR: Google refused the request")
+    @blp.alt_response(503, schema=ErrorEnvelopeSchema, description="GOOGLE_UNAVAILABLE: Google did not answer")
+    def get(self):
+        """The owner's Google calendars, and whether each counts as busy for availability"""
+        user_id = current_user_id()
+        found = calendars.fetch(user_id)  # Google first: no transaction is open while it answers
+        return calendars.mark_busy(found, availability.settings(user_id)["busy_calendars"])

@@ -1,4 +1,9 @@
-"""Calendar v3 subset: events insert/get/patch/update/delete/list (page and sync tokens), watch, stop.
+"""Calendar v3 subset: events insert/get/patch/update/delete/list (page and sync tokens), watch, stop,
+and calendarList.list.
+
+Calendars are keyed by id: an owner's primary calendar by their email, a secondary one by an id like
+`<random>@group.calendar.google.com` (created by the owner, `POST /sandbox/user/<email>/calendars`),
+which only its owner's token may read and write.
 
 Every handler starts with `_begin(<Google method name>)`, before authentication, so tests can count,
 inspect and fail each call (see control.py); writes then sleep `write_delay` outside the lock.
@@ -19,7 +24,7 @@ from dateutil.rrule import rrulestr
 from flask import Blueprint, jsonify, request
 
 from .control import intercept
-from .oauth import CALENDAR_SCOPE, bearer_email
+from .oauth import CALENDAR_SCOPE, bearer_email, bearer_grant
 from .store import state
 
 blp = Blueprint("sandbox_calendar", __name__)
@@ -37,7 +42,8 @@ MESSAGES = {"authError": "Request had invalid authentication credentials.", "for
             "deleted": "Resource has been deleted", "rateLimitExceeded": "Rate Limit Exceeded",
             "userRateLimitExceeded": "User Rate Limit Exceeded", "quotaExceeded": "Quota Exceeded",
             "backendError": "Backend Error", "parseError": "Parse Error",
-            "fullSyncRequired": "Sync token is no longer valid, a full sync is required."}
+            "fullSyncRequired": "Sync token is no longer valid, a full sync is required.",
+            "insufficientPermissions": "Request had insufficient authentication scopes."}
 USAGE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "dailyLimitExceeded"}
 
 
@@ -81,17 +87,35 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _calendar(email: str) -> dict:
-    return state().calendars.setdefault(email, {"events": {}, "sequence": 0})
+def _calendar(key: str) -> dict:
+    """A calendar by its key (a primary calendar's is its owner's email), created empty when first used."""
+    return state().calendars.setdefault(key, {"events": {}, "sequence": 0})
+
+
+def _zone_name(key: str) -> str:
+    """A secondary calendar's own zone; a primary calendar's from the `time_zones` setting."""
+    return (state().calendars.get(key) or {}).get("timeZone") or \
+        (state().settings.get("time_zones") or {}).get(key, "Europe/London")
+
+
+def _owned_key(email: str, calendar_id: str | None) -> str | None:
+    """The key of `email`'s calendar `calendar_id` ("primary" or None: their primary one), or None."""
+    if calendar_id in (None, "primary", email):
+        return email
+    with state().lock:
+        found = state().calendars.get(calendar_id)
+        return calendar_id if found is not None and found.get("owner") == email else None
 
 
 def _authorized(calendar_id: str):
+    """(calendar key, None) when the bearer may use `calendar_id`; else (None, Google's error)."""
     email = bearer_email(CALENDAR_SCOPE)
     if email is None:
         return None, google_error(401, "authError")
-    if calendar_id not in ("primary", email):
+    key = _owned_key(email, calendar_id)
+    if key is None:
         return None, google_error(404, "notFound")
-    return email, None
+    return key, None
 
 
 def _touch(email: str, event: dict) -> dict:
@@ -240,7 +264,7 @@ def list_events(calendar_id):
         else:
             show_deleted = args.get("showDeleted") == "true"
             matching = [e for e in calendar["events"].values() if show_deleted or e["status"] != "cancelled"]
-            zone = ZoneInfo((state().settings.get("time_zones") or {}).get(email, "Europe/London"))
+            zone = ZoneInfo(_zone_name(email))
             try:
                 window = _window(args, zone)
             except ValueError:
@@ -254,7 +278,7 @@ def list_events(calendar_id):
         offset = int(args.get("pageToken", "0") or 0)
         page = matching[offset:offset + max_results]
         body = {"kind": "calendar#events", "items": [_public(e) for e in page], "updated": _now(),
-                "timeZone": (state().settings.get("time_zones") or {}).get(email, "Europe/London")}
+                "timeZone": _zone_name(email)}
         if offset + max_results < len(matching):
             body["nextPageToken"] = str(offset + max_results)
         else:
@@ -381,25 +405,123 @@ def stop():
     return "", 204
 
 
+# Any of these lets a token read the calendar list (Google's reference for calendarList.list).
+CALENDAR_LIST_SCOPES = frozenset({"https://www.googleapis.com/auth/calendar.calendarlist.readonly",
+                                  "https://www.googleapis.com/auth/calendar.calendarlist",
+                                  "https://www.googleapis.com/auth/calendar.readonly",
+                                  "https://www.googleapis.com/auth/calendar"})
+CALENDAR_LIST_PAGE, CALENDAR_LIST_PAGE_MAX = 100, 250
+
+
+def _insufficient_scope():
+    """Google's answer to a valid token granted without a scope the method needs."""
+    message = MESSAGES["insufficientPermissions"]
+    response = jsonify({"error": {
+        "code": 403, "message": message, "status": "PERMISSION_DENIED",
+        "errors": [{"message": "Insufficient Permission", "domain": "global", "reason": "insufficientPermissions"}],
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+                     "domain": "googleapis.com", "metadata": {"service": "calendar-json.googleapis.com",
+                                                              "method": "calendar.v3.CalendarList.List"}}]}})
+    response.status_code = 403
+    response.headers["WWW-Authenticate"] = (
+        'Bearer realm="https://accounts.google.com/", error="insufficient_scope", '
+        f'scope="{" ".join(sorted(CALENDAR_LIST_SCOPES))}"')
+    return response
+
+
+def _list_entry(key: str, owner: str) -> dict:
+    """A calendarList entry of the owner's calendar `key` (their primary one when key is their email)."""
+    calendar = state().calendars.get(key) or {}
+    entry = {"kind": "calendar#calendarListEntry", "etag": f'"{calendar.get("sequence", 0)}"', "id": key,
+             "summary": calendar.get("summary") or key, "timeZone": _zone_name(key), "accessRole": "owner",
+             "selected": True, "defaultReminders": []}
+    if key == owner:
+        entry["primary"] = True  # Google omits `primary` on other calendars (its default is false)
+    return entry
+
+
+@blp.get("/users/me/calendarList")
+def calendar_list():
+    early = _begin("calendarList.list")
+    if early:
+        return early
+    grant = bearer_grant()
+    if grant is None:
+        return google_error(401, "authError")
+    if not CALENDAR_LIST_SCOPES & set(grant["scope"].split()):
+        return _insufficient_scope()
+    try:
+        max_results = int(request.args.get("maxResults", CALENDAR_LIST_PAGE))
+        offset = int(request.args.get("pageToken", "0") or 0)
+    except ValueError:
+        return google_error(400, "invalid", "Invalid value")
+    if not 1 <= max_results <= CALENDAR_LIST_PAGE_MAX:
+        return google_error(400, "invalid", "Invalid max results")
+    email = grant["email"]
+    with state().lock:
+        keys = [email] + [key for key, calendar in state().calendars.items() if calendar.get("owner") == email]
+        entries = [_list_entry(key, email) for key in keys]
+    body = {"kind": "calendar#calendarList", "etag": f'"{secrets.randbelow(10**12)}"',
+            "items": entries[offset:offset + max_results]}
+    if offset + max_results < len(entries):
+        body["nextPageToken"] = str(offset + max_results)
+    else:
+        body["nextSyncToken"] = secrets.token_urlsafe(16)
+    return jsonify(body)
+
+
 # -- the calendar's owner, editing in Google Calendar's own UI (tests and the dev console) ----------
 
 user_blp = Blueprint("sandbox_user", __name__)
 
 
-@user_blp.post("/<email>/events")
-def user_insert(email):
-    """The owner creates an event (any fields; a random id); watchers are notified."""
+def _owned_or_404(email: str, calendar_id: str | None):
+    """The key of the owner's calendar (None: their primary one), or Google's 404."""
+    key = _owned_key(email, calendar_id)
+    return (key, None) if key is not None else (None, google_error(404, "notFound"))
+
+
+@user_blp.post("/<email>/calendars")
+def user_new_calendar(email):
+    """The owner creates a secondary calendar: `{"summary", "timeZone"}` -> its id, summary, zone."""
     body = _json_body() or {}
+    summary, zone = str(body.get("summary") or "Calendar"), str(body.get("timeZone") or "Europe/London")
+    try:
+        ZoneInfo(zone)
+    except (ValueError, KeyError):
+        return google_error(400, "invalid", "Invalid time zone definition for calendar.")
+    calendar_id = f"{secrets.token_hex(13)}@group.calendar.google.com"
+    with state().lock:
+        state().calendars[calendar_id] = {"events": {}, "sequence": 0, "owner": email, "summary": summary,
+                                          "timeZone": zone}
+    return jsonify({"id": calendar_id, "summary": summary, "timeZone": zone, "owner": email}), 201
+
+
+@user_blp.get("/<email>/calendars")
+def user_calendars(email):
+    """The owner's calendars, primary first (what calendarList.list answers them)."""
+    with state().lock:
+        keys = [email] + [key for key, calendar in state().calendars.items() if calendar.get("owner") == email]
+        return jsonify([_list_entry(key, email) for key in keys])
+
+
+@user_blp.post("/<email>/events")
+@user_blp.post("/<email>/calendars/<calendar_id>/events")
+def user_insert(email, calendar_id=None):
+    """The owner creates an event (any fields; a random id) on their primary calendar or on
+    `calendar_id`; watchers of that calendar are notified."""
+    body = _json_body() or {}
+    key, error = _owned_or_404(email, calendar_id)
+    if error:
+        return error
     with state().lock:
         event_id = secrets.token_hex(13)
         event = {"kind": "calendar#event", "status": "confirmed", **copy.deepcopy(body), "id": event_id,
                  "created": _now(), "iCalUID": f"{event_id}@google.com",
                  "htmlLink": f"https://calendar.google.com/event?eid={event_id}",
                  "organizer": {"email": email, "self": True}}
-        _calendar(email)["events"][event_id] = _touch(email, event)
+        _calendar(key)["events"][event_id] = _touch(key, event)
         return jsonify(_public(event)), 201
-
-
 @user_blp.post("/<email>/invitations")
 def user_invited(email):
     """Someone else invites the owner: Google puts their event on the owner's calendar at once, the owner
@@ -421,38 +543,50 @@ def user_invited(email):
 
 
 @user_blp.post("/<email>/events/<event_id>/respond")
-def user_respond(email, event_id):
+@user_blp.post("/<email>/calendars/<calendar_id>/events/<event_id>/respond")
+def user_respond(email, event_id, calendar_id=None):
     """The owner answers an invitation: `{"responseStatus": "accepted" | "declined" | "tentative"}`."""
     answer = (_json_body() or {}).get("responseStatus")
+    key, error = _owned_or_404(email, calendar_id)
+    if error:
+        return error
     with state().lock:
-        event = _calendar(email)["events"].get(event_id)
+        event = _calendar(key)["events"].get(event_id)
         if event is None:
             return google_error(404, "notFound")
         for attendee in event.get("attendees") or []:
             if attendee.get("self"):
                 attendee["responseStatus"] = answer
-        return jsonify(_public(_touch(email, event)))
+        return jsonify(_public(_touch(key, event)))
 
 
 @user_blp.patch("/<email>/events/<event_id>")
-def user_patch(email, event_id):
+@user_blp.patch("/<email>/calendars/<calendar_id>/events/<event_id>")
+def user_patch(email, event_id, calendar_id=None):
     """The owner moves or edits an event (patch semantics: our private properties stay)."""
     body = _json_body() or {}
+    key, error = _owned_or_404(email, calendar_id)
+    if error:
+        return error
     with state().lock:
-        event = _calendar(email)["events"].get(event_id)
+        event = _calendar(key)["events"].get(event_id)
         if event is None:
             return google_error(404, "notFound")
         event.update(_merge_patch(event, {k: v for k, v in body.items() if k not in ("id", "kind", "_seq")}))
-        return jsonify(_public(_touch(email, event)))
+        return jsonify(_public(_touch(key, event)))
 
 
 @user_blp.delete("/<email>/events/<event_id>")
-def user_delete(email, event_id):
+@user_blp.delete("/<email>/calendars/<calendar_id>/events/<event_id>")
+def user_delete(email, event_id, calendar_id=None):
     """The owner deletes an event (it stays, cancelled, for incremental sync to report)."""
+    key, error = _owned_or_404(email, calendar_id)
+    if error:
+        return error
     with state().lock:
-        event = _calendar(email)["events"].get(event_id)
+        event = _calendar(key)["events"].get(event_id)
         if event is None:
             return google_error(404, "notFound")
         event["status"] = "cancelled"
-        _touch(email, event)
+        _touch(key, event)
         return "", 204

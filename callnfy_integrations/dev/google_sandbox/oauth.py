@@ -163,8 +163,8 @@ def token():  # noqa: C901  (Google's one token endpoint: each grant type and it
     return _oauth_error("unsupported_grant_type", f"Invalid grant_type: {grant}")
 
 
-def bearer_email(required_scope: str | None = None) -> str | None:
-    """The email behind a valid Bearer token (with `required_scope`), or None."""
+def bearer_grant() -> dict | None:
+    """The grant behind a valid Bearer token (`email`, `scope`, …), or None."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
@@ -174,9 +174,15 @@ def bearer_email(required_scope: str | None = None) -> str | None:
             return None
         if info["refresh_token"] and state().refresh_tokens.get(info["refresh_token"], {}).get("revoked"):
             return None
-        if required_scope and required_scope not in info["scope"].split():
-            return None
-        return info["email"]
+        return dict(info)
+
+
+def bearer_email(required_scope: str | None = None) -> str | None:
+    """The email behind a valid Bearer token (with `required_scope`), or None."""
+    grant = bearer_grant()
+    if grant is None or (required_scope and required_scope not in grant["scope"].split()):
+        return None
+    return grant["email"]
 
 
 @blp.get("/v1/userinfo")

@@ -14,7 +14,7 @@ DEFAULT_EMAIL = "owner@example.com"
 
 # Names under which calls are counted, logged and scripted (Google's method names).
 CALENDAR_ENDPOINTS = ("events.insert", "events.get", "events.update", "events.patch", "events.delete",
-                      "events.list", "events.watch", "channels.stop")
+                      "events.list", "events.watch", "channels.stop", "calendarList.list")
 SCRIPTABLE = CALENDAR_ENDPOINTS + ("revoke", "token:refresh_token", "token:authorization_code")
 SCRIPTED_KEYS = {"status", "reason", "message", "retryAfter", "sleep"}
 CHAOS_KEYS = SCRIPTED_KEYS | {"stall"}  # stall: do the work, then hold the answer this many seconds
@@ -47,8 +47,10 @@ class SandboxState:
     codes: dict = field(default_factory=dict)
     refresh_tokens: dict = field(default_factory=dict)
     access_tokens: dict = field(default_factory=dict)
-    calendars: dict = field(default_factory=dict)  # email -> {"events": {id: event}, "sequence": int}
-    sync_tokens: dict = field(default_factory=dict)  # token -> (email, sequence)
+    # calendar id -> {"events": {id: event}, "sequence": int}; a primary calendar's id is its owner's
+    # email, a secondary one's also has "owner", "summary" and "timeZone"
+    calendars: dict = field(default_factory=dict)
+    sync_tokens: dict = field(default_factory=dict)  # token -> (calendar id, sequence)
     channels: dict = field(default_factory=dict)
     calls: dict = field(default_factory=dict)  # endpoint -> count, for tests
     requests: list = field(default_factory=list)  # request log, for tests: see control.intercept
