@@ -8,6 +8,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from werkzeug.serving import make_server
@@ -243,3 +244,31 @@ def test_availability_settings_free_slots_a_hold_and_a_booking_with_it(console, 
         db.session.remove()
     expect(page.locator(f"#slot-list tbody tr[data-start='{start}']")).to_have_count(0)  # booked: not free
     snapshot(page, "7-availability")
+
+
+def test_the_calendar_picker_chooses_which_google_calendars_count_as_busy(console, served, sandbox):
+    page = console
+    page.click("#google-connect")
+    page.wait_for_url(lambda url: url.startswith(served.consent_url))
+    page.click("#allow")
+    page.wait_for_url(served.console)
+    created = requests.post(f"{sandbox.url}/sandbox/user/{EMAIL}/calendars",
+                            json={"summary": "Holidays", "timeZone": "Europe/Paris"}, timeout=5)
+    assert created.status_code == 201, created.text
+    holidays = created.json()["id"]
+    page.click("#refresh")
+    boxes = page.locator("#calendar-list input[type=checkbox]")
+    expect(boxes).to_have_count(2)
+    expect(page.locator("#calendar-list")).to_contain_text("(primary)")
+    expect(page.locator(f"#calendar-list input[value='{EMAIL}']")).to_be_checked()  # the default: the connected one
+    expect(page.locator(f"#calendar-list input[value='{holidays}']")).not_to_be_checked()
+
+    page.locator(f"#calendar-list input[value='{holidays}']").check()
+    page.click("#refresh")  # an unsaved choice survives a refresh
+    expect(page.locator(f"#calendar-list input[value='{holidays}']")).to_be_checked()
+    page.click("#calendars-save")
+    expect(page.locator("#notice")).to_have_text("2 Google calendar(s) count as busy.")
+    settings = served.app.test_client().get("/integrations/availability/settings",
+                                            headers=auth_headers(DEV_USER_ID)).json["data"]
+    assert sorted(c["calendarId"] for c in settings["busyCalendars"]) == sorted([EMAIL, holidays])
+    snapshot(page, "8-calendar-picker")
