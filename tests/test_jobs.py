@@ -149,3 +149,22 @@ def test_delayed_jobs_are_never_scheduled_before_their_time():
     assert not_before(moment) == datetime(2026, 11, 26, 10, 0, 1, tzinfo=UTC)
     exact = datetime(2026, 11, 26, 10, 0, 5, tzinfo=UTC)
     assert not_before(exact) == exact
+
+
+@pytest.mark.parametrize("debounce", [0, 1])
+def test_a_calendars_sync_goes_ahead_of_other_accounts_queued_pushes(app, app_ctx, debounce, monkeypatch):
+    """Pushes queue behind one another; a notification's sync of another calendar does not wait for them."""
+    from callnfy_integrations.google import two_way
+    from callnfy_integrations.queues import CALENDAR, get_queue
+
+    monkeypatch.setitem(app.config, "GOOGLE_SYNC_DEBOUNCE_SECONDS", debounce)
+    for _ in range(50):
+        enqueue("jobs.google.sync_appointments", [str(uuid.uuid4())], queue=CALENDAR, result_ttl=0)
+    integration_id = uuid.uuid4()
+    assert two_way.request_sync(integration_id)
+    queue = get_queue(CALENDAR)
+    if debounce:  # waits in the scheduled registry; moved to the queue's front when due
+        [job_id] = queue.scheduled_job_registry.get_job_ids()
+        assert Job.fetch(job_id, connection=redis_connection()).should_enqueue_at_front()
+    else:
+        assert queue.job_ids[0].startswith(f"google-sync-{integration_id}-")

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..extensions import db
@@ -148,11 +148,10 @@ def busy_between(user_id: uuid.UUID, sources: list[Source], start: datetime, end
     """The copied busy intervals of these sources that overlap [start, end), each named by provider."""
     if not sources:
         return []
-    rows = db.session.execute(select(BusyBlock.provider, BusyBlock.calendar_id, BusyBlock.starts_at,
-                                     BusyBlock.ends_at)
-                              .where(BusyBlock.user_id == user_id, BusyBlock.starts_at < end, BusyBlock.ends_at > start)
-                              .order_by(BusyBlock.starts_at)).all()
-    wanted = set(sources)
-    return [Busy(row.starts_at, row.ends_at, row.provider) for row in rows
-            if Source(row.provider, row.calendar_id) in wanted]
+    chosen = or_(*(and_(BusyBlock.provider == s.provider, BusyBlock.calendar_id == s.calendar_id) for s in sources))
+    rows = db.session.execute(select(BusyBlock.starts_at, BusyBlock.ends_at, BusyBlock.provider)
+                              .where(BusyBlock.user_id == user_id, BusyBlock.starts_at < end, BusyBlock.ends_at > start,
+                                     chosen)
+                              .order_by(BusyBlock.starts_at))
+    return [Busy(first, last, provider) for first, last, provider in rows]
 

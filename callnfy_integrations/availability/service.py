@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from ..appointments.models import SCHEDULED, Appointment
 from ..errors import Conflict, NotFound
@@ -90,22 +90,30 @@ def resolved(user_id: uuid.UUID) -> tuple[Rules, list[Source]]:
 
 # -- busy time and slots --------------------------------------------------------------------------
 
+def _minutes(column):
+    return func.make_interval(0, 0, 0, 0, 0, column)
+
+
 def _appointments(user_id: uuid.UUID, start: datetime, end: datetime, exclude: uuid.UUID | None) -> list[Busy]:
     # An appointment lasts at most a day: one that starts a day before `start` may still overlap.
-    rows = db.session.execute(select(Appointment.id, Appointment.scheduled_at, Appointment.duration).where(
-        Appointment.user_id == user_id, Appointment.status == SCHEDULED,
-        Appointment.scheduled_at < end, Appointment.scheduled_at > start - timedelta(days=1))).all()
-    return [Busy(r.scheduled_at, r.scheduled_at + timedelta(minutes=r.duration), rules.APPOINTMENT)
-            for r in rows if r.id != exclude and r.scheduled_at + timedelta(minutes=r.duration) > start]
+    ends = Appointment.scheduled_at + _minutes(Appointment.duration)
+    query = select(Appointment.scheduled_at, ends).where(
+        Appointment.user_id == user_id, Appointment.status == SCHEDULED, Appointment.scheduled_at < end,
+        Appointment.scheduled_at > start - timedelta(days=1), ends > start)
+    if exclude is not None:
+        query = query.where(Appointment.id != exclude)
+    return [Busy(first, last, rules.APPOINTMENT) for first, last in db.session.execute(query)]
 
 
 def _holds(user_id: uuid.UUID, start: datetime, end: datetime, now: datetime, exclude: uuid.UUID | None) -> list[Busy]:
     """Live holds: a hold stops blocking at `expires_at` exactly (no sweeper: the query says so)."""
-    rows = db.session.execute(select(Hold.id, Hold.scheduled_at, Hold.duration).where(
-        Hold.user_id == user_id, Hold.consumed_at.is_(None), Hold.expires_at > now,
-        Hold.scheduled_at < end, Hold.scheduled_at > start - timedelta(days=1))).all()
-    return [Busy(r.scheduled_at, r.scheduled_at + timedelta(minutes=r.duration), rules.HOLD)
-            for r in rows if r.id != exclude and r.scheduled_at + timedelta(minutes=r.duration) > start]
+    ends = Hold.scheduled_at + _minutes(Hold.duration)
+    query = select(Hold.scheduled_at, ends).where(
+        Hold.user_id == user_id, Hold.consumed_at.is_(None), Hold.expires_at > now, Hold.scheduled_at < end,
+        Hold.scheduled_at > start - timedelta(days=1), ends > start)
+    if exclude is not None:
+        query = query.where(Hold.id != exclude)
+    return [Busy(first, last, rules.HOLD) for first, last in db.session.execute(query)]
 
 
 def busy_time(user_id: uuid.UUID, owner: Rules, sources: list[Source], start: datetime, end: datetime,
@@ -134,7 +142,7 @@ def availability(user_id: uuid.UUID, start: datetime, end: datetime, duration: i
     `settings_now`: the owner's resolved settings, when the caller has just read them."""
     owner, sources = settings_now or resolved(user_id)
     now = datetime.now(UTC)
-    found = busy_time(user_id, owner, sources, start, end, now)
+    found = rules.merged(busy_time(user_id, owner, sources, start, end, now))
     answer: dict[str, Any] = {"time_zone": owner.time_zone, "busy_as_of": busy_as_of(user_id, sources, now),
                               "busy": [b for b in found if b.end > start and b.start < end]}
     if duration is not None:

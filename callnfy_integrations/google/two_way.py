@@ -254,7 +254,9 @@ def request_sync(integration_id: uuid.UUID) -> bool:
     connection = redis_connection()
     if not connection.set(pending_key(integration_id), 1, nx=True, ex=PENDING_TTL):
         return False
-    options = {"result_ttl": 0, "failure_ttl": 7 * 86400,
+    # At the front of the calendar queue: another account's backlog of pushes must not hold up this
+    # calendar's changes (and its busy time). Syncs are coalesced per calendar, so pushes still run.
+    options = {"result_ttl": 0, "failure_ttl": 7 * 86400, "at_front": True,
                "job_id": f"google-sync-{integration_id}-{uuid.uuid4().hex[:8]}"}
     debounce = current_app.config["GOOGLE_SYNC_DEBOUNCE_SECONDS"]
     if debounce > 0:
