@@ -32,12 +32,14 @@ def subscription_remove(subscription_id):
 
 @blp.post("/subscriptions/<subscription_id>/lifecycle")
 def subscription_lifecycle(subscription_id):
-    """`{"lifecycleEvent": "reauthorizationRequired" | "subscriptionRemoved" | "missed"}`: POSTed to the
-    lifecycleNotificationUrl now; answers the delivery (the service's status)."""
-    event = (request.get_json(force=True, silent=True) or {}).get("lifecycleEvent")
+    """`{"lifecycleEvent": "reauthorizationRequired" | "subscriptionRemoved" | "missed", "pause": false}`:
+    POSTed to the lifecycleNotificationUrl now; answers the delivery (the service's status). `pause`
+    (reauthorizationRequired only): no change notifications until the client reauthorizes or renews."""
+    body = request.get_json(force=True, silent=True) or {}
+    event = body.get("lifecycleEvent")
     if event not in subscriptions.LIFECYCLE_EVENTS:
         return jsonify({"error": f"lifecycleEvent: one of {', '.join(subscriptions.LIFECYCLE_EVENTS)}"}), 400
-    delivery = subscriptions.lifecycle(subscription_id, event)
+    delivery = subscriptions.lifecycle(subscription_id, event, bool(body.get("pause")))
     if delivery is None:
         return jsonify({"error": "no such subscription, or it has no lifecycleNotificationUrl"}), 404
     return jsonify(delivery)

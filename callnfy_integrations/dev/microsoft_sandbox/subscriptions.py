@@ -183,6 +183,7 @@ def update(subscription_id):
         if message:
             return graph_error(400, "InvalidRequest", message)
         found["expirationDateTime"] = _stamp(expires)
+        found.pop("_paused", None)  # renewing reauthorizes too
         if body.get("notificationUrl"):
             found["notificationUrl"] = body["notificationUrl"]
         return jsonify(public(found))
@@ -205,7 +206,7 @@ def reauthorize(subscription_id):
         found, error = _owned("subscriptions.reauthorize", subscription_id)
         if error:
             return error
-        found.pop("_reauthorize", None)
+        found.pop("_paused", None)
         return "", 204
 
 
@@ -217,6 +218,8 @@ def changed(email: str, event: dict, change_type: str) -> None:
         if subscription["_email"] != email or subscription["_calendar"] != event["_calendar"]:
             continue
         if change_type not in subscription["changeType"].split(",") or live(subscription["id"]) is None:
+            continue
+        if subscription.get("_paused"):  # awaiting reauthorization: Graph drops these notifications
             continue
         resource = f"Users/{user_id(email)}/Events/{event['id']}"
         notification = {"subscriptionId": subscription["id"],
@@ -257,15 +260,19 @@ def send(url: str, notification: dict, entry: dict, wait: bool = False) -> dict:
     return record
 
 
-def lifecycle(subscription_id: str, event: str) -> dict | None:
+def lifecycle(subscription_id: str, event: str, pause: bool = False) -> dict | None:
     """Send a lifecycle notification (`reauthorizationRequired`, `subscriptionRemoved` — the subscription is
-    then gone —, or `missed`) to the subscription's lifecycleNotificationUrl; the delivery, or None."""
+    then gone —, or `missed`) to the subscription's lifecycleNotificationUrl; the delivery, or None.
+    With `pause` (reauthorizationRequired), change notifications stop until the client reauthorizes or
+    renews the subscription, as Graph does when a challenge goes unanswered."""
     with state().lock:
         found = state().subscriptions.get(subscription_id)
         if found is None or not found.get("lifecycleNotificationUrl"):
             return None
         if event == "subscriptionRemoved":
             del state().subscriptions[subscription_id]
+        elif event == "reauthorizationRequired" and pause:
+            found["_paused"] = True
         notification = {"subscriptionId": found["id"], "subscriptionExpirationDateTime": found["expirationDateTime"],
                         "tenantId": TENANT_ID, "clientState": found.get("clientState"), "lifecycleEvent": event}
     return send(found["lifecycleNotificationUrl"], notification, {"kind": "lifecycle", "lifecycleEvent": event},

@@ -23,14 +23,20 @@ from .store import state
 
 blp = Blueprint("microsoft_views", __name__)
 
+CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#Collection(event)"
 MAX_PAGE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)")
+
+
+def _arg(name: str) -> str | None:
+    """A query parameter; Graph's names are case-insensitive (`startdatetime` works too)."""
+    return next((v for k, v in request.args.items() if k.lower() == name.lower()), None)
 
 
 def _window():
     """(first, last) of startDateTime / endDateTime, or a Graph 400."""
     try:
-        first = times.parse_query_time(request.args.get("startDateTime"))
-        last = times.parse_query_time(request.args.get("endDateTime"))
+        first = times.parse_query_time(_arg("startDateTime"))
+        last = times.parse_query_time(_arg("endDateTime"))
     except ValueError:
         return None, graph_error(400, "ErrorInvalidParameter", "This request requires a time window specified "
                                  "by the query string parameters StartDateTime and EndDateTime.")
@@ -77,7 +83,7 @@ def _round(email: str, calendar_id: str, window: tuple, since: dict | None) -> t
     removed = [_removed(i) for i in sorted(known - ids)]
     after = {"email": email, "calendar": calendar_id, "window": window, "known": sorted(ids),
              "sequence": mailbox.mailbox(email)["sequence"]}
-    return [shown(e) for e in items] + removed, after
+    return [{"@odata.type": "#microsoft.graph.event", **shown(e)} for e in items] + removed, after
 
 
 def _sequence(email: str, instance: dict) -> int:
@@ -91,11 +97,11 @@ def _answer(items: list[dict], after: dict):
     if len(items) > size:
         token = secrets.token_urlsafe(24)
         state().skip_tokens[token] = {"items": items[size:], "after": after}
-        return respond({"@odata.nextLink": f"{request.base_url}?$skiptoken={token}",
+        return respond({"@odata.context": CONTEXT, "@odata.nextLink": f"{request.base_url}?$skiptoken={token}",
                         "value": items[:size]})
     token = secrets.token_urlsafe(24)
     state().delta_tokens[token] = after
-    return respond({"@odata.deltaLink": f"{request.base_url}?$deltatoken={token}",
+    return respond({"@odata.context": CONTEXT, "@odata.deltaLink": f"{request.base_url}?$deltatoken={token}",
                     "value": items})
 
 
@@ -122,11 +128,10 @@ def delta(calendar_id=None):
         found, error = calendar_for(email, calendar_id)
         if error:
             return error
-        args = request.args
-        if args.get("$skiptoken"):
-            return _next_page(email, found["id"], args["$skiptoken"])
-        if args.get("$deltatoken"):
-            since = state().delta_tokens.get(args["$deltatoken"])
+        if _arg("$skiptoken"):
+            return _next_page(email, found["id"], _arg("$skiptoken"))
+        if _arg("$deltatoken"):
+            since = state().delta_tokens.get(_arg("$deltatoken"))
             if since is None or (since["email"], since["calendar"]) != (email, found["id"]):
                 return _gone()
             return _answer(*_round(email, found["id"], since["window"], since))
