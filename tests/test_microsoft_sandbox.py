@@ -220,12 +220,12 @@ def test_calendar_view_expands_a_series_with_its_exception_and_removed_occurrenc
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "ErrorInvalidParameter"
 
 
-def delta_round(sandbox, token, url=None, page_size=2):
+def delta_round(sandbox, token, url=None, page_size=2, end="2026-12-01T00:00:00Z"):
     """Follow nextLinks to the deltaLink: (items, deltaLink, pages)."""
     items, pages = [], 0
     prefer = {"Prefer": f"odata.maxpagesize={page_size}"}
     response = requests.get(url, headers={"Authorization": f"Bearer {token}", **prefer}, timeout=10) if url else \
-        view(sandbox, token, path="/me/calendarView/delta", headers=prefer)
+        view(sandbox, token, path="/me/calendarView/delta", end=end, headers=prefer)
     while True:
         assert response.status_code == 200, response.text
         body, pages = response.json(), pages + 1
@@ -443,3 +443,87 @@ def test_reset_forgets_mailboxes_subscriptions_and_bookkeeping_but_not_tokens(sa
     assert sandbox.events() == [] and sandbox.control("get", "/subscriptions").json() == []
     assert requests.get(delta_link, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 410
     assert sandbox.api(token, "get", "/me").status_code == 200
+
+
+def test_chaos_holds_and_write_delay_work_on_graph_endpoints(sandbox, token):
+    import threading
+    import time
+
+    assert sandbox.control("post", "/chaos", json={"rate": 1, "faults": [{"status": 503}],
+                                                  "endpoints": ["events.get"], "seed": 1}).status_code == 200
+    assert sandbox.api(token, "get", "/me/events/any").json()["error"]["code"] == "ServiceUnavailable"
+    assert sandbox.control("get", "/chaos").json()["injected"] == {"events.get": 1}
+    sandbox.control("post", "/chaos", json={"rate": 0})
+
+    assert sandbox.control("post", "/hold", json={"endpoint": "events.create"}).status_code == 200
+    writer = threading.Thread(target=sandbox.api, args=(token, "post", "/me/events"), kwargs={"json": EVENT})
+    writer.start()
+    wait_for(lambda: sandbox.control("get", "/hold").json() == {"events.create": 1}, timeout=5)
+    assert sandbox.events() == []  # held before its work
+    sandbox.control("delete", "/hold")
+    writer.join(5)
+    assert len(sandbox.events()) == 1
+
+    sandbox.settings(write_delay=0.5)
+    started = time.monotonic()
+    slow = threading.Thread(target=sandbox.api, args=(token, "post", "/me/events"), kwargs={"json": EVENT})
+    slow.start()
+    assert sandbox.api(token, "get", "/me/events").status_code == 200 and time.monotonic() - started < 0.4
+    slow.join(5)
+    assert len(sandbox.events()) == 2
+
+
+def test_an_expired_access_token_is_401_and_a_refresh_brings_a_working_one(sandbox):
+    sandbox.settings(access_token_lifetime=0)
+    tokens = sandbox.tokens()
+    expired = sandbox.api(tokens["access_token"], "get", "/me/events")
+    assert expired.status_code == 401 and expired.json()["error"]["code"] == "InvalidAuthenticationToken"
+    sandbox.settings(access_token_lifetime=3599)
+    fresh = sandbox.token(grant_type="refresh_token", refresh_token=tokens["refresh_token"]).json()
+    assert sandbox.api(fresh["access_token"], "get", "/me/events").status_code == 200
+
+
+def test_a_calendar_subscription_and_delta_see_only_that_calendar(sandbox, token, receiver):
+    family = sandbox.control("post", f"/user/{EMAIL}/calendars", json={"name": "Family"}).json()
+    other = f"/me/calendars/{family['id']}"
+    created = subscribe(sandbox, token, receiver, resource=f"me/calendars/{family['id']}/events")
+    assert created.status_code == 201
+    assert subscribe(sandbox, token, receiver, resource="me/calendars/nope/events").status_code == 400
+    sandbox.api(token, "post", "/me/events", json=EVENT)  # the default calendar: not this subscription's
+    mine = sandbox.api(token, "post", f"{other}/events", json=EVENT).json()
+    wait_for(lambda: len(receiver.of("/notify")) == 1, timeout=5)
+    assert receiver.of("/notify")[0]["value"][0]["resourceData"]["id"] == mine["id"]
+
+    items, delta_link, _ = delta_round(sandbox, token, end="2026-12-31T00:00:00Z")
+    assert len(items) == 1 and items[0]["id"] != mine["id"]  # /me/calendarView/delta: the default calendar
+    family_items = sandbox.api(token, "get", f"{other}/calendarView/delta", params={
+        "startDateTime": "2026-11-01T00:00:00Z", "endDateTime": "2026-12-31T00:00:00Z"}).json()
+    assert [i["id"] for i in family_items["value"]] == [mine["id"]]
+    crossed = requests.get(delta_link.replace("/me/calendarView", f"{other}/calendarView"), timeout=5,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert crossed.status_code == 410  # a token belongs to its calendar
+
+
+def test_the_sandbox_runs_standalone(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "callnfy_integrations.dev.microsoft_sandbox", "--port",
+                                str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert "Microsoft sandbox on" in process.stdout.readline()
+
+        def answers():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/v1.0/me", timeout=1).status_code == 401
+            except requests.ConnectionError:
+                return False
+
+        wait_for(answers, timeout=10)
+    finally:
+        process.terminate()
+        process.wait(10)
