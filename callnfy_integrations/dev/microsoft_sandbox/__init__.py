@@ -10,8 +10,9 @@ links with 410 `syncStateNotFound`, and the 4,230-minute subscription limit. Sta
 process. The Microsoft provider of the service is not built yet; this sandbox comes first.
 
 `store` owns the state, `mailbox` the events model, `times` time zones and recurrence; `oauth`,
-`graph`, `views` (calendarView, delta) and `subscriptions` are the Microsoft endpoints; `control` the
-`/sandbox/*` endpoints for tests, `owner` the mailbox owner acting in Outlook (`/sandbox/user/*`).
+`graph`, `views` (calendarView, delta) and `subscriptions` are the Microsoft endpoints (`common`:
+what every Graph handler does); `control` the `/sandbox/*` endpoints for tests, `owner` the mailbox
+owner acting in Outlook (`/sandbox/user/*`).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ import requests
 from flask import Blueprint, jsonify, request
 
 from . import mailbox
+from .common import READ, authorized, begin, json_body
 from .errors import graph_error
 from .store import CLIENT_ID, TENANT_ID, state, user_id
 
@@ -112,8 +113,6 @@ def live(subscription_id: str, email: str | None = None) -> dict | None:
 
 @blp.post("/subscriptions")
 def create():
-    from .graph import READ, authorized, begin, json_body
-
     early = begin("subscriptions.create")
     if early:
         return early
@@ -148,8 +147,6 @@ def create():
 
 def _owned(name: str, subscription_id: str):
     """(the live subscription of the caller, None) or (None, the error to answer)."""
-    from .graph import READ, authorized, begin
-
     early = begin(name)
     if early:
         return None, early

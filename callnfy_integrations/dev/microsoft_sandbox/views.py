@@ -17,8 +17,8 @@ import secrets
 from flask import Blueprint, request
 
 from . import mailbox, times
+from .common import READ, authorized, begin, calendar_for, page, respond, shown
 from .errors import graph_error
-from .graph import READ, authorized, begin, calendar_for, page, respond, shown
 from .store import state
 
 blp = Blueprint("microsoft_views", __name__)
