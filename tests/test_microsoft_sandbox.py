@@ -155,6 +155,8 @@ def test_events_are_answered_in_utc_or_the_preferred_zone_and_patch_delete_404(s
     assert patched.status_code == 200 and patched.json()["subject"] == "Moved"
     assert patched.json()["changeKey"] != created["changeKey"] and patched.json()["showAs"] == "tentative"
     assert patched.json()["end"] == created["end"]  # only what the PATCH names changes
+    inverted = sandbox.api(token, "patch", one, json={"start": {"dateTime": "2026-12-02T11:00:00", "timeZone": "UTC"}})
+    assert inverted.status_code == 400 and sandbox.api(token, "get", one).json()["subject"] == "Moved"
     backwards = sandbox.api(token, "post", "/me/events", json={**EVENT, "end": EVENT["start"] | {
         "dateTime": "2026-12-01T09:00:00"}})
     assert backwards.status_code == 400
@@ -431,6 +433,9 @@ def test_the_owner_edits_in_outlook_and_a_stranger_invites(sandbox, token, recei
     wait_for(lambda: len(receiver.of("/notify")) == 6, timeout=5)
     family = sandbox.control("post", f"/user/{EMAIL}/calendars", json={"name": "Family", "canEdit": False}).json()
     assert sandbox.api(token, "post", f"/me/calendars/{family['id']}/events", json=EVENT).status_code == 403
+    theirs = sandbox.control("post", f"/user/{EMAIL}/events", json={**EVENT, "calendarId": family["id"]}).json()
+    assert sandbox.api(token, "patch", f"/me/events/{theirs['id']}", json={"subject": "x"}).status_code == 403
+    assert sandbox.api(token, "delete", f"/me/events/{theirs['id']}").status_code == 403
     assert len(sandbox.api(token, "get", "/me/calendars").json()["value"]) == 2
 
 

@@ -10,6 +10,8 @@ Calendars.ReadWrite, writing Calendars.ReadWrite, `/me` User.Read, mailboxSettin
 
 from __future__ import annotations
 
+import copy
+
 from flask import Blueprint, jsonify, request
 
 from . import mailbox, subscriptions
@@ -122,11 +124,14 @@ def _transaction(email: str, transaction_id: str | None) -> dict | None:
     return box["events"].get(box["transactions"].get(transaction_id, ""))
 
 
-def _existing(email: str, calendar_id: str | None, event_id: str):
-    """(master, occurrence or None, None) for an item of this mailbox (and calendar, when given)."""
+def _existing(email: str, calendar_id: str | None, event_id: str, write: bool = False):
+    """(master, occurrence or None, None) for an item of this mailbox (and calendar, when given);
+    a write to a calendar the user cannot edit is 403."""
     master, occurrence = mailbox.find(email, event_id)
     if master is None or (calendar_id and master["_calendar"] != calendar_id):
         return None, None, graph_error(404)
+    if write and not mailbox.calendar(email, master["_calendar"])["canEdit"]:
+        return None, None, graph_error(403)
     return master, occurrence, None
 
 
@@ -162,9 +167,13 @@ def update(event_id, calendar_id=None):
     if problem:
         return graph_error(400, *problem)
     with state().lock:
-        master, occurrence, error = _existing(email, calendar_id, event_id)
+        master, occurrence, error = _existing(email, calendar_id, event_id, write=True)
         if error:
             return error
+        changed = copy.deepcopy(occurrence or master)
+        mailbox.apply_patch(changed, body)
+        if mailbox.end_before_start(changed):
+            return graph_error(400, *mailbox.END_BEFORE_START)
         if occurrence is not None:  # changing one occurrence makes it an exception of the series
             exceptions = master.setdefault("_exceptions", {})
             exceptions[occurrence["_key"]] = {**exceptions.get(occurrence["_key"], {}), **body}
@@ -187,7 +196,7 @@ def delete(event_id, calendar_id=None):
     if error:
         return error
     with state().lock:
-        master, occurrence, error = _existing(email, calendar_id, event_id)
+        master, occurrence, error = _existing(email, calendar_id, event_id, write=True)
         if error:
             return error
         remove(email, master, occurrence)
