@@ -218,6 +218,12 @@ def test_calendar_view_expands_a_series_with_its_exception_and_removed_occurrenc
     assert len([i for i in after if i.get("seriesMasterId")]) == 8 and third["id"] not in [i["id"] for i in after]
     assert [i["type"] for i in after if i["id"] == second["id"]] == ["exception"]
     assert view(sandbox, token, end="2026-11-01T01:00:00Z").json()["value"] == []
+    first = sandbox.api(token, "get", "/me/calendarView", params={"startDateTime": "2026-11-01T00:00:00+00:00",
+                                                                   "endDateTime": "2026-12-01T00:00:00+00:00",
+                                                                   "$top": 5}).json()
+    rest = sandbox.api(token, "get", first["@odata.nextLink"].split("/v1.0", 1)[1]).json()
+    assert [i["id"] for i in first["value"] + rest["value"]] == [i["id"] for i in after]
+    assert "@odata.nextLink" not in rest
     missing = sandbox.api(token, "get", "/me/calendarView")
     assert missing.status_code == 400 and missing.json()["error"]["code"] == "ErrorInvalidParameter"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import urlencode
 
 from flask import jsonify, request
 
 from ..google_sandbox.control import intercept
-from . import mailbox
+from . import mailbox, times
 from .errors import graph_error
 from .oauth import bearer
 from .store import state
@@ -42,7 +43,7 @@ def prefer_zone() -> str:
     match = PREFER_ZONE.search(request.headers.get("Prefer", ""))
     if match:
         try:
-            mailbox.times.zone(match.group(1))
+            times.zone(match.group(1))
             return match.group(1)
         except ValueError:
             pass
@@ -88,5 +89,5 @@ def page(items: list[dict]) -> dict:
     body: dict = {"value": items[skip:skip + top]}
     if skip + top < len(items):
         args = {**request.args.to_dict(), "$skip": str(skip + top)}
-        body["@odata.nextLink"] = request.base_url + "?" + "&".join(f"{k}={v}" for k, v in args.items())
+        body["@odata.nextLink"] = f"{request.base_url}?{urlencode(args, safe='$:')}"
     return body

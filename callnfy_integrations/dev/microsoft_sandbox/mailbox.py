@@ -15,7 +15,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from . import times
-from .store import state, user_id
+from .store import state
 
 SHOW_AS = ("free", "tentative", "busy", "oof", "workingElsewhere", "unknown")
 READ_ONLY = {"id", "createdDateTime", "lastModifiedDateTime", "changeKey", "@odata.etag", "iCalUId", "type",
@@ -85,7 +85,7 @@ def validate(body: dict, *, partial: bool = False) -> tuple[str, str] | None:
         return "BadRequest", f"Cannot convert the literal '{body['showAs']}' to the expected type 'freeBusyStatus'."
     if body.get("recurrence") is not None:
         try:
-            times._rule_parts((body["recurrence"] or {}).get("pattern") or {})
+            times.rule_parts((body["recurrence"] or {}).get("pattern") or {})
         except (KeyError, ValueError, TypeError):
             return "BadRequest", "The recurrence pattern is not valid."
     return None
@@ -238,7 +238,3 @@ def find(email: str, event_id: str) -> tuple[dict | None, dict | None]:
         if instance["_key"] == key:
             return master, instance
     return None, None
-
-
-def owner_id(email: str) -> str:
-    return user_id(email)

@@ -68,7 +68,7 @@ def parse_query_time(text: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _rule_parts(pattern: dict) -> dict:
+def rule_parts(pattern: dict) -> dict:
     kind = pattern.get("type")
     days = [weekday(DAYS.index(d)) for d in pattern.get("daysOfWeek") or []]
     index = INDEX.get(pattern.get("index") or "first", 1)
@@ -100,7 +100,7 @@ def occurrences(recurrence: dict, start: dict, until: datetime) -> list[datetime
     first = moment(start).astimezone(event_zone)
     span = recurrence.get("range") or {}
     begin = date.fromisoformat(span.get("startDate") or first.date().isoformat())
-    parts = _rule_parts(recurrence.get("pattern") or {})
+    parts = rule_parts(recurrence.get("pattern") or {})
     dtstart = datetime.combine(begin, first.time())  # naive wall clock: DST keeps the time of day
     if span.get("type") == "numbered":
         parts["count"] = int(span.get("numberOfOccurrences") or 1)
