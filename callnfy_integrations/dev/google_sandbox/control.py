@@ -5,6 +5,9 @@ endpoint (`POST /sandbox/fail` or `SandboxState.script`), answers with the next 
 work. The endpoint module renders it, so a scripted error has the same JSON shape as a real one.
 Failing at random instead (`POST /sandbox/chaos`, `SandboxState.set_chaos`): each call fails with a
 given probability, with a fault picked from a list — an error, or a stall after the work is done.
+
+`control_blueprint` builds the provider-neutral endpoints over a state lookup; the Microsoft sandbox
+uses it too, with its own state.
 """
 
 from __future__ import annotations
@@ -12,18 +15,18 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from functools import partial
 
 from flask import Blueprint, after_this_request, jsonify, make_response, request
 
-from .store import state
-
-blp = Blueprint("sandbox_control", __name__)
+from .store import SandboxState, state
 
 
-def intercept(name: str, render: Callable, log: bool = True):
+def intercept(name: str, render: Callable, log: bool = True, sandbox: SandboxState | None = None):
     """Count and log this call; the next scripted response for `name` (rendered), or None to go on.
 
     `render(status, reason, message)` returns the endpoint's error response; reason and message may be None.
+    `sandbox`: the state to use (default: the Google sandbox's).
     """
     entry = None
     if log:
@@ -33,7 +36,7 @@ def intercept(name: str, render: Callable, log: bool = True):
                  "query": dict(request.args), "body": body}
         if request.form:  # revoke sends its token form-encoded; JSON requests have no such key
             entry["form"] = request.form.to_dict()
-    sandbox = state()
+    sandbox = sandbox or state()
     with sandbox.lock:
         sandbox.calls[name] = sandbox.calls.get(name, 0) + 1  # a scripted response is a call too
         if entry is not None:
@@ -60,26 +63,22 @@ def intercept(name: str, render: Callable, log: bool = True):
     return response
 
 
-@blp.get("/calls")
-def calls():
-    with state().lock:
-        return jsonify(dict(state().calls))
+def _calls(lookup: Callable[[], SandboxState]):
+    with lookup().lock:
+        return jsonify(dict(lookup().calls))
 
 
-@blp.get("/requests")
-def requests_log():
-    with state().lock:
-        return jsonify(list(state().requests))
+def _requests_log(lookup: Callable[[], SandboxState]):
+    with lookup().lock:
+        return jsonify(list(lookup().requests))
 
 
-@blp.post("/reset")
-def reset():
-    state().reset()
+def _reset(lookup: Callable[[], SandboxState]):
+    lookup().reset()
     return "", 204
 
 
-@blp.post("/fail")
-def fail():
+def _fail(lookup: Callable[[], SandboxState]):
     """`{"endpoint": ..., "responses": [{"status": 429, ...}, ...], "delay": s}`; delay = default `sleep`."""
     body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
@@ -90,20 +89,19 @@ def fail():
             response = {**response, "sleep": body["delay"]}
         responses.append(response)
     try:
-        state().script(body.get("endpoint", ""), *responses)
+        lookup().script(body.get("endpoint", ""), *responses)
     except (ValueError, TypeError) as exc:
         return jsonify({"error": str(exc)}), 400
-    with state().lock:
-        pending = len(state().failures.get(body["endpoint"], []))
+    with lookup().lock:
+        pending = len(lookup().failures.get(body["endpoint"], []))
     return jsonify({"endpoint": body["endpoint"], "pending": pending})
 
 
-@blp.route("/chaos", methods=["GET", "POST"])
-def chaos():
+def _chaos(lookup: Callable[[], SandboxState]):
     """POST `{"rate": 0.1, "faults": [{"status": 503}, {"status": 429, "retryAfter": 1}, {"stall": 11}],
     "endpoints": [...], "seed": 1}` fails that fraction of calls at random (`rate` 0: off); GET answers
     the setting, `injected` (failures injected so far per endpoint) and `injectedFaults` (per kind)."""
-    sandbox = state()
+    sandbox = lookup()
     if request.method == "POST":
         body = request.get_json(force=True, silent=True)
         if not isinstance(body, dict):
@@ -118,11 +116,10 @@ def chaos():
                         "injectedFaults": dict(sandbox.injected_faults)})
 
 
-@blp.route("/hold", methods=["GET", "POST", "DELETE"])
-def hold():
+def _hold(lookup: Callable[[], SandboxState]):
     """POST `{"endpoint": "events.update"}`: calls to it wait before doing their work until DELETE
     (which releases every hold); GET answers how many calls wait at each endpoint now."""
-    sandbox = state()
+    sandbox = lookup()
     if request.method == "POST":
         body = request.get_json(force=True, silent=True)
         try:
@@ -135,11 +132,27 @@ def hold():
         return jsonify({name: count for name, count in sandbox.held.items() if count})
 
 
-@blp.post("/settings")
-def settings():
-    with state().lock:
-        state().settings.update(request.get_json(force=True))
-        return jsonify(state().settings)
+def _settings(lookup: Callable[[], SandboxState]):
+    with lookup().lock:
+        lookup().settings.update(request.get_json(force=True))
+        return jsonify(lookup().settings)
+
+
+def control_blueprint(name: str, lookup: Callable[[], SandboxState]) -> Blueprint:
+    """The `/sandbox/*` endpoints every sandbox has (calls, requests, reset, fail, chaos, hold, settings),
+    over the state `lookup()` answers."""
+    blp = Blueprint(name, __name__)
+    blp.add_url_rule("/calls", "calls", partial(_calls, lookup), methods=["GET"])
+    blp.add_url_rule("/requests", "requests_log", partial(_requests_log, lookup), methods=["GET"])
+    blp.add_url_rule("/reset", "reset", partial(_reset, lookup), methods=["POST"])
+    blp.add_url_rule("/fail", "fail", partial(_fail, lookup), methods=["POST"])
+    blp.add_url_rule("/chaos", "chaos", partial(_chaos, lookup), methods=["GET", "POST"])
+    blp.add_url_rule("/hold", "hold", partial(_hold, lookup), methods=["GET", "POST", "DELETE"])
+    blp.add_url_rule("/settings", "settings", partial(_settings, lookup), methods=["POST"])
+    return blp
+
+
+blp = control_blueprint("sandbox_control", state)
 
 
 @blp.get("/channels")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from flask import Flask
 
@@ -41,8 +42,13 @@ def _default_settings() -> dict:
 
 @dataclass
 class SandboxState:
-    """Everything the sandbox knows. Handlers run in threads: mutate under `lock`, never sleep holding it."""
+    """Everything the sandbox knows. Handlers run in threads: mutate under `lock`, never sleep holding it.
 
+    The scripting, chaos and hold machinery is shared with the Microsoft sandbox, whose state subclasses
+    this one with its own `scriptable` endpoints and `resettable` collections.
+    """
+
+    scriptable: ClassVar[tuple[str, ...]] = SCRIPTABLE
     lock: threading.RLock = field(default_factory=threading.RLock)
     codes: dict = field(default_factory=dict)
     refresh_tokens: dict = field(default_factory=dict)
@@ -73,8 +79,8 @@ class SandboxState:
         Each is a status code or a dict: `status` (4xx/5xx), optional `reason`, `message`, `retryAfter`
         (the Retry-After header) and `sleep` (seconds to stall before answering).
         """
-        if endpoint not in SCRIPTABLE:
-            raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(SCRIPTABLE)}")
+        if endpoint not in self.scriptable:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(self.scriptable)}")
         queued = [_checked(response, SCRIPTED_KEYS) for response in responses]
         with self.lock:
             self.failures.setdefault(endpoint, []).extend(queued)
@@ -93,10 +99,10 @@ class SandboxState:
         `injected_faults` per kind (the status, or "stall")."""
         if not 0 <= rate <= 1:
             raise ValueError("rate must be between 0 and 1")
-        endpoints = list(endpoints or SCRIPTABLE)
-        unknown = set(endpoints) - set(SCRIPTABLE)
+        endpoints = list(endpoints or self.scriptable)
+        unknown = set(endpoints) - set(self.scriptable)
         if unknown:
-            raise ValueError(f"unknown endpoints {sorted(unknown)}; one of {', '.join(SCRIPTABLE)}")
+            raise ValueError(f"unknown endpoints {sorted(unknown)}; one of {', '.join(self.scriptable)}")
         checked = [_checked(fault, CHAOS_KEYS, status_required=False) for fault in faults]
         if rate and not checked:
             raise ValueError("faults: at least one is required")
@@ -120,8 +126,8 @@ class SandboxState:
     def hold(self, endpoint: str) -> None:
         """Make calls to `endpoint` wait (counted, before their work) until `release`: a test pauses a
         write mid-flight to drive a race deterministically."""
-        if endpoint not in SCRIPTABLE:
-            raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(SCRIPTABLE)}")
+        if endpoint not in self.scriptable:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {', '.join(self.scriptable)}")
         with self.lock:
             self.holds.setdefault(endpoint, threading.Event())
 
@@ -145,12 +151,16 @@ class SandboxState:
             with self.lock:
                 self.held[endpoint] -= 1
 
+    def resettable(self) -> tuple:
+        """The provider's collections `reset` empties, beside the test bookkeeping."""
+        return self.calendars, self.channels, self.sync_tokens
+
     def reset(self) -> None:
         """Forget calendars, channels, sync tokens and test bookkeeping (random failures included);
         tokens and codes stay valid."""
         with self.lock:
-            for collection in (self.calls, self.requests, self.failures, self.calendars, self.channels,
-                               self.sync_tokens, self.injected, self.injected_faults):
+            for collection in (self.calls, self.requests, self.failures, self.injected, self.injected_faults,
+                               *self.resettable()):
                 collection.clear()
             self.chaos = None
         self.release()
