@@ -91,9 +91,13 @@ def _require_scheduled(appointment: Appointment, action: str) -> None:
 
 def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
                        changes: dict[str, Any]) -> Appointment:
-    """Reschedule, change duration or notes, or correct the customer's details (scheduled only)."""
+    """Reschedule, change duration or notes, or correct the customer's details (scheduled only).
+
+    Every change records `appointment.updated` (what calendar sync follows); a new time or duration
+    records `appointment.rescheduled` too (a webhook event, with the time and duration it had)."""
     appointment = get_appointment(user_id, appointment_id, for_update=True)
     _require_scheduled(appointment, "change")
+    previous_at, previous_duration = appointment.scheduled_at, appointment.duration
     customer = appointment.customer
     if "customer_phone" in changes:
         # A corrected number may belong to a known customer (keep their details unless given)
@@ -113,6 +117,9 @@ def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
     appointment.version += 1
     db.session.flush()
     _record(registry.APPOINTMENT_UPDATED, appointment)
+    if (appointment.scheduled_at, appointment.duration) != (previous_at, previous_duration):
+        record_event(appointment.user_id, registry.APPOINTMENT_RESCHEDULED,
+                     payloads.rescheduled_payload(appointment, previous_at, previous_duration))
     db.session.flush()
     return appointment
 

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ..appointments.models import Appointment
-from ..appointments.payloads import appointment_payload
+from ..appointments.payloads import appointment_payload, rescheduled_payload
 from ..calls.models import Call
 from ..calls.service import call_payload
 from ..crypto import secret_box
@@ -31,8 +31,8 @@ from ..users.service import ensure_user
 from .hook_urls import validate_hook_url
 from .models import CANCELLED, KEY_REVOKED, PENDING, SUBSCRIPTION_DELETED, WebhookDelivery, ZapierSubscription
 
-ZAPIER_EVENTS = (registry.APPOINTMENT_CREATED, registry.APPOINTMENT_CANCELLED, registry.APPOINTMENT_COMPLETED,
-                 registry.CALL_RECEIVED)
+ZAPIER_EVENTS = (registry.APPOINTMENT_CREATED, registry.APPOINTMENT_RESCHEDULED, registry.APPOINTMENT_CANCELLED,
+                 registry.APPOINTMENT_COMPLETED, registry.CALL_RECEIVED)
 KEY_PREFIX = "czp_"
 KEY_LENGTH = 40
 _KEY_ALPHABET = string.ascii_letters + string.digits
@@ -182,4 +182,6 @@ def _example_payload(event: str) -> dict[str, Any]:
         status={registry.APPOINTMENT_CANCELLED: "cancelled", registry.APPOINTMENT_COMPLETED: "completed"}.get(
             event, "scheduled"),
         cancelled_at=at, cancel_reason="Customer requested cancellation", completed_at=at)
+    if event == registry.APPOINTMENT_RESCHEDULED:  # moved from the day before, and made longer
+        return rescheduled_payload(appointment, datetime(2025, 12, 22, 15, 30, tzinfo=UTC), 20)
     return appointment_payload(event, appointment)
