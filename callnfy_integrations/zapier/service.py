@@ -24,7 +24,7 @@ from ..errors import NotFound, Unauthorized, ValidationFailed
 from ..events import registry
 from ..events.models import Event
 from ..extensions import db
-from ..integrations.models import ZAPIER, Integration
+from ..integrations.models import GOOGLE_CALENDAR, ZAPIER, Integration
 from ..integrations.service import ZAPIER_API_KEY_FIELD, zapier_webhook_url
 from ..public_ids import EVENT, encode
 from ..users.service import ensure_user
@@ -81,6 +81,14 @@ def revoke_key(user_id: uuid.UUID) -> None:
 
 def authenticate_key(path_user_id: str, presented: str | None) -> uuid.UUID:
     """The user id when `presented` is the live key of `path_user_id`; otherwise 401, whatever failed."""
+    user_id = key_owner(presented)
+    if str(user_id) != path_user_id:
+        raise Unauthorized()
+    return user_id
+
+
+def key_owner(presented: str | None) -> uuid.UUID:
+    """The user whose live key `presented` is (the key alone: /zapier/v1); otherwise 401, whatever failed."""
     if not presented or not presented.startswith(KEY_PREFIX) or len(presented) != len(KEY_PREFIX) + KEY_LENGTH:
         raise Unauthorized()
     digest = hash_key(presented)
@@ -88,9 +96,17 @@ def authenticate_key(path_user_id: str, presented: str | None) -> uuid.UUID:
         select(Integration.user_id, Integration.api_key_hash)
         .where(Integration.api_key_hash == digest, Integration.provider == ZAPIER)
     ).one_or_none()
-    if row is None or not hmac.compare_digest(row.api_key_hash, digest) or str(row.user_id) != path_user_id:
+    if row is None or not hmac.compare_digest(row.api_key_hash, digest):
         raise Unauthorized()
     return row.user_id
+
+
+def account(user_id: uuid.UUID) -> dict[str, Any]:
+    """What the Zapier app shows of the account its key belongs to (`GET /zapier/v1/me`)."""
+    calendar_email = db.session.scalar(select(Integration.email).where(
+        Integration.user_id == user_id, Integration.provider == GOOGLE_CALENDAR))
+    return {"userId": str(user_id), "webhookUrl": zapier_webhook_url(user_id), "events": list(ZAPIER_EVENTS),
+            "calendarEmail": calendar_email}
 
 
 def subscribe(user_id: uuid.UUID, hook_url: str, event: str) -> tuple[ZapierSubscription, bool]:
