@@ -127,8 +127,8 @@ def test_create_books_like_post_appointments(account):
     assert account.client.get(f"/appointments/{data['id']}", headers=account.headers).json["data"] == data
     assert count(Event, account.user_id, Event.type == "appointment.created") == 1
     # The JWT API's validation: a 400 naming the field, nothing written.
-    bad = z(account, "post", "/appointments", json=appointment_body(duration=0, holdId="hold_x"))
-    assert bad.status_code == 400 and set(bad.json["error"]["details"]) == {"duration", "holdId"}
+    bad = z(account, "post", "/appointments", json=appointment_body(duration=0, holdId="hold_x", requireFree=1))
+    assert bad.status_code == 400 and set(bad.json["error"]["details"]) == {"duration", "holdId", "requireFree"}
     assert count(Appointment, account.user_id) == 1
 
 
