@@ -53,6 +53,8 @@ def explore(test):
 # Statuses the fuzzing saw, per operation; and those it cannot reach, with the test that shows each.
 SEEN: dict[tuple[str, str], set[str]] = defaultdict(set)
 RATE_LIMIT_TEST = "tests/test_zapier_hooks.py::test_failed_key_checks_are_rate_limited_per_address_and_account"
+ZAPIER_ACTIONS = "tests/test_zapier_actions.py::"
+ZAPIER_RATE_LIMIT_TEST = ZAPIER_ACTIONS + "test_failed_key_checks_are_rate_limited_per_address_and_key"
 ELSEWHERE = {
     ("GET", "/readyz", "503"): "tests/test_health.py::test_readyz_is_503_naming_what_is_down",
     ("POST", "/integrations/google/connect", "409"):
@@ -92,6 +94,19 @@ ELSEWHERE = {
         "tests/test_google_two_way.py::test_a_burst_of_50_notifications_makes_at_most_two_list_calls",
     ("POST", "/webhooks/google/calendar", "429"):
         "tests/test_google_two_way.py::test_notifications_are_rate_limited_per_client_address",
+    **{(method, path, "429"): ZAPIER_RATE_LIMIT_TEST
+       for method, path in (("GET", "/zapier/v1/me"), ("GET", "/zapier/v1/appointments"),
+                            ("POST", "/zapier/v1/appointments"),
+                            ("POST", "/zapier/v1/appointments/{appointment_id}/reschedule"),
+                            ("POST", "/zapier/v1/appointments/{appointment_id}/cancel"),
+                            ("POST", "/zapier/v1/appointments/{appointment_id}/complete"),
+                            ("GET", "/zapier/v1/customers"), ("GET", "/zapier/v1/availability/slots"))},
+    ("POST", "/zapier/v1/appointments", "200"): ZAPIER_ACTIONS + "test_the_same_idempotency_key_answers_the_first_"
+                                                                 "appointment_and_another_request_is_409",
+    ("POST", "/zapier/v1/appointments", "409"): ZAPIER_ACTIONS + "test_require_free_refuses_a_taken_slot_with_a_"
+                                                                 "message_a_zap_user_understands",
+    ("POST", "/zapier/v1/appointments/{appointment_id}/reschedule", "409"):
+        ZAPIER_ACTIONS + "test_reschedule_cancel_and_complete_answer_404_and_409_as_the_jwt_api",
 }
 
 
@@ -138,15 +153,24 @@ def use_real_ids(case, account) -> None:
             parameters[name] = account.ids[name]
 
 
+# Searches that need one of two query parameters: a rule a list of parameters cannot state.
+EITHER_PARAMETER = {("GET", "/zapier/v1/customers"): ("phone", "email"),
+                    ("GET", "/zapier/v1/appointments"): ("customerPhone", "customerEmail")}
+
+
 def breaks_a_rule_between_fields(case) -> bool:
     """A schema-valid request that breaks a rule between its fields, which a document cannot state (each
-    a 400 naming the field, shown by tests/test_availability.py): an availability window whose `to` is
-    not after `from` or more than 31 days after it; working hours whose interval ends before it starts,
-    or overlaps the one before."""
+    a 400 naming the field, shown by tests/test_availability.py and tests/test_zapier_actions.py): an
+    availability window whose `to` is not after `from` or more than 31 days after it; working hours whose
+    interval ends before it starts, or overlaps the one before; a Zapier search with neither of its two
+    parameters."""
     from datetime import datetime, timedelta
 
     if case.meta is not None and case.meta.generation.mode.is_negative:
         return False  # a schema-invalid request is refused anyway
+    either = EITHER_PARAMETER.get((case.method.upper(), case.path))
+    if either:
+        return not any(name in (case.query or {}) for name in either)
     if (case.method.upper(), case.path) == ("PUT", "/integrations/availability/settings"):
         days = case.body.get("workingHours") if isinstance(case.body, dict) else None
         return isinstance(days, dict) and any(_out_of_order(intervals) for intervals in days.values())

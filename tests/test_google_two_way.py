@@ -223,6 +223,7 @@ def test_a_google_side_move_reschedules_and_a_delete_cancels_and_zapier_hears_it
     event_id = tuser.appointment(created["id"])["googleSync"]["eventId"]
     tuser.settle()  # the echo of our own push
     subscribe(tuser, receiver, "appointment.cancelled")
+    subscribe(tuser, receiver, "appointment.rescheduled")
     writes_before = len(sandbox.writes())
 
     tuser.google_patch(event_id, start={"dateTime": "2026-12-03T11:30:00+00:00"},
@@ -236,8 +237,13 @@ def test_a_google_side_move_reschedules_and_a_delete_cancels_and_zapier_hears_it
     tuser.settle()
     cancelled = tuser.appointment(created["id"])
     assert cancelled["status"] == "cancelled" and cancelled["cancelReason"] == "Cancelled in Google Calendar"
-    wait_for(lambda: receiver.requests, timeout=10)
-    body = json.loads(receiver.requests[0].body)
+    wait_for(lambda: len(receiver.requests) == 2, timeout=10)
+    bodies = {b["event"]: b for b in (json.loads(r.body) for r in receiver.requests)}
+    rescheduled = bodies["appointment.rescheduled"]["data"]
+    assert rescheduled["id"] == created["id"]
+    assert (rescheduled["scheduledAt"], rescheduled["duration"]) == ("2026-12-03T11:30:00.000Z", 60)
+    assert (rescheduled["previousScheduledAt"], rescheduled["previousDuration"]) == ("2026-12-03T10:00:00.000Z", 30)
+    body = bodies["appointment.cancelled"]
     assert body["event"] == "appointment.cancelled" and body["data"]["id"] == created["id"]
     assert body["data"]["reason"] == "Cancelled in Google Calendar"
     assert len(sandbox.writes()) == writes_before  # neither change was pushed back

@@ -6,7 +6,8 @@ import pytest
 from callnfy_integrations import create_app
 from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver  # noqa: F401
 
-EVENTS = ["appointment.created", "appointment.cancelled", "appointment.completed", "call.received"]
+EVENTS = ["appointment.created", "appointment.rescheduled", "appointment.cancelled", "appointment.completed",
+          "call.received"]
 
 
 def test_auth_test_returns_user_and_events(account):

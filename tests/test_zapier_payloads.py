@@ -220,3 +220,40 @@ def test_samples_without_any_event_follow_the_spec(account):
         [example] = account.hook("get", f"/samples/{event}").json["data"]
         assert_follows_the_spec(example)
         assert example["event"] == event and example["data"]["customerName"] == "John Doe"
+
+
+# `appointment.rescheduled` is ours, not the spec's: every `data` field of `appointment.created` (the
+# spec's and our documented extras) plus the time and duration the appointment had before.
+RESCHEDULED_FIELDS = {**{name: kind(value) for name, value in spec_values("appointment.created").items()},
+                      **EXTRAS["appointment.created"], "previousScheduledAt": "timestamp", "previousDuration": "int"}
+
+
+def test_rescheduled_is_sent_for_a_new_time_or_duration_only_with_the_previous_ones(hooks_app, account, receiver):
+    account.subscribe(receiver.url("/rescheduled"), "appointment.rescheduled")
+    [example] = account.hook("get", "/samples/appointment.rescheduled").json["data"]
+    booked = account.book(scheduledAt="2026-12-01T10:00:00.000Z", duration=30)
+    path = f"/appointments/{booked['id']}"
+    notes_only = account.client.patch(path, headers=account.headers, json={"notes": "bring the forms"})
+    moved = account.client.patch(path, headers=account.headers, json={"scheduledAt": "2026-12-02T11:15:00Z"})
+    same_time = account.client.patch(path, headers=account.headers, json={"scheduledAt": "2026-12-02T11:15:00Z"})
+    longer = account.client.patch(path, headers=account.headers, json={"duration": 45})
+    assert [r.status_code for r in (notes_only, moved, same_time, longer)] == [200] * 4
+
+    run_worker(hooks_app)
+
+    bodies = [Webhook(account.api_key.encode()).verify(r.body, r.headers) for r in receiver.requests]
+    assert [b["event"] for b in bodies] == ["appointment.rescheduled"] * 2  # not for notes, not for the same time
+    first, second = sorted(bodies, key=lambda b: b["data"]["duration"])
+    for body in (first, second):
+        assert {k: kind(v) for k, v in body["data"].items()} == RESCHEDULED_FIELDS
+        assert body["data"]["id"] == booked["id"] and body["data"]["customerId"] == booked["customerId"]
+    assert (first["data"]["previousScheduledAt"], first["data"]["previousDuration"]) == ("2026-12-01T10:00:00.000Z", 30)
+    assert (first["data"]["scheduledAt"], first["data"]["duration"]) == ("2026-12-02T11:15:00.000Z", 30)
+    assert (second["data"]["previousScheduledAt"], second["data"]["previousDuration"]) == (
+        "2026-12-02T11:15:00.000Z", 30)
+    assert (second["data"]["scheduledAt"], second["data"]["duration"]) == ("2026-12-02T11:15:00.000Z", 45)
+    assert second["data"]["notes"] == "bring the forms"
+    # The example Zapier shows before any event has the live shape; afterwards, the live bodies.
+    assert shape(example) == shape(first) and example["data"]["previousScheduledAt"] != example["data"]["scheduledAt"]
+    samples = account.hook("get", "/samples/appointment.rescheduled").json["data"]
+    assert first in samples and second in samples

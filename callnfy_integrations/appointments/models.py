@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -30,6 +30,7 @@ SYNC_OFF = "off"
 SYNC_STATES = (SYNC_PENDING, SYNC_SYNCED, SYNC_FAILED, SYNC_OFF)
 
 NOTES_MAX = 5000
+IDEMPOTENCY_KEY_MAX = 255
 REASON_MAX = 500
 DURATION_MIN, DURATION_MAX = 1, 1440
 
@@ -49,6 +50,8 @@ class Appointment(Timestamps, db.Model):
         # The calendar sweeper's scan: pushes still due, and nothing else.
         Index("ix_appointments_google_sync_due", "google_next_sync_at",
               postgresql_where="google_next_sync_at IS NOT NULL"),
+        # A create retried with the same key finds the first one, even when the retries race (NULLs differ).
+        UniqueConstraint("user_id", "idempotency_key"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()
@@ -84,6 +87,11 @@ class Appointment(Timestamps, db.Model):
     google_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Cancelled in Callnfy, its event (the owner's own, imported from Google) left in Google untouched.
     google_event_left: Mapped[bool | None] = mapped_column(Boolean)
+
+    # The key a key-authenticated create (Zapier) was made with, and a digest of what it asked for: the
+    # same key with another request is refused rather than answered with this appointment.
+    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX))
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
 

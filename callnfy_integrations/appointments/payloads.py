@@ -7,10 +7,12 @@ field list and the spec's webhook names, so an appointment has one shape whereve
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from .. import public_ids
 from ..events import registry
+from ..timestamps import format_timestamp
 from .models import Appointment
 from .schemas import AppointmentSchema
 
@@ -28,6 +30,7 @@ _APPOINTMENT = ("id", "customerId", "customerName", "customerPhone", "customerEm
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     registry.APPOINTMENT_CREATED: _APPOINTMENT,
     registry.APPOINTMENT_UPDATED: _APPOINTMENT,
+    registry.APPOINTMENT_RESCHEDULED: _APPOINTMENT,  # plus previousScheduledAt and previousDuration
     registry.APPOINTMENT_CANCELLED: _APPOINTMENT + ("cancelledAt", "cancelReason"),
     registry.APPOINTMENT_COMPLETED: _APPOINTMENT + ("completedAt",),
 }
@@ -40,3 +43,9 @@ def appointment_payload(event_type: str, appointment: Appointment) -> dict[str, 
     """The `data` of `event_type` about `appointment` (docs/api.md lists every field)."""
     return {_WEBHOOK_NAMES.get(name, name): value
             for name, value in _SCHEMAS[event_type].dump(appointment).items()}
+
+
+def rescheduled_payload(appointment: Appointment, previous_at: datetime, previous_duration: int) -> dict[str, Any]:
+    """`appointment.rescheduled`: the appointment as it now stands, and the time and length it had."""
+    return {**appointment_payload(registry.APPOINTMENT_RESCHEDULED, appointment),
+            "previousScheduledAt": format_timestamp(previous_at), "previousDuration": previous_duration}

@@ -18,9 +18,18 @@ def When(description: str = "ISO-8601 with a timezone offset or Z", **kwargs) ->
     return SaneTime(description, **kwargs)
 
 
+class StrictBoolean(ma.fields.Boolean):
+    """A JSON true or false, as documented: marshmallow's Boolean also takes 0, 1, "yes", "on"…"""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def RequireFree(**kwargs) -> ma.fields.Boolean:  # noqa: N802 - reads like a field class
     kwargs.setdefault("load_default", False)
-    return ma.fields.Boolean(data_key="requireFree", metadata={"description": (
+    return StrictBoolean(data_key="requireFree", metadata={"description": (
         "book only if the slot is free: no overlap with busy time (buffers included), inside working "
         "hours, with the notice; otherwise 409 SLOT_UNAVAILABLE listing the conflicts")}, **kwargs)
 

@@ -11,8 +11,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
+from ..customers.models import Customer
 from ..customers.service import customer_without_phone, find_or_create_customer, normalize_phone
 from ..errors import Conflict, NotFound
 from ..events import registry
@@ -47,6 +48,36 @@ def list_appointments(user_id: uuid.UUID, *, status: str | None = None, starts_f
     return list(items), total or 0
 
 
+SEARCH_LIMIT = 25
+
+
+def find_appointments(user_id: uuid.UUID, *, phone: str | None = None, email: str | None = None,
+                      status: str | None = None) -> list[Appointment]:
+    """The appointments of the user's customers with this phone (normalised as stored) and/or email (any
+    case; given both, both must match): upcoming ones first, soonest first, then past ones, latest
+    first. At most SEARCH_LIMIT."""
+    conditions = [Appointment.user_id == user_id]
+    if phone is not None:
+        conditions.append(Customer.phone == normalize_phone(phone))
+    if email is not None:
+        conditions.append(func.lower(Customer.email) == email.strip().lower())
+    if status:
+        conditions.append(Appointment.status == status)
+    now = utcnow()
+    upcoming = Appointment.scheduled_at >= now
+    return list(db.session.scalars(
+        select(Appointment).join(Appointment.customer).where(*conditions)
+        .order_by(case((upcoming, 0), else_=1), case((upcoming, Appointment.scheduled_at)),
+                  Appointment.scheduled_at.desc(), Appointment.id)
+        .limit(SEARCH_LIMIT)).unique())
+
+
+def find_by_idempotency_key(user_id: uuid.UUID, key: str) -> Appointment | None:
+    """The user's appointment created with this idempotency key, if any."""
+    return db.session.scalars(select(Appointment).where(Appointment.user_id == user_id,
+                                                        Appointment.idempotency_key == key)).one_or_none()
+
+
 def get_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, *, for_update: bool = False) -> Appointment:
     """The user's appointment; another user's id is indistinguishable from a missing one (404)."""
     statement = select(Appointment).where(Appointment.id == appointment_id, Appointment.user_id == user_id)
@@ -60,9 +91,11 @@ def get_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, *, for
 
 def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone: str | None, scheduled_at: datetime,
                        duration: int, customer_email: str | None = None, notes: str | None = None,
-                       source: str = SOURCE_CALLNFY, google_event_id: str | None = None) -> Appointment:
+                       source: str = SOURCE_CALLNFY, google_event_id: str | None = None,
+                       idempotency_key: str | None = None, idempotency_fingerprint: str | None = None) -> Appointment:
     """`customer_phone` None: an appointment imported from Google Calendar, whose customer is found
-    by email or created without a phone (the API itself always requires a phone)."""
+    by email or created without a phone (the API itself always requires a phone). `idempotency_key`:
+    unique per user, so a second create with it fails at flush (IntegrityError) once the first commits."""
     ensure_user(user_id)
     if customer_phone is None:
         customer = customer_without_phone(user_id, name=customer_name, email=customer_email)
@@ -71,7 +104,8 @@ def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone
                                            email=customer_email)
     appointment = Appointment(id=uuid.uuid4(), user_id=user_id, customer=customer, scheduled_at=scheduled_at,
                               duration=duration, notes=notes, source=source, status=SCHEDULED, version=1,
-                              google_event_id=google_event_id)
+                              google_event_id=google_event_id, idempotency_key=idempotency_key,
+                              idempotency_fingerprint=idempotency_fingerprint)
     db.session.add(appointment)
     _record(registry.APPOINTMENT_CREATED, appointment)
     db.session.flush()
@@ -91,9 +125,13 @@ def _require_scheduled(appointment: Appointment, action: str) -> None:
 
 def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
                        changes: dict[str, Any]) -> Appointment:
-    """Reschedule, change duration or notes, or correct the customer's details (scheduled only)."""
+    """Reschedule, change duration or notes, or correct the customer's details (scheduled only).
+
+    Every change records `appointment.updated` (what calendar sync follows); a new time or duration
+    records `appointment.rescheduled` too (a webhook event, with the time and duration it had)."""
     appointment = get_appointment(user_id, appointment_id, for_update=True)
     _require_scheduled(appointment, "change")
+    previous_at, previous_duration = appointment.scheduled_at, appointment.duration
     customer = appointment.customer
     if "customer_phone" in changes:
         # A corrected number may belong to a known customer (keep their details unless given)
@@ -113,6 +151,9 @@ def update_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None,
     appointment.version += 1
     db.session.flush()
     _record(registry.APPOINTMENT_UPDATED, appointment)
+    if (appointment.scheduled_at, appointment.duration) != (previous_at, previous_duration):
+        record_event(appointment.user_id, registry.APPOINTMENT_RESCHEDULED,
+                     payloads.rescheduled_payload(appointment, previous_at, previous_duration))
     db.session.flush()
     return appointment
 

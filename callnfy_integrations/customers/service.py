@@ -57,3 +57,19 @@ def customer_without_phone(user_id: uuid.UUID, *, name: str, email: str | None) 
     db.session.add(customer)
     db.session.flush()
     return customer
+
+
+SEARCH_LIMIT = 25
+
+
+def find_customers(user_id: uuid.UUID, *, phone: str | None = None, email: str | None = None) -> list[Customer]:
+    """The user's customers with this phone (normalised as stored) and/or this email (any case); given
+    both, a customer must match both. Most recently changed first, at most SEARCH_LIMIT."""
+    conditions = [Customer.user_id == user_id]
+    if phone is not None:
+        conditions.append(Customer.phone == normalize_phone(phone))
+    if email is not None:
+        conditions.append(func.lower(Customer.email) == email.strip().lower())
+    return list(db.session.scalars(select(Customer).where(*conditions)
+                                   .order_by(Customer.updated_at.desc(), Customer.id).limit(SEARCH_LIMIT)))
+

@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from .models import Event
 
 APPOINTMENT_CREATED = "appointment.created"
-APPOINTMENT_UPDATED = "appointment.updated"
+APPOINTMENT_UPDATED = "appointment.updated"  # any change: what calendar sync follows
+APPOINTMENT_RESCHEDULED = "appointment.rescheduled"  # time or duration changed: for Zapier, with the previous ones
 APPOINTMENT_CANCELLED = "appointment.cancelled"
 APPOINTMENT_COMPLETED = "appointment.completed"
 CALL_RECEIVED = "call.received"
 # Internal: a disconnect's revocation at Google, made durable in the disconnect's own transaction.
 GOOGLE_DISCONNECTED = "google.disconnected"
-EVENT_TYPES = (APPOINTMENT_CREATED, APPOINTMENT_UPDATED, APPOINTMENT_CANCELLED, APPOINTMENT_COMPLETED,
-               CALL_RECEIVED, GOOGLE_DISCONNECTED)
+EVENT_TYPES = (APPOINTMENT_CREATED, APPOINTMENT_UPDATED, APPOINTMENT_RESCHEDULED, APPOINTMENT_CANCELLED,
+               APPOINTMENT_COMPLETED, CALL_RECEIVED, GOOGLE_DISCONNECTED)
 
 
 @dataclass(frozen=True)

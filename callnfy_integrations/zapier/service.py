@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ..appointments.models import Appointment
-from ..appointments.payloads import appointment_payload
+from ..appointments.payloads import appointment_payload, rescheduled_payload
 from ..calls.models import Call
 from ..calls.service import call_payload
 from ..crypto import secret_box
@@ -24,15 +24,15 @@ from ..errors import NotFound, Unauthorized, ValidationFailed
 from ..events import registry
 from ..events.models import Event
 from ..extensions import db
-from ..integrations.models import ZAPIER, Integration
+from ..integrations.models import GOOGLE_CALENDAR, ZAPIER, Integration
 from ..integrations.service import ZAPIER_API_KEY_FIELD, zapier_webhook_url
 from ..public_ids import EVENT, encode
 from ..users.service import ensure_user
 from .hook_urls import validate_hook_url
 from .models import CANCELLED, KEY_REVOKED, PENDING, SUBSCRIPTION_DELETED, WebhookDelivery, ZapierSubscription
 
-ZAPIER_EVENTS = (registry.APPOINTMENT_CREATED, registry.APPOINTMENT_CANCELLED, registry.APPOINTMENT_COMPLETED,
-                 registry.CALL_RECEIVED)
+ZAPIER_EVENTS = (registry.APPOINTMENT_CREATED, registry.APPOINTMENT_RESCHEDULED, registry.APPOINTMENT_CANCELLED,
+                 registry.APPOINTMENT_COMPLETED, registry.CALL_RECEIVED)
 KEY_PREFIX = "czp_"
 KEY_LENGTH = 40
 _KEY_ALPHABET = string.ascii_letters + string.digits
@@ -81,6 +81,14 @@ def revoke_key(user_id: uuid.UUID) -> None:
 
 def authenticate_key(path_user_id: str, presented: str | None) -> uuid.UUID:
     """The user id when `presented` is the live key of `path_user_id`; otherwise 401, whatever failed."""
+    user_id = key_owner(presented)
+    if str(user_id) != path_user_id:
+        raise Unauthorized()
+    return user_id
+
+
+def key_owner(presented: str | None) -> uuid.UUID:
+    """The user whose live key `presented` is (the key alone: /zapier/v1); otherwise 401, whatever failed."""
     if not presented or not presented.startswith(KEY_PREFIX) or len(presented) != len(KEY_PREFIX) + KEY_LENGTH:
         raise Unauthorized()
     digest = hash_key(presented)
@@ -88,9 +96,17 @@ def authenticate_key(path_user_id: str, presented: str | None) -> uuid.UUID:
         select(Integration.user_id, Integration.api_key_hash)
         .where(Integration.api_key_hash == digest, Integration.provider == ZAPIER)
     ).one_or_none()
-    if row is None or not hmac.compare_digest(row.api_key_hash, digest) or str(row.user_id) != path_user_id:
+    if row is None or not hmac.compare_digest(row.api_key_hash, digest):
         raise Unauthorized()
     return row.user_id
+
+
+def account(user_id: uuid.UUID) -> dict[str, Any]:
+    """What the Zapier app shows of the account its key belongs to (`GET /zapier/v1/me`)."""
+    calendar_email = db.session.scalar(select(Integration.email).where(
+        Integration.user_id == user_id, Integration.provider == GOOGLE_CALENDAR))
+    return {"userId": str(user_id), "webhookUrl": zapier_webhook_url(user_id), "events": list(ZAPIER_EVENTS),
+            "calendarEmail": calendar_email}
 
 
 def subscribe(user_id: uuid.UUID, hook_url: str, event: str) -> tuple[ZapierSubscription, bool]:
@@ -182,4 +198,6 @@ def _example_payload(event: str) -> dict[str, Any]:
         status={registry.APPOINTMENT_CANCELLED: "cancelled", registry.APPOINTMENT_COMPLETED: "completed"}.get(
             event, "scheduled"),
         cancelled_at=at, cancel_reason="Customer requested cancellation", completed_at=at)
+    if event == registry.APPOINTMENT_RESCHEDULED:  # moved from the day before, and made longer
+        return rescheduled_payload(appointment, datetime(2025, 12, 22, 15, 30, tzinfo=UTC), 20)
     return appointment_payload(event, appointment)

@@ -82,8 +82,8 @@ const verify = (delivery) => {
 
 test('the connection: the auth test passes and names the account', async () => {
   const result = await appTester(App.authentication.test, { authData });
-  assert.deepEqual(result.events, ['appointment.created', 'appointment.cancelled', 'appointment.completed',
-    'call.received']);
+  assert.deepEqual(result.events, ['appointment.created', 'appointment.rescheduled', 'appointment.cancelled',
+    'appointment.completed', 'call.received']);
   const label = await appTester(App.authentication.connectionLabel, { authData, inputData: result });
   assert.equal(label, `Callnfy account ${result.userId}`);
   assert.ok(env.CALLNFY_WEBHOOK_URL.endsWith(`/webhooks/zapier/${result.userId}`));
