@@ -13,4 +13,6 @@ if (errors.length) {
   }
   process.exit(1);
 }
-console.log(`valid: ${Object.keys(App.triggers).length} triggers, platform ${App.platformVersion}`);
+const count = (name) => Object.keys(App[name] || {}).length;
+console.log(`valid: ${count('triggers')} triggers, ${count('creates')} creates, ${count('searches')} searches, ` +
+  `platform ${App.platformVersion}`);
