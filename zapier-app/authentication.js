@@ -1,32 +1,43 @@
 'use strict';
 
-// Exactly the two values the Callnfy settings page shows ("Copy to clipboard"): the account's
-// webhook URL (https://api.callnfy.com/webhooks/zapier/<userId>) and its czp_ API key.
-const { hookBase, unwrap } = require('./http');
+// Sign in with the API key alone (Callnfy: Settings → Integrations → Zapier → Generate API key).
+// The account comes from GET /zapier/v1/me. Connections made earlier with the webhook URL and the
+// key keep working: their stored webhookUrl is still used (see http.js).
+const { api, explain, unwrap } = require('./http');
 
-const test = async (z, bundle) => unwrap(z, await z.request({ url: hookBase(bundle) }));
+const test = async (z, bundle) => {
+  const response = await z.request({ url: api(bundle, '/me'), skipThrowForStatus: true });
+  if (response.status === 401) {
+    throw new z.errors.Error(
+      'Callnfy refused the API key. Copy it again from Callnfy: Settings → Integrations → Zapier ' +
+        '(it starts with "czp_"; generating a new key replaces the old one).',
+      'AuthenticationError',
+      401,
+    );
+  }
+  return unwrap(z, explain(response, z));
+};
+
+// What a person recognises among their connections (Zapier adds the app's name itself).
+const connectionLabel = (z, bundle) => {
+  const key = String(bundle.authData.apiKey || '');
+  const email = bundle.inputData.calendarEmail;
+  return `Key …${key.slice(-4)}${email ? ` (${email})` : ''}`;
+};
 
 module.exports = {
   type: 'custom',
   fields: [
-    {
-      key: 'webhookUrl',
-      label: 'Webhook URL',
-      required: true,
-      type: 'string',
-      helpText:
-        'In Callnfy: Settings → Integrations → Zapier, copy the **Webhook URL**.',
-    },
     {
       key: 'apiKey',
       label: 'API Key',
       required: true,
       type: 'password',
       helpText:
-        'On the same page, generate a key and copy the **API Key** (it starts with `czp_`).',
+        'In Callnfy: Settings → Integrations → Zapier, generate a key and copy the **API Key** (it starts with ' +
+        '`czp_`).',
     },
   ],
   test,
-  // The auth test answers {userId, events}: the connection is named after the account.
-  connectionLabel: (z, bundle) => `Callnfy account ${bundle.inputData.userId}`,
+  connectionLabel,
 };

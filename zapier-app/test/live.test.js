@@ -3,7 +3,9 @@
 // The app against a live Callnfy service, as Zapier would run it. Started by
 // tests/test_zapier_app.py, which runs the service (web, worker, PostgreSQL, Redis) and passes:
 //   CALLNFY_API_URL, CALLNFY_JWT           the API and a user's token (to book appointments, as the SPA)
-//   CALLNFY_WEBHOOK_URL, CALLNFY_API_KEY   what the settings page shows: the connection's two fields
+//   CALLNFY_BASE_URL, CALLNFY_API_KEY      the service's base URL (the app's override) and the connection's key
+//   CALLNFY_WEBHOOK_URL                    the account's webhook URL (what connections made before the key
+//                                          alone stored)
 //   RECEIVER_CERT, RECEIVER_KEY            a certificate for localhost the worker trusts
 // A loopback HTTPS server stands in for Zapier's hook URL.
 
@@ -18,14 +20,14 @@ const App = require('..');
 
 const appTester = zapier.createAppTester(App);
 const env = process.env;
-const required = ['CALLNFY_API_URL', 'CALLNFY_JWT', 'CALLNFY_WEBHOOK_URL', 'CALLNFY_API_KEY', 'RECEIVER_CERT',
-  'RECEIVER_KEY'];
+const required = ['CALLNFY_API_URL', 'CALLNFY_BASE_URL', 'CALLNFY_JWT', 'CALLNFY_WEBHOOK_URL', 'CALLNFY_API_KEY',
+  'RECEIVER_CERT', 'RECEIVER_KEY'];
 const missing = required.filter((name) => !env[name]);
 if (missing.length) {
   throw new Error(`missing ${missing.join(', ')}: run through pytest tests/test_zapier_app.py, which starts the service`);
 }
 
-const authData = { webhookUrl: env.CALLNFY_WEBHOOK_URL, apiKey: env.CALLNFY_API_KEY };
+const authData = { apiKey: env.CALLNFY_API_KEY };
 const received = [];
 let server;
 let hookUrl;
@@ -80,13 +82,15 @@ const verify = (delivery) => {
   return JSON.parse(delivery.body.toString('utf8'));
 };
 
-test('the connection: the auth test passes and names the account', async () => {
+test('the connection: the key alone signs in, and the account is named', async () => {
   const result = await appTester(App.authentication.test, { authData });
   assert.deepEqual(result.events, ['appointment.created', 'appointment.rescheduled', 'appointment.cancelled',
     'appointment.completed', 'call.received']);
+  assert.equal(result.webhookUrl, env.CALLNFY_WEBHOOK_URL);
   const label = await appTester(App.authentication.connectionLabel, { authData, inputData: result });
-  assert.equal(label, `Callnfy account ${result.userId}`);
-  assert.ok(env.CALLNFY_WEBHOOK_URL.endsWith(`/webhooks/zapier/${result.userId}`));
+  assert.equal(label, `Key …${env.CALLNFY_API_KEY.slice(-4)}`); // no calendar connected
+  const legacy = { webhookUrl: env.CALLNFY_WEBHOOK_URL, apiKey: env.CALLNFY_API_KEY };
+  assert.equal((await appTester(App.authentication.test, { authData: legacy })).userId, result.userId);
 });
 
 test('a wrong key fails authentication, with a message that says what to do', async () => {
@@ -131,8 +135,8 @@ test('New Appointment: subscribe, a booking is delivered signed, perform gives i
   });
 
 test('the other triggers subscribe to their own events and ignore other bodies', async () => {
-  const expected = { appointment_cancelled: 'appointment.cancelled', appointment_completed: 'appointment.completed',
-    new_call: 'call.received' };
+  const expected = { appointment_rescheduled: 'appointment.rescheduled', appointment_cancelled: 'appointment.cancelled',
+    appointment_completed: 'appointment.completed', new_call: 'call.received' };
   for (const [key, event] of Object.entries(expected)) {
     const operation = App.triggers[key].operation;
     const subscribeData = await appTester(operation.performSubscribe, { authData, targetUrl: `${hookUrl}/${key}` });
@@ -144,3 +148,34 @@ test('the other triggers subscribe to their own events and ignore other bodies',
     await appTester(operation.performUnsubscribe, { authData, subscribeData });
   }
 });
+
+test('actions and searches: book only if free, a taken slot refused, find the customer and free times',
+  async () => {
+    const create = App.creates.create_appointment.operation.perform;
+    const slot = '2026-12-28T14:00:00.000Z'; // a Monday, inside the default working hours
+    const inputData = { customerName: 'Ann Example', customerPhone: '+44 7700 900777', scheduledAt: slot,
+      duration: 30, requireFree: true, idempotencyKey: 'form-1' };
+    const booked = await appTester(create, { authData, inputData });
+    assert.match(booked.id, /^appt_/);
+    assert.equal(booked.scheduledAt, slot);
+    const again = await appTester(create, { authData, inputData }); // Zapier retried the step
+    assert.equal(again.id, booked.id);
+    await assert.rejects(appTester(create, { authData, inputData: { ...inputData, idempotencyKey: 'form-2' } }),
+      (error) => /^That time is not free: another appointment/.test(JSON.parse(error.message).message));
+
+    const [customer] = await appTester(App.searches.find_customer.operation.perform,
+      { authData, inputData: { phone: '+447700900777' } });
+    assert.equal(customer.id, booked.customerId);
+    const [found] = await appTester(App.searches.find_appointment.operation.perform,
+      { authData, inputData: { customerPhone: '+44 7700 900777', status: 'scheduled' } });
+    assert.equal(found.id, booked.id);
+    const times = await appTester(App.searches.find_available_times.operation.perform,
+      { authData, inputData: { duration: 30, count: 2, from: '2026-12-28T13:30:00Z' } });
+    assert.equal(times.length, 2);
+    assert.ok(times.every((t) => t.start !== slot), 'the booked slot is not offered');
+
+    const cancelled = await appTester(App.creates.cancel_appointment.operation.perform,
+      { authData, inputData: { appointmentId: booked.id, reason: 'Zap test' } });
+    assert.equal(cancelled.status, 'cancelled');
+  });
+

@@ -1,6 +1,6 @@
 'use strict';
 
-// The four triggers and the fields of each (the spec's payloads; extras documented in docs/api.md).
+// The triggers and the fields of each (the spec's payloads; extras documented in docs/api.md).
 const { restHookTrigger } = require('./hook');
 
 const appointmentFields = [
@@ -58,6 +58,26 @@ const appointmentCancelled = restHookTrigger({
   ],
 });
 
+const appointmentRescheduled = restHookTrigger({
+  key: 'appointment_rescheduled',
+  event: 'appointment.rescheduled',
+  noun: 'Appointment',
+  label: 'Appointment Rescheduled',
+  description: 'Triggers when an appointment\'s time or length changes (in Callnfy, or in Google Calendar with ' +
+    'two-way sync).',
+  sample: {
+    ...appointmentSample,
+    scheduledAt: '2025-12-23T15:30:00.000Z',
+    previousScheduledAt: '2025-12-23T14:00:00.000Z',
+    previousDuration: 30,
+  },
+  outputFields: [
+    ...appointmentFields,
+    { key: 'previousScheduledAt', label: 'Previous Time', type: 'datetime' },
+    { key: 'previousDuration', label: 'Previous Duration (minutes)', type: 'integer' },
+  ],
+});
+
 const appointmentCompleted = restHookTrigger({
   key: 'appointment_completed',
   event: 'appointment.completed',
@@ -98,4 +118,8 @@ const newCall = restHookTrigger({
   ],
 });
 
-module.exports = [newAppointment, appointmentCancelled, appointmentCompleted, newCall];
+module.exports = {
+  appointmentFields,
+  appointmentSample,
+  triggers: [newAppointment, appointmentRescheduled, appointmentCancelled, appointmentCompleted, newCall],
+};
