@@ -149,7 +149,7 @@ test('the other triggers subscribe to their own events and ignore other bodies',
   }
 });
 
-test('actions and searches: book only if free, a taken slot refused, find the customer and free times',
+test('every action and search: book only if free, refused when taken, move, complete, cancel, find',
   async () => {
     const create = App.creates.create_appointment.operation.perform;
     const slot = '2026-12-28T14:00:00.000Z'; // a Monday, inside the default working hours
@@ -174,8 +174,20 @@ test('actions and searches: book only if free, a taken slot refused, find the cu
     assert.equal(times.length, 2);
     assert.ok(times.every((t) => t.start !== slot), 'the booked slot is not offered');
 
+    const later = '2026-12-28T15:00:00.000Z';
+    const moved = await appTester(App.creates.reschedule_appointment.operation.perform,
+      { authData, inputData: { appointmentId: booked.id, scheduledAt: later, duration: 45, requireFree: 'true' } });
+    assert.equal(moved.scheduledAt, later);
+    assert.equal(moved.duration, 45);
+    const completed = await appTester(App.creates.complete_appointment.operation.perform,
+      { authData, inputData: { appointmentId: booked.id, duration: 40 } });
+    assert.equal(completed.status, 'completed');
+    await assert.rejects(appTester(App.creates.cancel_appointment.operation.perform,
+      { authData, inputData: { appointmentId: booked.id } }), (error) => JSON.parse(error.message).status === 409);
+
+    const second = await appTester(create, { authData, inputData: { ...inputData, idempotencyKey: 'form-3' } });
     const cancelled = await appTester(App.creates.cancel_appointment.operation.perform,
-      { authData, inputData: { appointmentId: booked.id, reason: 'Zap test' } });
+      { authData, inputData: { appointmentId: second.id, reason: 'Zap test' } });
     assert.equal(cancelled.status, 'cancelled');
   });
 
