@@ -14,8 +14,8 @@ from callnfy_integrations import create_app
 from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET, create_sandbox_app
 from callnfy_integrations.dev.google_sandbox import state as sandbox_state
 from callnfy_integrations.extensions import db
-from tests.conftest import make_config
 from tests.factories import auth_headers
+from tests.support import make_config
 
 
 class Sandbox:
@@ -160,7 +160,7 @@ def worker_env(config: dict, sandbox: Sandbox, **overrides) -> dict:
     """Environment of a real `flask worker` / `flask scheduler` process against the test servers and the sandbox."""
     import os
 
-    from tests.conftest import REPO_ROOT
+    from tests.support import REPO_ROOT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_", "REDIS_", "GOOGLE_"))}
     env.update({"APP_ENV": "testing", "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],

@@ -17,8 +17,8 @@ from werkzeug.serving import make_server
 from callnfy_integrations import create_app
 from callnfy_integrations.queues import CALENDAR, DEFAULT, enqueue, enqueue_in, get_queue, redis_connection
 from callnfy_integrations.worker import build_worker
-from tests.conftest import run_flask, wait_for
 from tests.loopback import PageHandler, start
+from tests.support import run_flask, wait_for
 from tests.test_google_browser import chromium
 
 OPERATOR = ("operator", "correct horse battery staple")

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
 from callnfy_integrations import create_app
-from tests.conftest import make_config
 from tests.factories import call_body
+from tests.support import make_config
 from tests.zapier_fixtures import Account
 
 # Nothing listens on the discard port: the routes that would call Google fail fast, on loopback.

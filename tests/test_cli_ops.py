@@ -15,9 +15,9 @@ from callnfy_integrations.queues import get_queue, redis_connection
 from callnfy_integrations.timestamps import format_timestamp, utcnow
 from callnfy_integrations.zapier.models import WebhookDelivery
 from jobs.maintenance import HEARTBEAT_KEY
-from tests.conftest import REPO_ROOT
-from tests.google_fixtures import gctx, google_app, guser, run_jobs, sandbox, worker_env  # noqa: F401
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
+from tests.google_fixtures import run_jobs, worker_env
+from tests.support import REPO_ROOT
+from tests.zapier_fixtures import Account, run_worker
 
 
 def flask(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -135,8 +135,8 @@ def test_rotation_covers_pending_google_revocations_so_they_run_once_the_old_key
     from callnfy_integrations.google.revocation import REVOKE_JOB
     from callnfy_integrations.queues import CALENDAR, enqueue
     from callnfy_integrations.worker import build_worker
-    from tests.conftest import make_config
     from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings
+    from tests.support import make_config
 
     old_key, new_key = os.urandom(32), os.urandom(32)
     keys = lambda *ks: ",".join(base64.b64encode(k).decode() for k in ks)  # noqa: E731

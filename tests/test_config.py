@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from callnfy_integrations.config import ConfigError, load_config
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 PRODUCTION_SECRETS = {"SECRET_KEY": "s", "JWT_SECRET_KEY": "j", "DATABASE_URL": "postgres://u@h/d",
                       "REDIS_URL": "redis://h:6379/0",

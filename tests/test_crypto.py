@@ -13,7 +13,7 @@ from callnfy_integrations import create_app
 from callnfy_integrations.crypto import DecryptionError, SecretBox
 from callnfy_integrations.extensions import db
 from callnfy_integrations.integrations.models import Integration
-from tests.conftest import REPO_ROOT, make_config
+from tests.support import REPO_ROOT, make_config
 
 OLD, NEW = os.urandom(32), os.urandom(32)
 

@@ -27,9 +27,9 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import WEBHOOKS, enqueue, get_queue, redis_connection
 from callnfy_integrations.zapier.models import WebhookAttempt, WebhookDelivery, ZapierSubscription
 from jobs.webhooks import sweep_webhooks
-from tests.conftest import run_flask, wait_for
 from tests.receiver import Receiver
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver, run_worker  # noqa: F401
+from tests.support import run_flask, wait_for
+from tests.zapier_fixtures import Account, hooks_config, run_worker
 
 TIMEOUT = 0.6  # WEBHOOK_ATTEMPT_TIMEOUT in these tests
 

@@ -10,8 +10,8 @@ from sqlalchemy import update
 from callnfy_integrations.extensions import db
 from callnfy_integrations.zapier.models import WebhookDelivery, ZapierSubscription
 from tests.factories import auth_headers, call_body
-from tests.google_fixtures import gctx, google_app, guser, run_jobs, sandbox  # noqa: F401
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
+from tests.google_fixtures import run_jobs
+from tests.zapier_fixtures import run_worker
 
 
 def log(account, **query):

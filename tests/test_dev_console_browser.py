@@ -13,9 +13,9 @@ from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.auth import DEV_USER_ID
-from tests.conftest import REPO_ROOT, make_config
 from tests.factories import auth_headers
-from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs, sandbox  # noqa: F401
+from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs
+from tests.support import REPO_ROOT, make_config
 from tests.test_google_browser import chromium
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "dev-console"

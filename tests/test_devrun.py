@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO_ROOT, wait_for
+from tests.support import REPO_ROOT, wait_for
 
 # What the developer's shell might carry that would make devrun skip the embedded servers or the sandbox.
 _INHERITED = ("DATABASE_URL", "REDIS_URL", "GOOGLE_", "FRONTEND_URL", "PUBLIC_API_URL", "APP_ENV", "LOG_LEVEL",

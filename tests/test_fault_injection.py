@@ -50,11 +50,10 @@ from callnfy_integrations.extensions import db as db_extension
 from callnfy_integrations.google.event_body import event_id_for
 from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import ALL_QUEUES, redis_connection
-from tests.conftest import make_config, run_flask, wait_for
 from tests.factories import auth_headers
-from tests.google_fixtures import google_settings, sandbox, worker_env  # noqa: F401
+from tests.google_fixtures import google_settings, worker_env
 from tests.receiver import Receiver
-from tests.zapier_fixtures import ca, ca_bundle  # noqa: F401
+from tests.support import make_config, run_flask, wait_for
 
 ZAPIER_EVENTS = ("appointment.created", "appointment.cancelled", "appointment.completed", "call.received")
 OWNERS = ("owner-a@example.com", "owner-b@example.com")
@@ -184,7 +183,7 @@ class Process:
 # -- the app, served over HTTP for Google's notifications -----------------------------------------
 
 @pytest.fixture
-def live(database_url, servers, sandbox, ca_bundle, app):  # noqa: F811
+def live(database_url, servers, sandbox, ca_bundle, app):
     server = make_server("127.0.0.1", 0, None, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
     application = create_app(make_config(database_url, servers["redis"], PUBLIC_API_URL=url, LOG_LEVEL="CRITICAL",
@@ -200,7 +199,7 @@ def live(database_url, servers, sandbox, ca_bundle, app):  # noqa: F811
 
 
 @pytest.fixture
-def receiver(ca):  # noqa: F811
+def receiver(ca):
     server = Receiver(ca)
     yield server
     server.close()
@@ -209,7 +208,7 @@ def receiver(ca):  # noqa: F811
 class Account:
     """A Callnfy user: Google connected in two-way mode, Zapier subscribed to all four events."""
 
-    def __init__(self, app, sandbox, receiver, email: str, index: int):  # noqa: F811
+    def __init__(self, app, sandbox, receiver, email: str, index: int):
         self.client = app.test_client()
         self.sandbox = sandbox
         self.email = email
@@ -472,7 +471,7 @@ class Chaos:
 
 # -- what the end state must be ---------------------------------------------------------------------
 
-def mirror_problems(db: Database, sandbox, account: Account) -> list[str]:  # noqa: F811
+def mirror_problems(db: Database, sandbox, account: Account) -> list[str]:
     """Every scheduled or completed appointment has exactly one live Google event at its time; no
     cancelled one has any; no live Google event is unknown to Callnfy."""
     appointments = {row[0]: row for row in db.rows(
@@ -524,7 +523,7 @@ def delivery_problems(db: Database, receiver: Receiver, accounts: list[Account])
     return problems
 
 
-def settled(db, sandbox, receiver, accounts) -> list[str]:  # noqa: F811
+def settled(db, sandbox, receiver, accounts) -> list[str]:
     problems = delivery_problems(db, receiver, accounts)
     for account in accounts:
         problems += mirror_problems(db, sandbox, account)
@@ -532,7 +531,7 @@ def settled(db, sandbox, receiver, accounts) -> list[str]:  # noqa: F811
 
 
 def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fails(
-        live, sandbox, receiver, config, ca_bundle, database_url, tmp_path, app):  # noqa: F811
+        live, sandbox, receiver, config, ca_bundle, database_url, tmp_path, app):
     started = time.monotonic()
     web, url = live
     db = Database(database_url)
@@ -707,7 +706,7 @@ def keep_logs(directory, processes: list[Process]) -> str:
     return str(directory)
 
 
-def sandbox_calls(sandbox) -> dict:  # noqa: F811
+def sandbox_calls(sandbox) -> dict:
     calls = requests.get(f"{sandbox.url}/sandbox/calls", timeout=5).json()
     return {k: v for k, v in sorted(calls.items()) if k.startswith(("events.", "channels."))}
 

@@ -14,10 +14,10 @@ from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.google.oauth import BINDER_COOKIE
-from tests.conftest import make_config
 from tests.factories import auth_headers, token
-from tests.google_fixtures import google_settings, sandbox  # noqa: F401
+from tests.google_fixtures import google_settings
 from tests.loopback import PageHandler, start
+from tests.support import make_config
 
 CHROMIUM = "/usr/bin/chromium"
 # As the machine's notes advise: no background traffic to Google's hosts from the browser itself.

@@ -12,8 +12,8 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.google.oauth import BINDER_COOKIE
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.queues import redis_connection
-from tests.conftest import make_config
-from tests.google_fixtures import GoogleUser, gctx, google_app, guser, sandbox  # noqa: F401
+from tests.google_fixtures import GoogleUser
+from tests.support import make_config
 
 FRONTEND = "https://app.callnfy.test/settings/integrations"
 

@@ -7,7 +7,6 @@ import pytest
 import requests
 
 from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET
-from tests.google_fixtures import sandbox  # noqa: F401
 
 DEFAULTS = {"notify": True, "token_delay": 0, "rotate_refresh_tokens": False, "write_delay": 0,
             "time_zones": {}}
@@ -112,7 +111,7 @@ def test_watch_sends_sync_then_exists_notifications_and_stop_ends_them(sandbox, 
             "id": "chan-1", "type": "web_hook", "token": "secret-token",
             "address": f"http://127.0.0.1:{server.server_address[1]}/push"}).json()
         assert channel["id"] == "chan-1" and channel["resourceId"] and int(channel["expiration"]) > 0
-        from tests.conftest import wait_for
+        from tests.support import wait_for
 
         wait_for(lambda: len(received) == 1, timeout=5)
         assert received[0]["x-goog-resource-state"] == "sync" and received[0]["x-goog-channel-token"] == "secret-token"

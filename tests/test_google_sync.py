@@ -15,7 +15,7 @@ from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import CALENDAR, enqueue
 from callnfy_integrations.timestamps import utcnow
 from jobs.google import sweep_google_sync
-from tests.google_fixtures import gctx, google_app, guser, run_jobs, sandbox  # noqa: F401
+from tests.google_fixtures import run_jobs
 
 OWNER = "owner@example.com"
 
@@ -263,8 +263,8 @@ def test_backfill_pushes_upcoming_scheduled_appointments_only(guser, google_app,
 
 def test_backfill_respects_the_per_user_quota(guser, google_app, sandbox, database_url, servers):
     from callnfy_integrations import create_app
-    from tests.conftest import make_config
     from tests.google_fixtures import google_settings
+    from tests.support import make_config
 
     slow = create_app(make_config(database_url, servers["redis"], GOOGLE_USER_RATE_LIMIT="3 per second",
                                   **google_settings(sandbox)))

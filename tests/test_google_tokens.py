@@ -13,8 +13,8 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.google import tokens
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.timestamps import utcnow
-from tests.conftest import REPO_ROOT
-from tests.google_fixtures import gctx, google_app, google_settings, guser, sandbox  # noqa: F401
+from tests.google_fixtures import google_settings
+from tests.support import REPO_ROOT
 
 
 def connected(guser):
@@ -97,7 +97,7 @@ def test_concurrent_refresh_from_two_processes_makes_one_token_call(guser, sandb
     processes = [subprocess.Popen([sys.executable, "-c", script, str(row.id)], cwd=REPO_ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     from callnfy_integrations.queues import redis_connection
-    from tests.conftest import wait_for
+    from tests.support import wait_for
 
     wait_for(lambda: int(redis_connection().get("test:ready") or 0) == 2, timeout=60)
     redis_connection().set("test:go", 1)

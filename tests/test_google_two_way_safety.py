@@ -21,10 +21,9 @@ from callnfy_integrations.google.push_runs import push_appointment
 from callnfy_integrations.queues import DEFAULT
 from callnfy_integrations.worker import build_worker
 from jobs.google import sync_calendar
-from tests.conftest import wait_for
-from tests.google_fixtures import run_jobs, sandbox  # noqa: F401
-from tests.test_google_two_way import OWNER, TwoWayUser, lctx, live, tuser  # noqa: F401
-from tests.zapier_fixtures import ca, ca_bundle  # noqa: F401
+from tests.google_fixtures import run_jobs
+from tests.support import wait_for
+from tests.two_way_fixtures import OWNER, TwoWayUser
 
 START = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
 

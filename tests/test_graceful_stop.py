@@ -15,9 +15,9 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import WEBHOOKS, enqueue
 from callnfy_integrations.zapier.models import WebhookDelivery
 from jobs.webhooks import sweep_webhooks
-from tests.conftest import run_flask, wait_for
-from tests.google_fixtures import GoogleUser, gctx, google_app, sandbox, worker_env  # noqa: F401
-from tests.zapier_fixtures import Account, ca, ca_bundle, hctx, hooks_app, receiver  # noqa: F401
+from tests.google_fixtures import GoogleUser, worker_env
+from tests.support import run_flask, wait_for
+from tests.zapier_fixtures import Account
 
 
 def terminate(process, timeout: float = 25.0) -> float:

@@ -3,7 +3,7 @@
 import pytest
 
 from callnfy_integrations import create_app
-from tests.conftest import make_config
+from tests.support import make_config
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 CLOSED_PORT_POSTGRES = "postgresql://postgres@127.0.0.1:1/nowhere"

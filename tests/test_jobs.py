@@ -15,7 +15,7 @@ from callnfy_integrations.api import Blueprint
 from callnfy_integrations.queues import DEFAULT, enqueue, enqueue_in, redis_connection
 from jobs.diagnostics import record_worker_probe
 from jobs.maintenance import HEARTBEAT_KEY
-from tests.conftest import run_flask, wait_for
+from tests.support import run_flask, wait_for
 
 probe = Blueprint("jobprobe", __name__, url_prefix="/job-probe")
 

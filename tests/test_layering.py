@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 PACKAGES = ("callnfy_integrations", "jobs")
 

@@ -20,8 +20,8 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import DEFAULT, enqueue, redis_connection
 from callnfy_integrations.worker import build_worker
 from jobs.events import dispatch_event, drain_outbox, sweep_outbox
-from tests.conftest import make_config
 from tests.factories import appointment_body, auth_headers, call_body, row_counts
+from tests.support import make_config
 
 CALLS_KEY = "test:handler-calls"
 

@@ -7,7 +7,7 @@ import threading
 from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
-from tests.conftest import make_config
+from tests.support import make_config
 from tests.test_google_browser import chromium
 
 

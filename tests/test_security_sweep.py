@@ -44,11 +44,10 @@ from callnfy_integrations.config import ConfigError, load_config
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.oauth import BINDER_COOKIE, CALLBACK_PATH
 from callnfy_integrations.zapier.sender import Request, Sender
-from tests.conftest import REPO_ROOT
 from tests.factories import appointment_body
-from tests.google_fixtures import GoogleUser, gctx, google_app, guser, sandbox  # noqa: F401
-from tests.test_logs import lines, logger_at  # noqa: F401
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver  # noqa: F401
+from tests.google_fixtures import GoogleUser
+from tests.support import REPO_ROOT
+from tests.zapier_fixtures import Account, hooks_config
 
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -526,7 +525,7 @@ UNSAFE_REQUEST_IDS = ["abc\n", "abc\r\nSet-Cookie: session=stolen", "abc\r", "a\
 
 
 @pytest.mark.parametrize("supplied", UNSAFE_REQUEST_IDS)
-def test_an_unsafe_request_id_is_replaced_in_headers_and_logs(app, app_ctx, lines, logger_at, supplied):  # noqa: F811
+def test_an_unsafe_request_id_is_replaced_in_headers_and_logs(app, app_ctx, lines, logger_at, supplied):
     """Given through the WSGI environ, so it reaches the app as a server might hand it over (a test client
     header would be refused before that). `abc\\n` used to pass the check (`$` matches before a final
     newline) and ended in a 500 without a request id."""

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from callnfy_integrations.extensions import db
 from callnfy_integrations.zapier.models import WebhookDelivery
 from tests.factories import call_body
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
+from tests.zapier_fixtures import Account, run_worker
 
 BODIES = {"get": None, "patch": {"notes": "changed by someone else"}, "post": {}, "put": {}, "delete": None}
 

@@ -16,9 +16,8 @@ import requests
 from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
-from tests.conftest import REPO_ROOT, make_config, run_flask
 from tests.factories import auth_headers
-from tests.zapier_fixtures import ca, ca_bundle  # noqa: F401
+from tests.support import REPO_ROOT, make_config, run_flask
 
 ZAPIER_APP = REPO_ROOT / "zapier-app"
 

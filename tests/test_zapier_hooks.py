@@ -4,7 +4,7 @@
 import pytest
 
 from callnfy_integrations import create_app
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver  # noqa: F401
+from tests.zapier_fixtures import Account, hooks_config
 
 EVENTS = ["appointment.created", "appointment.cancelled", "appointment.completed", "call.received"]
 

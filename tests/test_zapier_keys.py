@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from callnfy_integrations.extensions import db
 from tests.factories import auth_headers, row_counts
-from tests.zapier_fixtures import Account, ca, ca_bundle, hooks_app, hooks_config, receiver  # noqa: F401
+from tests.zapier_fixtures import Account, hooks_config
 
 KEY = re.compile(r"^czp_[A-Za-z0-9]{40}$")
 

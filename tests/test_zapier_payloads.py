@@ -7,7 +7,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from tests.factories import appointment_body
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
+from tests.zapier_fixtures import run_worker
 
 # The product spec, section "Zapier Webhook Events" → "Event Types" (examples 1-4), copied verbatim:
 # CI has no access to the spec itself.
