@@ -80,6 +80,7 @@ def every_registry(dashboard_app, process_env):
 
 # --- rq-dashboard on rq 3 -----------------------------------------------------------------------------
 
+@pytest.mark.processes
 def test_every_dashboard_page_renders_with_a_job_in_every_registry(dashboard, every_registry):
     jobs = every_registry
     where = {name: (CALENDAR if name == "started" else DEFAULT) for name in REGISTRIES}
@@ -286,6 +287,7 @@ def served_dashboard(dashboard_app):
     server.shutdown()
 
 
+@pytest.mark.browser
 def test_operator_sees_queues_and_a_failed_job_in_chromium(served_dashboard, dashboard_app, tmp_path):
     failed = fail_a_job(dashboard_app)
     base = served_dashboard.url
@@ -322,6 +324,7 @@ def test_operator_sees_queues_and_a_failed_job_in_chromium(served_dashboard, das
         assert problems == []
 
 
+@pytest.mark.browser
 def test_a_form_on_another_site_cannot_act_on_the_dashboard(served_dashboard, dashboard_app):
     """The operator is logged in (credentials in the browser) and visits another site, whose page posts
     a form to the dashboard: the browser sends the credentials, the origin check refuses the action."""

@@ -23,6 +23,8 @@ from tests.factories import call_body
 from tests.support import make_config
 from tests.zapier_fixtures import Account
 
+pytestmark = pytest.mark.fuzz
+
 # Nothing listens on the discard port: the routes that would call Google fail fast, on loopback.
 NO_GOOGLE = "http://127.0.0.1:9"
 FUZZ_SETTINGS = {

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from callnfy_integrations.events.models import Event
@@ -35,6 +36,7 @@ def statuses():
     return sorted(d.status for d in db.session.scalars(select(WebhookDelivery)))
 
 
+@pytest.mark.processes
 def test_deliveries_replay_dead_sends_them_again_from_the_start(hooks_app, account, receiver, process_env,
                                                                ca_bundle):
     account.subscribe(receiver.url(), "call.received")
@@ -64,6 +66,7 @@ def test_deliveries_replay_dead_sends_them_again_from_the_start(hooks_app, accou
     assert statuses() == ["dead", "delivered"]  # the other account's was left alone
 
 
+@pytest.mark.processes
 def test_google_resync_pushes_every_upcoming_appointment_again(guser, sandbox, config):
     assert guser.connect() == {"success": "true"}
     far = guser.create(scheduledAt=format_timestamp(utcnow() + timedelta(days=200)))  # beyond the backfill
@@ -79,6 +82,7 @@ def test_google_resync_pushes_every_upcoming_appointment_again(guser, sandbox, c
     assert missing.returncode == 1 and "no healthy Google Calendar connection" in missing.stderr
 
 
+@pytest.mark.processes
 def test_google_renew_channels_opens_a_new_channel_and_stops_the_old(guser, sandbox, config):
     assert guser.connect() == {"success": "true"}
     guser.client.put("/integrations/google/settings", json={"syncMode": "two-way"}, headers=guser.headers)
@@ -96,6 +100,7 @@ def test_google_renew_channels_opens_a_new_channel_and_stops_the_old(guser, sand
         assert list(sandbox.state.channels) == [new.channel_id]
 
 
+@pytest.mark.processes
 def test_outbox_sweep_dispatches_what_redis_lost(app, app_ctx, process_env, user_id):
     from tests.factories import appointment_body, auth_headers
 
@@ -109,6 +114,7 @@ def test_outbox_sweep_dispatches_what_redis_lost(app, app_ctx, process_env, user
     assert get_queue("default").count == 1
 
 
+@pytest.mark.processes
 def test_worker_health_is_a_dyno_health_check(app, app_ctx, process_env):
     period = app.config["SCHEDULER_HEARTBEAT_SECONDS"]
     nothing = flask(process_env, "worker-health")
@@ -123,6 +129,7 @@ def test_worker_health_is_a_dyno_health_check(app, app_ctx, process_env):
 
 # -- rotate-encryption-key --------------------------------------------------------------------------
 
+@pytest.mark.processes
 def test_rotation_covers_pending_google_revocations_so_they_run_once_the_old_key_is_dropped(
         app, database_url, servers, sandbox, process_env):
     """Revocations still to run (one retrying in Redis, one queued before jobs took an event id) need

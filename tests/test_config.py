@@ -94,6 +94,7 @@ def _clean_env(**extra):
     return {**keep, **extra}
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("command", [
     [sys.executable, "-c", "import wsgi"],
     [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
@@ -107,6 +108,7 @@ def test_processes_refuse_to_start_in_production_without_secrets(command):
     assert "SECRET_KEY" in lines[0] and "ENCRYPTION_KEYS" in lines[0] and "JWT_SECRET_KEY" in lines[0]
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("command", [
     [sys.executable, "-c", "import wsgi"],
     [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],

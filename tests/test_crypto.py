@@ -43,6 +43,7 @@ def test_first_key_encrypts_all_keys_decrypt():
         SecretBox([NEW]).decrypt(old_blob, user_id=user, field="f")  # old key dropped too early
 
 
+@pytest.mark.processes
 def test_rotate_encryption_key_command_reencrypts_every_secret(database_url, servers, app):
     keys = lambda *ks: ",".join(base64.b64encode(k).decode() for k in ks)  # noqa: E731
     old_app = create_app(make_config(database_url, servers["redis"], ENCRYPTION_KEYS=keys(OLD)))

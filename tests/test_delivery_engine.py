@@ -144,6 +144,7 @@ def test_an_attempt_ends_at_its_deadline_whatever_the_receiver_does(account, rec
 
 # -- isolation between accounts, the schedule, and dead after the last entry -----------------------
 
+@pytest.mark.processes
 def test_a_stalled_receiver_delays_another_account_by_less_than_a_second(hooks_app, hctx, workers, receiver,
                                                                          second_receiver):
     stalled, healthy = Account(hooks_app), Account(hooks_app)
@@ -205,6 +206,7 @@ def spans_of(account, started_after: float = 0.0):
             if a.attempted_at.timestamp() - a.duration_ms / 1000 >= started_after]
 
 
+@pytest.mark.processes
 def test_a_fast_receiver_gets_more_attempts_in_flight_than_the_base(hooks_app, hctx, workers, receiver):
     """Answers within WEBHOOK_FAST_ANSWER_SECONDS raise the account's limit above 4, up to half the
     worker's senders (8 of 16 here)."""
@@ -218,6 +220,7 @@ def test_a_fast_receiver_gets_more_attempts_in_flight_than_the_base(hooks_app, h
     assert 4 < max_concurrent(spans_of(account)) <= 8
 
 
+@pytest.mark.processes
 def test_a_fast_receiver_that_starts_stalling_falls_back_to_the_base_and_delays_no_other_account(
         hooks_app, hctx, workers, receiver, second_receiver):
     fast, other = Account(hooks_app), Account(hooks_app)
@@ -252,6 +255,7 @@ def test_a_fast_receiver_that_starts_stalling_falls_back_to_the_base_and_delays_
     assert max_concurrent(spans_of(fast, first_ended)) <= 4  # … then the base
 
 
+@pytest.mark.processes
 def test_retries_fire_at_their_due_time(hooks_app, hctx, workers, receiver):
     account = Account(hooks_app)
     account.subscribe(receiver.url(), "call.received")
@@ -270,6 +274,7 @@ def test_retries_fire_at_their_due_time(hooks_app, hctx, workers, receiver):
 
 # -- a worker killed mid-drain ----------------------------------------------------------------------
 
+@pytest.mark.processes
 def test_a_worker_killed_mid_drain_loses_no_outcome_and_duplicates_only_what_was_in_flight(
         hooks_app, hctx, workers, receiver):
     account = Account(hooks_app)
@@ -309,6 +314,7 @@ def test_a_worker_killed_mid_drain_loses_no_outcome_and_duplicates_only_what_was
 
 # -- recovery ---------------------------------------------------------------------------------------
 
+@pytest.mark.processes
 def test_after_a_restart_with_an_empty_redis_the_first_lost_event_arrives_within_15_s(
         hctx, workers, receiver, database_url, servers, ca_bundle):
     """The workers are down (killed) while events commit; Redis then loses everything (the doorbells,
@@ -331,6 +337,7 @@ def test_after_a_restart_with_an_empty_redis_the_first_lost_event_arrives_within
 
 # -- queues do not starve each other ---------------------------------------------------------------
 
+@pytest.mark.processes
 def test_a_webhook_backlog_does_not_delay_outbox_dispatch_on_a_worker_serving_every_queue(
         hooks_app, hctx, workers, receiver):
     account = Account(hooks_app)
@@ -563,6 +570,7 @@ def test_a_receiver_that_never_completes_the_tls_handshake_is_cut_at_the_deadlin
     assert TIMEOUT - 0.05 <= elapsed <= TIMEOUT + 0.4
 
 
+@pytest.mark.slow
 def test_senders_share_one_keep_alive_connection_per_address_and_cut_a_reused_one_at_the_deadline(ca, ca_bundle):
     """Twelve receivers (twelve pinned addresses), four sender threads: each receiver sees one
     connection however the attempts fall on the threads; then a reused connection that stalls is

@@ -18,6 +18,8 @@ from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs
 from tests.support import REPO_ROOT, make_config
 from tests.test_google_browser import chromium
 
+pytestmark = pytest.mark.browser
+
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "dev-console"
 DOCS_SCREENSHOT = REPO_ROOT / "docs" / "dev-console.png"
 EMAIL = "owner@example.com"

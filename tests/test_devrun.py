@@ -20,6 +20,8 @@ import requests
 
 from tests.support import REPO_ROOT, wait_for
 
+pytestmark = pytest.mark.processes
+
 # What the developer's shell might carry that would make devrun skip the embedded servers or the sandbox.
 _INHERITED = ("DATABASE_URL", "REDIS_URL", "GOOGLE_", "FRONTEND_URL", "PUBLIC_API_URL", "APP_ENV", "LOG_LEVEL",
               "RQ_LOG_LEVEL", "PORT", "SANDBOX_PORT", "FLASK_", "INSTANCE_DIR", "DEV_CONSOLE")

@@ -55,6 +55,8 @@ from tests.google_fixtures import google_settings, worker_env
 from tests.receiver import Receiver
 from tests.support import make_config, run_flask, wait_for
 
+pytestmark = [pytest.mark.chaos, pytest.mark.processes]
+
 ZAPIER_EVENTS = ("appointment.created", "appointment.cancelled", "appointment.completed", "call.received")
 OWNERS = ("owner-a@example.com", "owner-b@example.com")
 MIN_EVENTS = 300

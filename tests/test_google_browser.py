@@ -19,6 +19,8 @@ from tests.google_fixtures import google_settings
 from tests.loopback import PageHandler, start
 from tests.support import make_config
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = "/usr/bin/chromium"
 # As the machine's notes advise: no background traffic to Google's hosts from the browser itself.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,5 +1,6 @@
 """Disconnect and sync settings."""
 
+import pytest
 import requests
 from rq import Queue
 from sqlalchemy import select, update
@@ -155,6 +156,7 @@ def test_disconnect_turns_the_users_appointment_sync_off(guser, google_app):
     assert db.session.scalars(select(Appointment.google_next_sync_at)).all() == [None]
 
 
+@pytest.mark.processes
 def test_a_failed_revocation_runs_again_on_its_delay_with_real_processes(guser, google_app, sandbox, config):
     """Delayed retries need RQ's scheduler: every `flask worker` runs one. Revoke fails twice at
     Google, and the third try, a second later each time, succeeds."""

@@ -261,6 +261,7 @@ def test_backfill_pushes_upcoming_scheduled_appointments_only(guser, google_app,
         assert guser.appointment(other["id"])["googleSync"]["state"] == "off"
 
 
+@pytest.mark.slow
 def test_backfill_respects_the_per_user_quota(guser, google_app, sandbox, database_url, servers):
     from callnfy_integrations import create_app
     from tests.google_fixtures import google_settings

@@ -16,6 +16,8 @@ from callnfy_integrations.queues import CALENDAR, enqueue, get_queue, redis_conn
 from tests.google_fixtures import GoogleUser, google_settings, worker_env
 from tests.support import make_config, run_flask, wait_for
 
+pytestmark = pytest.mark.processes
+
 
 def state_of(appointment: dict) -> str | None:
     db.session.expire_all()

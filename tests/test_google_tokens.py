@@ -76,6 +76,7 @@ def test_invalid_grant_marks_the_integration_for_reauthorization(guser, sandbox)
     assert sandbox.calls("token:refresh_token") == 1
 
 
+@pytest.mark.processes
 def test_concurrent_refresh_from_two_processes_makes_one_token_call(guser, sandbox, google_app):
     row = connected(guser)
     expire_in(row, timedelta(seconds=-1))

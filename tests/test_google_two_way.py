@@ -12,6 +12,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 from sqlalchemy import func, update
 
@@ -118,6 +119,7 @@ def test_all_day_free_recurring_and_tentative_events_are_not_imported(tuser, san
     assert "outside 1-1440" in tuser.status()["syncError"]  # visible to the SPA
 
 
+@pytest.mark.slow
 def test_a_google_side_move_reschedules_and_a_delete_cancels_and_zapier_hears_it(tuser, sandbox, receiver):
     tuser.enable_two_way()
     created = tuser.create(scheduledAt="2026-12-03T10:00:00Z", duration=30)
@@ -220,6 +222,7 @@ def test_wrong_token_or_unknown_channel_is_404_and_enqueues_nothing(tuser, sandb
     assert sync_state.status_code == 200 and get_queue(CALENDAR).count == 0  # `sync` asks for nothing
 
 
+@pytest.mark.slow
 def test_a_410_rebaselines_with_nothing_lost_or_duplicated(tuser, sandbox):
     tuser.enable_two_way()
     linked = tuser.create(scheduledAt="2026-12-05T09:00:00Z")
@@ -367,6 +370,7 @@ def test_google_trouble_during_a_sync_is_retried_with_backoff_and_keeps_the_toke
     assert tuser.appointments() == []
 
 
+@pytest.mark.processes
 def test_with_real_worker_processes_a_google_side_create_arrives_through_the_debounced_sync(
         tuser, sandbox, config):
     """Production's path: a `flask worker` process with RQ's scheduler and the default 1 s debounce."""

@@ -7,6 +7,7 @@ import signal
 import time
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from callnfy_integrations.appointments.models import Appointment
@@ -18,6 +19,8 @@ from jobs.webhooks import sweep_webhooks
 from tests.google_fixtures import GoogleUser, worker_env
 from tests.support import run_flask, wait_for
 from tests.zapier_fixtures import Account
+
+pytestmark = pytest.mark.processes
 
 
 def terminate(process, timeout: float = 25.0) -> float:

@@ -180,6 +180,7 @@ logging.getLogger("pgserver").info("start-up chatter is quiet")
 """
 
 
+@pytest.mark.processes
 def test_a_process_writes_json_lines_on_stdout():
     result = subprocess.run([sys.executable, "-c", LOGGING_SCRIPT], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=60)
@@ -193,6 +194,7 @@ def test_a_process_writes_json_lines_on_stdout():
     assert second["job"] == "sweep" and "ZeroDivisionError: division by zero" in second["exception"]
 
 
+@pytest.mark.processes
 def test_a_worker_process_logs_json_lines_with_extras(app, process_env, user_id):
     from callnfy_integrations.queues import DEFAULT, enqueue
     from jobs.events import sweep_outbox

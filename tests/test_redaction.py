@@ -8,6 +8,8 @@ import logging
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from callnfy_integrations import create_app
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.oauth import BINDER_COOKIE, CALLBACK_PATH
@@ -15,6 +17,7 @@ from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings, wo
 from tests.support import make_config, run_flask, wait_for
 
 
+@pytest.mark.processes
 def test_no_secret_reaches_any_log_line_of_any_process(database_url, servers, sandbox, receiver, ca_bundle,
                                                         config, lines, app):
     hooks = {"WEBHOOK_ALLOWED_HOSTS": "localhost", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",

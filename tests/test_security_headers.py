@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
@@ -33,6 +34,7 @@ def test_html_pages_get_a_strict_csp_that_allows_only_their_own_inline_blocks(cl
     assert docs.headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.browser
 def test_the_docs_page_renders_under_its_csp_in_a_real_browser(database_url, servers, app):
     served = create_app(make_config(database_url, servers["redis"]))
     server = make_server("127.0.0.1", 0, served, threaded=True)

@@ -369,6 +369,7 @@ def test_private_networks_are_refused_in_production_and_allowed_elsewhere(config
             "WEBHOOK_ALLOW_PRIVATE_NETWORKS"] is True
 
 
+@pytest.mark.processes
 def test_a_production_process_with_private_networks_exits_with_one_line(config):
     env = {"PATH": "/usr/bin:/bin", **PRODUCTION, "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
            "REDIS_URL": config["REDIS_URL"], "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}

@@ -30,6 +30,7 @@ def node() -> str:
     return path
 
 
+@pytest.mark.processes
 def test_the_app_definition_is_valid_by_zapiers_schema():
     result = subprocess.run([node(), "scripts/validate.js"], cwd=ZAPIER_APP, capture_output=True, text=True,
                             timeout=60)
@@ -52,6 +53,7 @@ def live_service(database_url, servers, ca_bundle, process_env, app):
     server.shutdown()
 
 
+@pytest.mark.processes
 def test_the_app_against_the_live_service(live_service, ca, tmp_path):
     headers = auth_headers(uuid.uuid4())
     key = requests.post(f"{live_service}/integrations/zapier/generate-key", headers=headers, timeout=10).json()["data"]
