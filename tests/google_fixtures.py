@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET, create_sandbox_app
 from callnfy_integrations.dev.google_sandbox import state as sandbox_state
 from callnfy_integrations.extensions import db
 from tests.factories import auth_headers
+from tests.loopback import serve_wsgi
 from tests.support import make_config
 
 
@@ -24,10 +23,8 @@ class Sandbox:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # request lines carry codes and tokens
         self.app = create_sandbox_app()
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = serve_wsgi(self.app)
+        self.url = self.server.url
 
     @property
     def state(self):

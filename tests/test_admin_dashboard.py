@@ -4,7 +4,6 @@ its actions refused unless they come from its own origin, and an operator using 
 import base64
 import os
 import signal
-import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -12,14 +11,13 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.queues import CALENDAR, DEFAULT, enqueue, enqueue_in, get_queue, redis_connection
 from callnfy_integrations.worker import build_worker
-from tests.loopback import PageHandler, start
+from tests.browser import chromium
+from tests.loopback import PageHandler, serve_wsgi, start
 from tests.support import run_flask, wait_for
-from tests.test_google_browser import chromium
 
 OPERATOR = ("operator", "correct horse battery staple")
 OWN_ORIGIN = "http://localhost"  # the test client's scheme and host
@@ -281,9 +279,8 @@ class OtherSite(PageHandler):
 
 @pytest.fixture
 def served_dashboard(dashboard_app):
-    server = make_server("127.0.0.1", 0, dashboard_app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}")
+    server = serve_wsgi(dashboard_app)
+    yield SimpleNamespace(url=server.url)
     server.shutdown()
 
 

@@ -4,19 +4,18 @@ sandbox calendar. A screenshot of each state goes to test-artifacts/dev-console/
 UPDATE_DOCS_SCREENSHOT=1 also rewrites docs/dev-console.png, the README's picture of the console."""
 
 import os
-import threading
 from types import SimpleNamespace
 
 import pytest
 from playwright.sync_api import Page, expect
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.auth import DEV_USER_ID
+from tests.browser import chromium
 from tests.factories import auth_headers
 from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs
+from tests.loopback import serve_wsgi
 from tests.support import REPO_ROOT, make_config
-from tests.test_google_browser import chromium
 
 pytestmark = pytest.mark.browser
 
@@ -29,13 +28,11 @@ EMAIL = "owner@example.com"
 def served(database_url, servers, sandbox, app):
     """The app over real HTTP with the console on, FRONTEND_URL pointing at it as `make run` does."""
     fresh_sandbox(sandbox)
-    holder = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    holder["app"] = create_app(make_config(database_url, servers["redis"], DEV_CONSOLE="1", PUBLIC_API_URL=url,
+    server = serve_wsgi()
+    url = server.url
+    server.app = create_app(make_config(database_url, servers["redis"], DEV_CONSOLE="1", PUBLIC_API_URL=url,
                                            FRONTEND_URL=f"{url}/dev/integrations", **google_settings(sandbox)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield SimpleNamespace(app=holder["app"], url=url, console=f"{url}/dev/integrations",
+    yield SimpleNamespace(app=server.app, url=url, console=f"{url}/dev/integrations",
                           consent_url=f"{sandbox.url}/o/oauth2/v2/auth?")
     server.shutdown()
 

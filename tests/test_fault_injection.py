@@ -43,7 +43,6 @@ import psycopg2
 import pytest
 import requests
 from sqlalchemy.engine import make_url
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.extensions import db as db_extension
@@ -52,6 +51,7 @@ from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import ALL_QUEUES, redis_connection
 from tests.factories import auth_headers
 from tests.google_fixtures import google_settings, worker_env
+from tests.loopback import serve_wsgi
 from tests.receiver import Receiver
 from tests.support import make_config, run_flask, wait_for
 
@@ -186,12 +186,11 @@ class Process:
 
 @pytest.fixture
 def live(database_url, servers, sandbox, ca_bundle, app):
-    server = make_server("127.0.0.1", 0, None, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
+    server = serve_wsgi()
+    url = server.url
     application = create_app(make_config(database_url, servers["redis"], PUBLIC_API_URL=url, LOG_LEVEL="CRITICAL",
                                          WEBHOOK_CA_BUNDLE=ca_bundle, **SETTINGS, **google_settings(sandbox)))
     server.app = application
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     requests.post(f"{sandbox.url}/sandbox/reset", timeout=5).raise_for_status()
     sandbox.settings(access_token_lifetime=3599, rotate_refresh_tokens=False, notify=True, token_delay=0,
                      write_delay=0, time_zones={})

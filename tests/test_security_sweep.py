@@ -29,7 +29,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -37,7 +36,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 from sqlalchemy import text
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.config import ConfigError, load_config
@@ -46,6 +44,7 @@ from callnfy_integrations.google.oauth import BINDER_COOKIE, CALLBACK_PATH
 from callnfy_integrations.zapier.sender import Request, Sender
 from tests.factories import appointment_body
 from tests.google_fixtures import GoogleUser
+from tests.loopback import serve_wsgi
 from tests.support import REPO_ROOT
 from tests.zapier_fixtures import Account, hooks_config
 
@@ -472,9 +471,8 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut_down_to_size(hooks_app, ac
     """Over real HTTP without a Content-Length (Transfer-Encoding: chunked), Werkzeug stops reading at
     the limit without saying so: the first megabyte of a valid body padded with spaces was parsed and
     the appointment created. Now: 413, nothing written; a chunked body within the limit still works."""
-    server = make_server("127.0.0.1", 0, hooks_app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/appointments"
+    server = serve_wsgi(hooks_app)
+    url = f"{server.url}/appointments"
     headers = {**account.headers, "Content-Type": "application/json"}
 
     def chunked(padding: int):
@@ -492,7 +490,6 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut_down_to_size(hooks_app, ac
         assert within.status_code == 201, within.text
     finally:
         server.shutdown()
-        server.server_close()
 
 
 # -- 5. Header injection ------------------------------------------------------------------------------

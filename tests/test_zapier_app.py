@@ -8,15 +8,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import uuid
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from tests.factories import auth_headers
+from tests.loopback import serve_wsgi
 from tests.support import REPO_ROOT, make_config, run_flask
 
 ZAPIER_APP = REPO_ROOT / "zapier-app"
@@ -40,12 +39,11 @@ def test_the_app_definition_is_valid_by_zapiers_schema():
 
 @pytest.fixture
 def live_service(database_url, servers, ca_bundle, process_env, app):
-    server = make_server("127.0.0.1", 0, None, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
+    server = serve_wsgi()
+    url = server.url
     webhooks = {"WEBHOOK_ALLOWED_HOSTS": "localhost", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
                 "WEBHOOK_CA_BUNDLE": ca_bundle, "OUTBOX_GRACE_SECONDS": "0", "PUBLIC_API_URL": url}
     server.app = create_app(make_config(database_url, servers["redis"], **webhooks))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     worker = run_flask({**process_env, **webhooks, "LOG_LEVEL": "WARNING"}, "worker")
     yield url
     worker.terminate()

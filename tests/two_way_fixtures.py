@@ -3,14 +3,12 @@ reach it), and a user driving both sides, Callnfy's API and the owner's edits in
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.appointments.models import Appointment
@@ -19,6 +17,7 @@ from callnfy_integrations.google.two_way import pending_key
 from callnfy_integrations.integrations.models import GOOGLE_CALENDAR, Integration
 from callnfy_integrations.queues import CALENDAR, get_queue, redis_connection
 from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings, run_jobs
+from tests.loopback import serve_wsgi
 from tests.support import make_config, wait_for
 
 OWNER = "owner@example.com"
@@ -27,8 +26,8 @@ OWNER = "owner@example.com"
 @pytest.fixture(scope="module")
 def live(database_url, servers, sandbox, ca_bundle, app):
     """The app, served over HTTP for the sandbox's notifications, delivering webhooks to loopback."""
-    server = make_server("127.0.0.1", 0, None, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
+    server = serve_wsgi()
+    url = server.url
     application = create_app(make_config(
         database_url, servers["redis"], PUBLIC_API_URL=url, WEBHOOK_ALLOWED_HOSTS="localhost",
         WEBHOOK_ALLOW_PRIVATE_NETWORKS="true", WEBHOOK_CA_BUNDLE=ca_bundle, WEBHOOK_RETRY_SCHEDULE="0",
@@ -36,8 +35,6 @@ def live(database_url, servers, sandbox, ca_bundle, app):
         GOOGLE_SYNC_DEBOUNCE_SECONDS="0",  # burst workers run no scheduler; the debounce has its own test
         **google_settings(sandbox)))
     server.app = application
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     application.config["LIVE_URL"] = url
     yield application
     server.shutdown()
