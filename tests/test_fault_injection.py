@@ -185,7 +185,7 @@ class Process:
 # -- the app, served over HTTP for Google's notifications -----------------------------------------
 
 @pytest.fixture
-def live(database_url, servers, sandbox, ca_bundle, app):
+def served_app(database_url, servers, sandbox, ca_bundle, app):
     server = serve_wsgi()
     url = server.url
     application = create_app(make_config(database_url, servers["redis"], PUBLIC_API_URL=url, LOG_LEVEL="CRITICAL",
@@ -197,13 +197,6 @@ def live(database_url, servers, sandbox, ca_bundle, app):
     yield application, url
     requests.post(f"{sandbox.url}/sandbox/reset", timeout=5)  # no random failures for the next tests
     server.shutdown()
-
-
-@pytest.fixture
-def receiver(ca):
-    server = Receiver(ca)
-    yield server
-    server.close()
 
 
 class Account:
@@ -532,9 +525,9 @@ def settled(db, sandbox, receiver, accounts) -> list[str]:
 
 
 def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fails(
-        live, sandbox, receiver, config, ca_bundle, database_url, tmp_path, app):
+        served_app, sandbox, receiver, config, ca_bundle, database_url, tmp_path, app):
     started = time.monotonic()
-    web, url = live
+    web, url = served_app
     db = Database(database_url)
     redis_client = redis_connection(web)
     accounts = [Account(web, sandbox, receiver, email, n) for n, email in enumerate(OWNERS)]

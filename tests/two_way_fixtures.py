@@ -24,7 +24,7 @@ OWNER = "owner@example.com"
 
 
 @pytest.fixture(scope="module")
-def live(database_url, servers, sandbox, ca_bundle, app):
+def two_way_app(database_url, servers, sandbox, ca_bundle, app):
     """The app, served over HTTP for the sandbox's notifications, delivering webhooks to loopback."""
     server = serve_wsgi()
     url = server.url
@@ -41,10 +41,10 @@ def live(database_url, servers, sandbox, ca_bundle, app):
 
 
 @pytest.fixture
-def lctx(live, sandbox):
+def two_way_ctx(two_way_app, sandbox):
     fresh_sandbox(sandbox)
-    with live.app_context():
-        yield live
+    with two_way_app.app_context():
+        yield two_way_app
         db.session.remove()
 
 
@@ -107,5 +107,5 @@ class TwoWayUser(GoogleUser):
 
 
 @pytest.fixture
-def tuser(live, lctx, sandbox):
-    return TwoWayUser(live, sandbox)
+def tuser(two_way_app, two_way_ctx, sandbox):
+    return TwoWayUser(two_way_app, sandbox)
