@@ -1,4 +1,5 @@
-"""Test harness: a fresh PostgreSQL database per run and a Redis database cleaned per test.
+"""Test harness: a fresh PostgreSQL database per run, and a Redis database claimed by the run and
+flushed before it and after each test.
 
 TEST_DATABASE_URL / TEST_REDIS_URL name real servers (the suite creates and drops its own
 database on that PostgreSQL server, and FLUSHES the Redis database it is given); when unset, the
@@ -16,7 +17,7 @@ import pytest
 from callnfy_integrations import create_app, process_flags
 from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import redis_connection
-from tests.support import REPO_ROOT, create_database, drop_database, kill_started, make_config
+from tests.support import REPO_ROOT, RedisClaim, create_database, drop_database, kill_started, make_config
 
 # The shared fixture modules: their fixtures are available to every test without importing them.
 pytest_plugins = ["tests.google_fixtures", "tests.zapier_fixtures", "tests.two_way_fixtures", "tests.log_fixtures"]
@@ -35,7 +36,13 @@ def servers(tmp_path_factory):
         pg_url = pg_url or embedded.start_postgres(base / "postgres")
         redis_url = redis_url or embedded.start_redis(base / "redis")
         started = True
-    yield {"postgres": pg_url, "redis": redis_url}
+    claim = RedisClaim(redis_url)
+    other = claim.take()
+    if other:
+        pytest.exit(f"another test run ({other}) is using {redis_url}: give this one its own TEST_REDIS_URL "
+                    "database", returncode=pytest.ExitCode.USAGE_ERROR)
+    yield {"postgres": pg_url, "redis": redis_url, "claim": claim}
+    claim.release()
     if started:
         embedded.stop_all()
 
@@ -65,7 +72,8 @@ def app(config):
 
 @pytest.fixture(autouse=True)
 def _clean_state(request):
-    """Every test starts with empty tables and an empty Redis database."""
+    """Every test starts with empty tables and an empty Redis database (flushed before the run, by
+    RedisClaim, and after each test that had the app)."""
     yield
     kill_started()
     process_flags.serving(())  # an in-process worker's queues and stop flag end with the test
@@ -78,6 +86,7 @@ def _clean_state(request):
         with db.engine.begin() as conn:
             conn.exec_driver_sql(f"TRUNCATE {tables} CASCADE")
         redis_connection().flushdb()
+    request.getfixturevalue("servers")["claim"].renew()
 
 
 @pytest.fixture
