@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from sqlalchemy import update
 
 from callnfy_integrations.extensions import db
@@ -45,6 +46,8 @@ def test_the_delivery_log_lists_filters_and_pages_the_accounts_deliveries(hooks_
     assert stranger.json["data"] == []
 
 
+@pytest.mark.shows_status(("POST", "/integrations/zapier/deliveries/{delivery_id}/retry", "200"),
+                           ("POST", "/integrations/zapier/deliveries/{delivery_id}/retry", "409"))
 def test_retrying_a_dead_delivery_sends_it_again_and_other_states_are_refused(hooks_app, account, receiver):
     account.subscribe(receiver.url(), "call.received")
     receiver.answer(*[500] * 4)

@@ -4,6 +4,7 @@ import base64
 import hashlib
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from sqlalchemy import select, text
 
@@ -118,6 +119,7 @@ def test_no_token_is_stored_in_plaintext(guser, sandbox):
             assert hits == 0, f"{table}.{column}"
 
 
+@pytest.mark.shows_status(("POST", "/integrations/google/connect", "409"))
 def test_connect_when_connected_is_409_and_after_lapse_is_allowed(guser):
     guser.connect()
     response = guser.client.post("/integrations/google/connect", headers=guser.headers)

@@ -29,6 +29,7 @@ def open_channel(row, sandbox):
     db.session.commit()
 
 
+@pytest.mark.shows_status(("DELETE", "/integrations/google/disconnect", "200"))
 def test_disconnect_forgets_at_once_then_revokes_and_stops_the_channel(guser, sandbox, google_app):
     sandbox.settings(notify=False)
     row = connected(guser)
@@ -85,6 +86,7 @@ def test_revocation_is_retried_when_google_is_down(guser, google_app, database_u
     assert job.retries_left == len(intervals) - 1  # failed once, scheduled to try again
 
 
+@pytest.mark.shows_status(("PUT", "/integrations/google/settings", "200"))
 def test_settings_switch_sync_mode_and_call_hooks(guser):
     row = connected(guser)
     seen = []

@@ -172,6 +172,7 @@ def test_a_callnfy_change_is_pushed_once_and_its_echo_ignored(tuser, sandbox):
 
 # -- notifications ---------------------------------------------------------------------------------
 
+@pytest.mark.shows_status(("POST", "/webhooks/google/calendar", "200"))
 def test_a_burst_of_50_notifications_makes_at_most_two_list_calls(tuser, sandbox):
     tuser.enable_two_way()
     integration = tuser.integration()
@@ -325,6 +326,7 @@ def test_reconnecting_in_two_way_mode_takes_a_fresh_baseline(tuser, sandbox):
         assert list(sandbox.state.channels) == [again.channel_id]  # the old channel was stopped
 
 
+@pytest.mark.shows_status(("POST", "/webhooks/google/calendar", "429"))
 def test_notifications_are_rate_limited_per_client_address(database_url, servers, sandbox, app):
     limited = create_app(make_config(database_url, servers["redis"], GOOGLE_PUSH_RATE_LIMIT="3 per minute",
                                      **google_settings(sandbox)))

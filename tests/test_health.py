@@ -22,6 +22,7 @@ def test_readyz_ok_when_database_and_redis_reachable(client):
     assert client.get("/readyz").json == {"success": True, "data": {"database": "ok", "redis": "ok"}}
 
 
+@pytest.mark.shows_status(("GET", "/readyz", "503"))
 @pytest.mark.parametrize("database, redis, down", [
     (None, CLOSED_PORT_REDIS, {"redis"}),
     (CLOSED_PORT_POSTGRES, None, {"database"}),

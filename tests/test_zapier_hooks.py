@@ -108,6 +108,11 @@ def test_private_addresses_are_refused(strict_app, url, reason):
     assert reason in " ".join(response.json["error"]["details"]["hookUrl"])
 
 
+@pytest.mark.shows_status(*[(method, path, "429") for method, path in (
+    ("GET", "/webhooks/zapier/{user_id}"), ("GET", "/webhooks/zapier/{user_id}/subscriptions"),
+    ("POST", "/webhooks/zapier/{user_id}/subscriptions"),
+    ("DELETE", "/webhooks/zapier/{user_id}/subscriptions/{subscription_id}"),
+    ("GET", "/webhooks/zapier/{user_id}/samples/{event}"))])
 def test_failed_key_checks_are_rate_limited_per_address_and_account(strict_app):
     with strict_app.app_context():
         victim, bystander = Account(strict_app), Account(strict_app)
