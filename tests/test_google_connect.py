@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -140,9 +141,18 @@ def test_connect_without_google_credentials_is_500_with_the_contract_message(dat
     assert response.json["error"]["message"] == "Failed to initiate Google OAuth"
 
 
-def test_state_names_the_user_who_started(guser):
-    assert guser.connect() == {"success": "true"}
-    assert guser.status()["connected"] is True
+def test_state_names_the_user_who_started(guser, google_app, sandbox):
+    """Google's redirect carries no JWT: the state alone says whose connection the callback completes."""
+    other = GoogleUser(google_app, sandbox)
+    other.auth_url()  # another user's Connect, pending at the same time
+    auth_url = guser.auth_url()
+    state = parse_qs(urlsplit(auth_url).query)["state"][0]
+    kept = json.loads(redis_connection().get(f"callnfy:google:oauth-state:{state}"))
+    assert kept["user_id"] == str(guser.user_id)
+    assert guser.callback(guser.consent(auth_url)) == {"success": "true"}  # the callback has no Authorization
+    db.session.expire_all()
+    assert db.session.scalars(select(Integration.user_id)).all() == [guser.user_id]
+    assert guser.status()["connected"] is True and other.status() == {"connected": False}
 
 
 def test_callback_from_another_browser_is_refused_and_stores_nothing(google_app, gctx, sandbox):
