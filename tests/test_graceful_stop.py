@@ -82,14 +82,17 @@ def test_sigterm_during_calendar_pushes_hands_the_rest_over(google_app, gctx, sa
         if first.poll() is None:
             first.kill()
     assert took < 10, took  # the push in flight finished; the rest were handed over
+
+    def synced() -> int:
+        db.session.expire_all()
+        return db.session.scalar(select(func.count()).select_from(Appointment).where(
+            Appointment.google_sync_state == "synced"))
+
+    assert 1 <= synced() < 6  # SIGTERM came mid-way: pushes were left for the next worker
     second = run_flask(env, "worker")
     try:
-        def synced():
-            db.session.expire_all()
-            return db.session.scalar(select(func.count()).select_from(Appointment).where(
-                Appointment.google_sync_state == "synced")) == 6
 
-        wait_for(synced, timeout=60, interval=0.2)
+        wait_for(lambda: synced() == 6, timeout=60, interval=0.2)
     finally:
         terminate(second)
     assert len(sandbox.events()) == 6  # each once
@@ -107,6 +110,9 @@ def test_sigterm_during_an_outbox_drain_loses_no_event(app, app_ctx, process_env
              timeout=20, interval=0.01)
     took = terminate(worker)
     assert took < 10, took
+    db.session.expire_all()
+    left = db.session.scalar(select(func.count()).select_from(Event).where(Event.dispatched_at.is_(None)))
+    assert 0 < left < 300, left  # SIGTERM came mid-drain: it stopped with events left, for the next worker
     second = run_flask({**process_env, "LOG_LEVEL": "WARNING", "OUTBOX_GRACE_SECONDS": "0"}, "worker",
                        "--queue", "default")
     try:
