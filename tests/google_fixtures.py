@@ -47,6 +47,11 @@ class Sandbox:
             return [dict(r) for r in self.state.requests
                     if r["endpoint"] in ("events.insert", "events.update", "events.patch", "events.delete")]
 
+    def notified(self) -> bool:
+        """Every push notification sent so far has been answered (the app has taken it in)."""
+        with self.state.lock:
+            return self.state.notifying == 0
+
     def calendar_calls(self) -> int:
         with self.state.lock:
             return sum(count for name, count in self.state.calls.items()

@@ -178,7 +178,7 @@ def test_a_burst_of_50_notifications_makes_at_most_two_list_calls(tuser, sandbox
     integration = tuser.integration()
     secret = channel_secret(sandbox, integration.channel_id)
     tuser.google_create()
-    time.sleep(0.3)  # the sandbox's own notification for it
+    wait_for(sandbox.notified)  # the sandbox's own notification for it has been taken in
     sandbox.reset_counts()
     answers = [notify(tuser.app, integration.channel_id, secret, resource_id=integration.channel_resource_id)
                for _ in range(50)]
@@ -346,7 +346,7 @@ def test_the_safety_sync_runs_for_every_two_way_calendar_without_notifications(t
     tuser.settle()
     sandbox.settings(notify=False)  # Google's notification is lost
     tuser.google_create(summary="Only the safety sync sees this")
-    time.sleep(0.2)
+    wait_for(sandbox.notified)
     assert not redis_connection().exists(pending_key(tuser.integration().id))
     before = tuser.integration().last_sync_at
     assert safety_sync() == 1

@@ -3,7 +3,6 @@ reach it), and a user driving both sides, Callnfy's API and the owner's edits in
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -96,10 +95,10 @@ class TwoWayUser(GoogleUser):
                                timeout=5).status_code == 204
 
     def settle(self) -> None:
-        """Let the sandbox's notifications (sent 50 ms after each write) reach the app, and run the
-        workers until no sync is pending."""
+        """Wait until the app has answered every notification the sandbox sent (50 ms after each write),
+        and run the workers until no sync is pending and no write of theirs is notifying any more."""
         for _ in range(20):
-            time.sleep(0.4)
+            wait_for(self.sandbox.notified, timeout=10, interval=0.01)
             if not redis_connection().exists(pending_key(self.integration().id)) and not get_queue(CALENDAR).count:
                 return
             run_jobs(self.app)
