@@ -388,7 +388,13 @@ def test_a_delivery_whose_subscription_vanished_in_a_race_ends_cancelled(hooks_a
     revoke = threading.Thread(target=lambda: account.client.delete("/integrations/zapier/revoke-key",
                                                                    headers=account.headers))
     revoke.start()
-    time.sleep(0.5)  # the revoke has cancelled what it could see and waits on the insert's lock
+
+    def revoke_waits_on_the_insert():  # it has cancelled what it could see; now it waits on the lock
+        with db.engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND wait_event_type = 'Lock'")).scalar()
+
+    wait_for(revoke_waits_on_the_insert, timeout=10)
     dispatch.commit()
     revoke.join(10)
     dispatch.close()
