@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install browser zapier-app bench clean
+.PHONY: run test test-fast lint install browser zapier-app bench clean
 ZAPIER_STAMP := zapier-app/node_modules/.installed
 
 $(STAMP): setup.cfg pyproject.toml
@@ -34,6 +34,12 @@ zapier-app: $(ZAPIER_STAMP)
 # TEST_DATABASE_URL / TEST_REDIS_URL select real servers; unset, the embedded ones start.
 test: $(STAMP) browser $(ZAPIER_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit–test loop (about a minute): everything but the tests marked processes, browser, chaos,
+# fuzz or slow (markers in setup.cfg). `make test` stays the full suite and CI's command.
+FAST_MARKERS := not processes and not browser and not chaos and not fuzz and not slow
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 # The linter's settings are in pyproject.toml; .ci/run runs this before the tests.
 lint: $(STAMP)

@@ -58,8 +58,8 @@ def main() -> None:
         sys.exit("wrk is required: apt-get install wrk")
 
     from callnfy_integrations import create_app
-    from tests.conftest import make_config
     from tests.google_fixtures import google_settings
+    from tests.support import make_config
 
     sandbox_port, web_port = free_port(), free_port()
     sandbox = Sandbox(f"http://127.0.0.1:{sandbox_port}")

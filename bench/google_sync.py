@@ -110,9 +110,9 @@ def main() -> None:
     from callnfy_integrations.google import tokens
     from callnfy_integrations.google.event_body import build_event, event_id_for
     from callnfy_integrations.queues import ALL_QUEUES
-    from tests.conftest import make_config
     from tests.factories import appointment_body
     from tests.google_fixtures import google_settings
+    from tests.support import make_config
 
     sandbox_port, web_port = free_port(), free_port()
     sandbox = Sandbox(f"http://127.0.0.1:{sandbox_port}")

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import create_database, drop_database, make_config  # noqa: E402
+from tests.support import create_database, drop_database, make_config  # noqa: E402
 
 # Filled by scratch_environment: which servers the figures come from (for the report's header).
 SERVERS: dict[str, str] = {}

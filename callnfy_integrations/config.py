@@ -278,6 +278,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # Retention of finished deliveries, their attempts and dispatched events.
         "RETENTION_DAYS": _positive(get, "RETENTION_DAYS", "30"),
         "RETENTION_SWEEP_SECONDS": _positive(get, "RETENTION_SWEEP_SECONDS", "3600", int),
+        # Rows of each kind one retention statement deletes (each batch its own short transaction).
+        "RETENTION_BATCH_SIZE": _positive(get, "RETENTION_BATCH_SIZE", "1000", int),
         "WEBHOOK_CA_BUNDLE": get("WEBHOOK_CA_BUNDLE"),  # extra CA bundle for hook URLs (tests, private CAs)
         # Failed credential checks, per client address: Zapier keys per (address, account) and, higher
         # (Zapier's addresses are shared by tenants), per address; the queue dashboard's basic auth.

@@ -24,20 +24,21 @@ def record_heartbeat() -> str:
     return stamp
 
 
-PRUNE_BATCH = 1000
-PRUNE_MAX_BATCHES = 200  # at most 200,000 rows of each kind per run; the next run goes on
+PRUNE_MAX_BATCHES = 200  # at most 200 batches (RETENTION_BATCH_SIZE rows each) of each kind per run; the next
+# run goes on
 
 
 def prune_in_batches(prune: Callable[[datetime, int], int]) -> int:
-    """Run `prune(cutoff, batch)` until it deletes less than a batch, committing each batch:
-    short transactions and bounded locks, however much has piled up."""
+    """Run `prune(cutoff, batch)` until it deletes less than a batch (RETENTION_BATCH_SIZE), committing
+    each batch: short transactions and bounded locks, however much has piled up."""
     cutoff = utcnow() - timedelta(days=current_app.config["RETENTION_DAYS"])
+    batch = current_app.config["RETENTION_BATCH_SIZE"]
     total = 0
     for _ in range(PRUNE_MAX_BATCHES):
-        deleted = prune(cutoff, PRUNE_BATCH)
+        deleted = prune(cutoff, batch)
         db.session.commit()
         total += deleted
-        if deleted < PRUNE_BATCH:
+        if deleted < batch:
             break
     return total
 

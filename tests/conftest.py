@@ -1,4 +1,5 @@
-"""Test harness: a fresh PostgreSQL database per run and a Redis database cleaned per test.
+"""Test harness: a fresh PostgreSQL database per run, and a Redis database claimed by the run and
+flushed before it and after each test.
 
 TEST_DATABASE_URL / TEST_REDIS_URL name real servers (the suite creates and drops its own
 database on that PostgreSQL server, and FLUSHES the Redis database it is given); when unset, the
@@ -9,48 +10,18 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
-import psycopg2
 import pytest
-from psycopg2 import sql
-from sqlalchemy.engine import make_url
 
-from callnfy_integrations import create_app
-from callnfy_integrations.config import load_config, normalize_database_url
+from callnfy_integrations import create_app, process_flags
 from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import redis_connection
+from tests.support import REPO_ROOT, RedisClaim, create_database, drop_database, kill_started, make_config
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _admin_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(normalize_database_url(url))
-    if database:
-        parsed = parsed.set(database=database)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def create_database(server_url: str, name: str) -> str:
-    conn = psycopg2.connect(_admin_dsn(server_url))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    conn.close()
-    return make_url(normalize_database_url(server_url)).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(server_url: str, name: str) -> None:
-    conn = psycopg2.connect(_admin_dsn(server_url))
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    conn.close()
+# The shared fixture modules: their fixtures are available to every test without importing them.
+pytest_plugins = ["tests.google_fixtures", "tests.zapier_fixtures", "tests.two_way_fixtures", "tests.log_fixtures",
+                  "tests.microsoft_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +37,13 @@ def servers(tmp_path_factory):
         pg_url = pg_url or embedded.start_postgres(base / "postgres")
         redis_url = redis_url or embedded.start_redis(base / "redis")
         started = True
-    yield {"postgres": pg_url, "redis": redis_url}
+    claim = RedisClaim(redis_url)
+    other = claim.take()
+    if other:
+        pytest.exit(f"another test run ({other}) is using {redis_url}: give this one its own TEST_REDIS_URL "
+                    "database", returncode=pytest.ExitCode.USAGE_ERROR)
+    yield {"postgres": pg_url, "redis": redis_url, "claim": claim}
+    claim.release()
     if started:
         embedded.stop_all()
 
@@ -77,14 +54,6 @@ def database_url(servers):
     url = create_database(servers["postgres"], name)
     yield url
     drop_database(servers["postgres"], name)
-
-
-def make_config(database_url: str, redis_url: str, **overrides) -> dict:
-    environ = {"APP_ENV": "testing", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "PUBLIC_API_URL": "https://api.callnfy.test", "FRONTEND_URL": "https://app.callnfy.test",
-               "LOG_LEVEL": "WARNING"}
-    environ.update({k: v for k, v in overrides.items() if v is not None})
-    return load_config(environ)
 
 
 @pytest.fixture(scope="session")
@@ -104,9 +73,11 @@ def app(config):
 
 @pytest.fixture(autouse=True)
 def _clean_state(request):
-    """Every test starts with empty tables and an empty Redis database."""
+    """Every test starts with empty tables and an empty Redis database (flushed before the run, by
+    RedisClaim, and after each test that had the app)."""
     yield
-    _kill_started()
+    kill_started()
+    process_flags.serving(())  # an in-process worker's queues and stop flag end with the test
     if "app" not in request.fixturenames:
         return
     application = request.getfixturevalue("app")
@@ -116,6 +87,7 @@ def _clean_state(request):
         with db.engine.begin() as conn:
             conn.exec_driver_sql(f"TRUNCATE {tables} CASCADE")
         redis_connection().flushdb()
+    request.getfixturevalue("servers")["claim"].renew()
 
 
 @pytest.fixture
@@ -138,44 +110,6 @@ def process_env(config):
                 "REDIS_URL": config["REDIS_URL"], "FLASK_APP": "wsgi", "LOG_LEVEL": "INFO",
                 "PYTHONPATH": str(REPO_ROOT)})
     return env
-
-
-_STARTED: list[subprocess.Popen] = []
-
-
-def run_flask(env: dict, *args: str, **kwargs) -> subprocess.Popen:
-    """A real `flask` process, in its own process group (a worker's RQ scheduler is a child process);
-    whatever of it is still running when the test ends is killed, group and all."""
-    kwargs.setdefault("start_new_session", True)
-    process = subprocess.Popen([sys.executable, "-m", "flask", *args], cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
-    _STARTED.append(process)
-    return process
-
-
-def _kill_started() -> None:
-    """No process of a test outlives it: a stray worker would take the next tests' jobs."""
-    while _STARTED:
-        process = _STARTED.pop()
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
-    """Poll until `predicate()` is truthy; return its value or fail with the timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.fixture

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET, create_sandbox_app
 from callnfy_integrations.dev.google_sandbox import state as sandbox_state
 from callnfy_integrations.extensions import db
-from tests.conftest import make_config
 from tests.factories import auth_headers
+from tests.loopback import serve_wsgi
+from tests.support import make_config
 
 
 class Sandbox:
@@ -24,10 +23,8 @@ class Sandbox:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # request lines carry codes and tokens
         self.app = create_sandbox_app()
-        self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = serve_wsgi(self.app)
+        self.url = self.server.url
 
     @property
     def state(self):
@@ -49,6 +46,11 @@ class Sandbox:
         with self.state.lock:
             return [dict(r) for r in self.state.requests
                     if r["endpoint"] in ("events.insert", "events.update", "events.patch", "events.delete")]
+
+    def notified(self) -> bool:
+        """Every push notification sent so far has been answered (the app has taken it in)."""
+        with self.state.lock:
+            return self.state.notifying == 0
 
     def calendar_calls(self) -> int:
         with self.state.lock:
@@ -160,7 +162,7 @@ def worker_env(config: dict, sandbox: Sandbox, **overrides) -> dict:
     """Environment of a real `flask worker` / `flask scheduler` process against the test servers and the sandbox."""
     import os
 
-    from tests.conftest import REPO_ROOT
+    from tests.support import REPO_ROOT
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "DATABASE_", "REDIS_", "GOOGLE_"))}
     env.update({"APP_ENV": "testing", "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],

@@ -155,7 +155,7 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def graph_receiver():
     server = Receiver()
     yield server
     server.close()

@@ -4,7 +4,6 @@ its actions refused unless they come from its own origin, and an operator using 
 import base64
 import os
 import signal
-import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -12,14 +11,13 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from rq.job import Job
 from rq.registry import FailedJobRegistry
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.queues import CALENDAR, DEFAULT, enqueue, enqueue_in, get_queue, redis_connection
 from callnfy_integrations.worker import build_worker
-from tests.conftest import run_flask, wait_for
-from tests.loopback import PageHandler, start
-from tests.test_google_browser import chromium
+from tests.browser import chromium
+from tests.loopback import PageHandler, serve_wsgi, start
+from tests.support import run_flask, wait_for
 
 OPERATOR = ("operator", "correct horse battery staple")
 OWN_ORIGIN = "http://localhost"  # the test client's scheme and host
@@ -80,6 +78,7 @@ def every_registry(dashboard_app, process_env):
 
 # --- rq-dashboard on rq 3 -----------------------------------------------------------------------------
 
+@pytest.mark.processes
 def test_every_dashboard_page_renders_with_a_job_in_every_registry(dashboard, every_registry):
     jobs = every_registry
     where = {name: (CALENDAR if name == "started" else DEFAULT) for name in REGISTRIES}
@@ -280,12 +279,12 @@ class OtherSite(PageHandler):
 
 @pytest.fixture
 def served_dashboard(dashboard_app):
-    server = make_server("127.0.0.1", 0, dashboard_app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield SimpleNamespace(url=f"http://127.0.0.1:{server.server_port}")
+    server = serve_wsgi(dashboard_app)
+    yield SimpleNamespace(url=server.url)
     server.shutdown()
 
 
+@pytest.mark.browser
 def test_operator_sees_queues_and_a_failed_job_in_chromium(served_dashboard, dashboard_app, tmp_path):
     failed = fail_a_job(dashboard_app)
     base = served_dashboard.url
@@ -322,6 +321,7 @@ def test_operator_sees_queues_and_a_failed_job_in_chromium(served_dashboard, das
         assert problems == []
 
 
+@pytest.mark.browser
 def test_a_form_on_another_site_cannot_act_on_the_dashboard(served_dashboard, dashboard_app):
     """The operator is logged in (credentials in the browser) and visits another site, whose page posts
     a form to the dashboard: the browser sends the credentials, the origin check refuses the action."""

@@ -9,7 +9,7 @@ import re
 import secrets
 
 from callnfy_integrations.config import REQUIRED_IN_PRODUCTION, load_config
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 from tests.test_procfile import procfile
 
 APP = json.loads((REPO_ROOT / "app.json").read_text())

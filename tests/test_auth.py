@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from callnfy_integrations import create_app
-from tests.conftest import make_config
 from tests.factories import token
+from tests.support import make_config
 
 URL = "/integrations/status"
 

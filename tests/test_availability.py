@@ -91,6 +91,7 @@ def test_a_bad_setting_is_a_400_naming_it_and_changes_nothing(client, owner, bod
 
 # -- busy time and slots ----------------------------------------------------------------------------
 
+@pytest.mark.shows_status(("GET", "/availability", "200"))
 def test_busy_time_and_slots_leave_out_appointments_with_their_buffers_and_holds(client, owner):
     day = monday()
     client.put("/integrations/availability/settings", json={"bufferAfter": 15}, headers=owner)
@@ -136,6 +137,7 @@ def test_a_window_that_ends_before_it_starts_or_spans_more_than_31_days_is_a_400
 
 # -- booking that cannot double-book -------------------------------------------------------------------
 
+@pytest.mark.shows_status(("POST", "/appointments", "409"))
 def test_require_free_refuses_busy_time_with_its_conflicts(client, owner):
     day = monday()
     assert book(client, owner, at(day, 10)).status_code == 201
@@ -178,6 +180,7 @@ def test_moving_with_require_free_checks_the_new_time_but_not_against_itself(cli
 
 # -- holds ----------------------------------------------------------------------------------------------
 
+@pytest.mark.shows_status(("POST", "/availability/holds", "201"))
 def test_a_hold_blocks_others_and_its_own_booking_always_succeeds_once(client, owner):
     day = monday()
     hold = client.post("/availability/holds", json={"scheduledAt": at(day, 10), "duration": 30, "ttl": 600},

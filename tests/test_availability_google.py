@@ -15,10 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import requests
 
-from tests.conftest import wait_for
-from tests.google_fixtures import GoogleUser, gctx, google_app, run_jobs, sandbox  # noqa: F401
-from tests.test_google_two_way import TwoWayUser, lctx, live, tuser  # noqa: F401
-from tests.zapier_fixtures import ca, ca_bundle  # noqa: F401
+from tests.google_fixtures import GoogleUser, run_jobs
+from tests.support import wait_for
 
 OWNER = "owner@example.com"
 

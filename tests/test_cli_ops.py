@@ -6,6 +6,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from callnfy_integrations.events.models import Event
@@ -15,9 +16,9 @@ from callnfy_integrations.queues import get_queue, redis_connection
 from callnfy_integrations.timestamps import format_timestamp, utcnow
 from callnfy_integrations.zapier.models import WebhookDelivery
 from jobs.maintenance import HEARTBEAT_KEY
-from tests.conftest import REPO_ROOT
-from tests.google_fixtures import gctx, google_app, guser, run_jobs, sandbox, worker_env  # noqa: F401
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
+from tests.google_fixtures import run_jobs, worker_env
+from tests.support import REPO_ROOT
+from tests.zapier_fixtures import Account, run_worker
 
 
 def flask(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -35,6 +36,7 @@ def statuses():
     return sorted(d.status for d in db.session.scalars(select(WebhookDelivery)))
 
 
+@pytest.mark.processes
 def test_deliveries_replay_dead_sends_them_again_from_the_start(hooks_app, account, receiver, process_env,
                                                                ca_bundle):
     account.subscribe(receiver.url(), "call.received")
@@ -64,6 +66,7 @@ def test_deliveries_replay_dead_sends_them_again_from_the_start(hooks_app, accou
     assert statuses() == ["dead", "delivered"]  # the other account's was left alone
 
 
+@pytest.mark.processes
 def test_google_resync_pushes_every_upcoming_appointment_again(guser, sandbox, config):
     assert guser.connect() == {"success": "true"}
     far = guser.create(scheduledAt=format_timestamp(utcnow() + timedelta(days=200)))  # beyond the backfill
@@ -79,6 +82,7 @@ def test_google_resync_pushes_every_upcoming_appointment_again(guser, sandbox, c
     assert missing.returncode == 1 and "no healthy Google Calendar connection" in missing.stderr
 
 
+@pytest.mark.processes
 def test_google_renew_channels_opens_a_new_channel_and_stops_the_old(guser, sandbox, config):
     assert guser.connect() == {"success": "true"}
     guser.client.put("/integrations/google/settings", json={"syncMode": "two-way"}, headers=guser.headers)
@@ -96,6 +100,7 @@ def test_google_renew_channels_opens_a_new_channel_and_stops_the_old(guser, sand
         assert list(sandbox.state.channels) == [new.channel_id]
 
 
+@pytest.mark.processes
 def test_outbox_sweep_dispatches_what_redis_lost(app, app_ctx, process_env, user_id):
     from tests.factories import appointment_body, auth_headers
 
@@ -109,6 +114,7 @@ def test_outbox_sweep_dispatches_what_redis_lost(app, app_ctx, process_env, user
     assert get_queue("default").count == 1
 
 
+@pytest.mark.processes
 def test_worker_health_is_a_dyno_health_check(app, app_ctx, process_env):
     period = app.config["SCHEDULER_HEARTBEAT_SECONDS"]
     nothing = flask(process_env, "worker-health")
@@ -123,6 +129,7 @@ def test_worker_health_is_a_dyno_health_check(app, app_ctx, process_env):
 
 # -- rotate-encryption-key --------------------------------------------------------------------------
 
+@pytest.mark.processes
 def test_rotation_covers_pending_google_revocations_so_they_run_once_the_old_key_is_dropped(
         app, database_url, servers, sandbox, process_env):
     """Revocations still to run (one retrying in Redis, one queued before jobs took an event id) need
@@ -135,8 +142,8 @@ def test_rotation_covers_pending_google_revocations_so_they_run_once_the_old_key
     from callnfy_integrations.google.revocation import REVOKE_JOB
     from callnfy_integrations.queues import CALENDAR, enqueue
     from callnfy_integrations.worker import build_worker
-    from tests.conftest import make_config
     from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings
+    from tests.support import make_config
 
     old_key, new_key = os.urandom(32), os.urandom(32)
     keys = lambda *ks: ",".join(base64.b64encode(k).decode() for k in ks)  # noqa: E731

@@ -2,11 +2,13 @@
 
 import subprocess
 import sys
+import uuid
 
 import pytest
 
 from callnfy_integrations.config import ConfigError, load_config
-from tests.conftest import REPO_ROOT
+from callnfy_integrations.crypto import DecryptionError, SecretBox
+from tests.support import REPO_ROOT
 
 PRODUCTION_SECRETS = {"SECRET_KEY": "s", "JWT_SECRET_KEY": "j", "DATABASE_URL": "postgres://u@h/d",
                       "REDIS_URL": "redis://h:6379/0",
@@ -85,6 +87,15 @@ def test_encryption_keys_first_encrypts_all_decrypt():
     keys = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=,YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXoxMjM0NTY="
     config = load_config({**PRODUCTION_SECRETS, "ENCRYPTION_KEYS": keys})
     assert [len(k) for k in config["ENCRYPTION_KEYS"]] == [32, 32]
+    first, second = config["ENCRYPTION_KEYS"]
+    box, owner = SecretBox(config["ENCRYPTION_KEYS"]), {"user_id": uuid.uuid4(), "field": "refresh_token"}
+    sealed = box.encrypt("a refresh token", **owner)
+    assert SecretBox([first]).decrypt(sealed, **owner) == "a refresh token"  # the first key encrypts …
+    with pytest.raises(DecryptionError):
+        SecretBox([second]).decrypt(sealed, **owner)
+    older = SecretBox([second]).encrypt("an older token", **owner)
+    assert box.decrypt(older, **owner) == "an older token"  # … and every key decrypts
+    assert box.is_current(sealed) and not box.is_current(older)
 
 
 def _clean_env(**extra):
@@ -94,6 +105,7 @@ def _clean_env(**extra):
     return {**keep, **extra}
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("command", [
     [sys.executable, "-c", "import wsgi"],
     [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],
@@ -107,6 +119,7 @@ def test_processes_refuse_to_start_in_production_without_secrets(command):
     assert "SECRET_KEY" in lines[0] and "ENCRYPTION_KEYS" in lines[0] and "JWT_SECRET_KEY" in lines[0]
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("command", [
     [sys.executable, "-c", "import wsgi"],
     [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"],

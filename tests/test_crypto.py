@@ -13,7 +13,7 @@ from callnfy_integrations import create_app
 from callnfy_integrations.crypto import DecryptionError, SecretBox
 from callnfy_integrations.extensions import db
 from callnfy_integrations.integrations.models import Integration
-from tests.conftest import REPO_ROOT, make_config
+from tests.support import REPO_ROOT, make_config
 
 OLD, NEW = os.urandom(32), os.urandom(32)
 
@@ -43,6 +43,7 @@ def test_first_key_encrypts_all_keys_decrypt():
         SecretBox([NEW]).decrypt(old_blob, user_id=user, field="f")  # old key dropped too early
 
 
+@pytest.mark.processes
 def test_rotate_encryption_key_command_reencrypts_every_secret(database_url, servers, app):
     keys = lambda *ks: ",".join(base64.b64encode(k).decode() for k in ks)  # noqa: E731
     old_app = create_app(make_config(database_url, servers["redis"], ENCRYPTION_KEYS=keys(OLD)))

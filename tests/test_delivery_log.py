@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 from sqlalchemy import update
 
 from callnfy_integrations.extensions import db
 from callnfy_integrations.zapier.models import WebhookDelivery, ZapierSubscription
 from tests.factories import auth_headers, call_body
-from tests.google_fixtures import gctx, google_app, guser, run_jobs, sandbox  # noqa: F401
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, receiver, run_worker  # noqa: F401
+from tests.google_fixtures import run_jobs
+from tests.zapier_fixtures import run_worker
 
 
 def log(account, **query):
@@ -45,6 +46,8 @@ def test_the_delivery_log_lists_filters_and_pages_the_accounts_deliveries(hooks_
     assert stranger.json["data"] == []
 
 
+@pytest.mark.shows_status(("POST", "/integrations/zapier/deliveries/{delivery_id}/retry", "200"),
+                           ("POST", "/integrations/zapier/deliveries/{delivery_id}/retry", "409"))
 def test_retrying_a_dead_delivery_sends_it_again_and_other_states_are_refused(hooks_app, account, receiver):
     account.subscribe(receiver.url(), "call.received")
     receiver.answer(*[500] * 4)

@@ -9,7 +9,7 @@ import pytest
 from callnfy_integrations import create_app
 from callnfy_integrations.auth import DEV_USER_ID
 from callnfy_integrations.config import DEV_JWT_SECRET_KEY, ConfigError, load_config
-from tests.conftest import make_config
+from tests.support import make_config
 from tests.test_config import PRODUCTION_SECRETS
 
 CONSOLE_PATHS = ["/dev/integrations", "/dev/integrations/settings/integrations",

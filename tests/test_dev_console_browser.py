@@ -4,14 +4,12 @@ sandbox calendar. A screenshot of each state goes to test-artifacts/dev-console/
 UPDATE_DOCS_SCREENSHOT=1 also rewrites docs/dev-console.png, the README's picture of the console."""
 
 import os
-import threading
 from types import SimpleNamespace
 
 import pytest
 import requests
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.appointments.models import Appointment
@@ -19,10 +17,13 @@ from callnfy_integrations.auth import DEV_USER_ID
 from callnfy_integrations.availability.models import Hold
 from callnfy_integrations.extensions import db
 from callnfy_integrations.timestamps import format_timestamp
-from tests.conftest import REPO_ROOT, make_config
+from tests.browser import chromium
 from tests.factories import auth_headers
-from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs, sandbox  # noqa: F401
-from tests.test_google_browser import chromium
+from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs
+from tests.loopback import serve_wsgi
+from tests.support import REPO_ROOT, make_config
+
+pytestmark = pytest.mark.browser
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "dev-console"
 DOCS_SCREENSHOT = REPO_ROOT / "docs" / "dev-console.png"
@@ -33,13 +34,11 @@ EMAIL = "owner@example.com"
 def served(database_url, servers, sandbox, app):
     """The app over real HTTP with the console on, FRONTEND_URL pointing at it as `make run` does."""
     fresh_sandbox(sandbox)
-    holder = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    holder["app"] = create_app(make_config(database_url, servers["redis"], DEV_CONSOLE="1", PUBLIC_API_URL=url,
+    server = serve_wsgi()
+    url = server.url
+    server.app = create_app(make_config(database_url, servers["redis"], DEV_CONSOLE="1", PUBLIC_API_URL=url,
                                            FRONTEND_URL=f"{url}/dev/integrations", **google_settings(sandbox)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield SimpleNamespace(app=holder["app"], url=url, console=f"{url}/dev/integrations",
+    yield SimpleNamespace(app=server.app, url=url, console=f"{url}/dev/integrations",
                           consent_url=f"{sandbox.url}/o/oauth2/v2/auth?")
     server.shutdown()
 

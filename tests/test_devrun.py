@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import REPO_ROOT, wait_for
+from tests.support import REPO_ROOT, wait_for
+
+pytestmark = pytest.mark.processes
 
 # What the developer's shell might carry that would make devrun skip the embedded servers or the sandbox.
 _INHERITED = ("DATABASE_URL", "REDIS_URL", "GOOGLE_", "FRONTEND_URL", "PUBLIC_API_URL", "APP_ENV", "LOG_LEVEL",
@@ -167,7 +169,8 @@ def test_ctrl_c_stops_every_process_and_the_embedded_servers_and_the_run_is_quie
         assert listening_addresses(run.port) == {"127.0.0.1"}
         assert f"Listening  127.0.0.1:{run.port}" in run.output
         assert not [line for line in run.lines_after_banner() if '"logger": "rq.' in line], run.output
-        time.sleep(0.5)  # the page request's own log line
+        wait_for(lambda: [line for line in run.lines_after_banner()  # the page request's own log line
+                          if '"message": "request"' in line and "/dev/integrations" in line], timeout=10)
         quiet_from = len(run.lines)
         time.sleep(4)  # four webhook sweeps (WEBHOOK_SWEEP_SECONDS=1) that find nothing
         assert run.lines[quiet_from:] == []

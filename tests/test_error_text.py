@@ -14,10 +14,9 @@ from callnfy_integrations import create_app
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google import sync_errors
 from callnfy_integrations.worker import build_worker
-from tests.conftest import make_config
-from tests.google_fixtures import gctx, google_app, google_settings, guser, run_jobs, sandbox  # noqa: F401
-from tests.test_google_two_way import lctx, live, tuser  # noqa: F401
-from tests.zapier_fixtures import Account, ca, ca_bundle, hooks_app, receiver  # noqa: F401
+from tests.google_fixtures import google_settings
+from tests.support import make_config
+from tests.zapier_fixtures import Account
 
 RAW = ("Error", "Exception", "INSERT", "UPDATE", "SELECT", "psycopg2", "sqlalchemy", "HTTPSConnectionPool",
        "object at 0x", "Traceback", "Max retries")

@@ -1,28 +1,22 @@
 """A person connecting Google in a real browser: the SPA calls connect (receiving the binder cookie) →
 consent page → Allow → callback → the app's page; and a consent link finished in another browser."""
 
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 from urllib.parse import urlencode, urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import BrowserContext, Page
 
 from callnfy_integrations import create_app
 from callnfy_integrations.google.oauth import BINDER_COOKIE
-from tests.conftest import make_config
+from tests.browser import chromium
 from tests.factories import auth_headers, token
-from tests.google_fixtures import google_settings, sandbox  # noqa: F401
-from tests.loopback import PageHandler, start
+from tests.google_fixtures import google_settings
+from tests.loopback import PageHandler, serve_wsgi, start
+from tests.support import make_config
 
-CHROMIUM = "/usr/bin/chromium"
-# As the machine's notes advise: no background traffic to Google's hosts from the browser itself.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = pytest.mark.browser
 
 # What the SPA does on "Connect Google": call connect from the browser (so the binder cookie lands in
 # it), then go to Google's consent page.
@@ -55,27 +49,15 @@ class Frontend(PageHandler):
 def served(database_url, servers, sandbox, app):
     """The API over real HTTP (the browser calls it and follows Google's redirect to it) and the frontend."""
     frontend = start(Frontend)
-    holder = {}
-    api = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True)
-    api_url = f"http://127.0.0.1:{api.server_port}"
+    api = serve_wsgi()
+    api_url = api.url
     frontend_url = f"http://127.0.0.1:{frontend.server_address[1]}"
-    holder["app"] = create_app(make_config(database_url, servers["redis"], PUBLIC_API_URL=api_url,
+    api.app = create_app(make_config(database_url, servers["redis"], PUBLIC_API_URL=api_url,
                                            FRONTEND_URL=frontend_url, **google_settings(sandbox)))
-    threading.Thread(target=api.serve_forever, daemon=True).start()
-    yield SimpleNamespace(app=holder["app"], api_url=api_url, frontend_url=frontend_url,
+    yield SimpleNamespace(app=api.app, api_url=api_url, frontend_url=frontend_url,
                           consent_url=f"{sandbox.url}/o/oauth2/v2/auth?")
     api.shutdown()
     frontend.shutdown()
-
-
-@contextmanager
-def chromium() -> Iterator:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def binder_cookies(context: BrowserContext) -> list[dict]:

@@ -7,12 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+import pytest
 import requests
 from sqlalchemy import select, text
 
 from callnfy_integrations.extensions import db
 from callnfy_integrations.integrations.models import Integration
-from tests.google_fixtures import GoogleUser, gctx, google_app, guser, sandbox  # noqa: F401
+from tests.google_fixtures import GoogleUser
 
 OWNER = "owner@example.com"
 LIST_SCOPE = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
@@ -48,6 +49,7 @@ def test_connect_asks_for_the_calendar_list_too_and_records_the_granted_scopes(g
     assert LIST_SCOPE in integration(guser).scopes.split()
 
 
+@pytest.mark.shows_status(("GET", "/integrations/google/calendars", "200"))
 def test_the_list_names_each_calendar_and_the_connected_one_counts_as_busy_by_default(guser, sandbox):
     work = new_calendar(sandbox, "Work", "America/New_York")
     guser.connect()
@@ -100,6 +102,7 @@ def test_an_unknown_id_is_accepted_when_the_list_cannot_be_read(guser, sandbox):
     assert answer.status_code == 200 and answer.json["data"]["busyCalendars"] == chosen
 
 
+@pytest.mark.shows_status(("GET", "/integrations/google/calendars", "403"))
 def test_an_old_connection_is_403_insufficient_scope_and_reconnecting_fixes_it_keeping_everything(guser, sandbox):
     assert guser.connect(scopes=OLD_SCOPES) == {"success": "true"}
     assert put_settings(guser, bufferAfter=15, timeZone="UTC").status_code == 200
@@ -152,6 +155,7 @@ def test_not_connected_is_404(guser):
     assert calendars(guser).status_code == 404
 
 
+@pytest.mark.shows_status(*[("GET", "/integrations/google/calendars", status) for status in ("502", "503")])
 def test_google_down_is_a_503_and_a_refusal_a_502_in_the_envelope(guser, sandbox):
     guser.connect()
     sandbox.state.script("calendarList.list", 503, {"status": 429, "retryAfter": 7}, {"status": 400})

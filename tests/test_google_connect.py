@@ -2,8 +2,10 @@
 
 import base64
 import hashlib
+import json
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from sqlalchemy import select, text
 
@@ -12,8 +14,8 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.google.oauth import BINDER_COOKIE
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.queues import redis_connection
-from tests.conftest import make_config
-from tests.google_fixtures import GoogleUser, gctx, google_app, guser, sandbox  # noqa: F401
+from tests.google_fixtures import GoogleUser
+from tests.support import make_config
 
 FRONTEND = "https://app.callnfy.test/settings/integrations"
 
@@ -119,6 +121,7 @@ def test_no_token_is_stored_in_plaintext(guser, sandbox):
             assert hits == 0, f"{table}.{column}"
 
 
+@pytest.mark.shows_status(("POST", "/integrations/google/connect", "409"))
 def test_connect_when_connected_is_409_and_after_lapse_is_allowed(guser):
     guser.connect()
     response = guser.client.post("/integrations/google/connect", headers=guser.headers)
@@ -139,9 +142,18 @@ def test_connect_without_google_credentials_is_500_with_the_contract_message(dat
     assert response.json["error"]["message"] == "Failed to initiate Google OAuth"
 
 
-def test_state_names_the_user_who_started(guser):
-    assert guser.connect() == {"success": "true"}
-    assert guser.status()["connected"] is True
+def test_state_names_the_user_who_started(guser, google_app, sandbox):
+    """Google's redirect carries no JWT: the state alone says whose connection the callback completes."""
+    other = GoogleUser(google_app, sandbox)
+    other.auth_url()  # another user's Connect, pending at the same time
+    auth_url = guser.auth_url()
+    state = parse_qs(urlsplit(auth_url).query)["state"][0]
+    kept = json.loads(redis_connection().get(f"callnfy:google:oauth-state:{state}"))
+    assert kept["user_id"] == str(guser.user_id)
+    assert guser.callback(guser.consent(auth_url)) == {"success": "true"}  # the callback has no Authorization
+    db.session.expire_all()
+    assert db.session.scalars(select(Integration.user_id)).all() == [guser.user_id]
+    assert guser.status()["connected"] is True and other.status() == {"connected": False}
 
 
 def test_callback_from_another_browser_is_refused_and_stores_nothing(google_app, gctx, sandbox):

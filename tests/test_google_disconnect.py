@@ -1,5 +1,6 @@
 """Disconnect and sync settings."""
 
+import pytest
 import requests
 from rq import Queue
 from sqlalchemy import select, update
@@ -11,7 +12,6 @@ from callnfy_integrations.queues import CALENDAR, enqueue, redis_connection
 from callnfy_integrations.timestamps import utcnow
 from callnfy_integrations.worker import build_worker
 from jobs.maintenance import record_heartbeat
-from tests.google_fixtures import gctx, google_app, guser, sandbox  # noqa: F401
 
 
 def connected(guser):
@@ -29,6 +29,7 @@ def open_channel(row, sandbox):
     db.session.commit()
 
 
+@pytest.mark.shows_status(("DELETE", "/integrations/google/disconnect", "200"))
 def test_disconnect_forgets_at_once_then_revokes_and_stops_the_channel(guser, sandbox, google_app):
     sandbox.settings(notify=False)
     row = connected(guser)
@@ -68,8 +69,8 @@ def test_disconnect_cancels_the_users_queued_google_jobs(guser):
 
 def test_revocation_is_retried_when_google_is_down(guser, google_app, database_url, servers):
     from callnfy_integrations import create_app
-    from tests.conftest import make_config
     from tests.google_fixtures import google_settings
+    from tests.support import make_config
 
     connected(guser)
     guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
@@ -85,6 +86,7 @@ def test_revocation_is_retried_when_google_is_down(guser, google_app, database_u
     assert job.retries_left == len(intervals) - 1  # failed once, scheduled to try again
 
 
+@pytest.mark.shows_status(("PUT", "/integrations/google/settings", "200"))
 def test_settings_switch_sync_mode_and_call_hooks(guser):
     row = connected(guser)
     seen = []
@@ -123,8 +125,8 @@ def test_disconnect_while_redis_is_down_still_revokes_later(guser, google_app, s
     from callnfy_integrations import create_app
     from callnfy_integrations.events.models import Event
     from jobs.events import sweep_outbox
-    from tests.conftest import make_config
     from tests.google_fixtures import google_settings
+    from tests.support import make_config
 
     row = connected(guser)
     refresh_token = tokens.decrypt(row, tokens.REFRESH_FIELD)
@@ -156,11 +158,12 @@ def test_disconnect_turns_the_users_appointment_sync_off(guser, google_app):
     assert db.session.scalars(select(Appointment.google_next_sync_at)).all() == [None]
 
 
+@pytest.mark.processes
 def test_a_failed_revocation_runs_again_on_its_delay_with_real_processes(guser, google_app, sandbox, config):
     """Delayed retries need RQ's scheduler: every `flask worker` runs one. Revoke fails twice at
     Google, and the third try, a second later each time, succeeds."""
-    from tests.conftest import run_flask, wait_for
     from tests.google_fixtures import worker_env
+    from tests.support import run_flask, wait_for
 
     row = connected(guser)
     refresh_token = tokens.decrypt(row, tokens.REFRESH_FIELD)

@@ -16,8 +16,8 @@ from callnfy_integrations.google.two_way import pending_key
 from callnfy_integrations.integrations.models import ONE_WAY, TWO_WAY
 from callnfy_integrations.queues import redis_connection
 from jobs.google import safety_sync
-from tests.conftest import make_config
 from tests.factories import make_google_integration, make_user
+from tests.support import make_config
 
 INTERVAL, TICK, MAX_PER_TICK, CALENDARS = 600, 60, 5, 30
 T0 = 1_800_000_000.0  # a multiple of the interval: minute k of the interval is (T0 + 60 (k-1), T0 + 60 k]

@@ -1,13 +1,12 @@
 """The Google sandbox behaves as Google documents where the sync will depend on it."""
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET
-from tests.google_fixtures import sandbox  # noqa: F401
+from tests.loopback import QuietHandler, start
 
 DEFAULTS = {"notify": True, "token_delay": 0, "rotate_refresh_tokens": False, "write_delay": 0,
             "time_zones": {}}
@@ -101,23 +100,19 @@ def test_list_pages_then_sync_token_returns_only_changes(sandbox, token):
 def test_watch_sends_sync_then_exists_notifications_and_stop_ends_them(sandbox, token):
     received = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self):  # noqa: N802
             received.append({k.lower(): v for k, v in self.headers.items()})
             self.send_response(200)
             self.end_headers()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start(Handler)
     try:
         channel = api(sandbox, token, "post", "/calendars/primary/events/watch", json={
             "id": "chan-1", "type": "web_hook", "token": "secret-token",
             "address": f"http://127.0.0.1:{server.server_address[1]}/push"}).json()
         assert channel["id"] == "chan-1" and channel["resourceId"] and int(channel["expiration"]) > 0
-        from tests.conftest import wait_for
+        from tests.support import wait_for
 
         wait_for(lambda: len(received) == 1, timeout=5)
         assert received[0]["x-goog-resource-state"] == "sync" and received[0]["x-goog-channel-token"] == "secret-token"

@@ -1,5 +1,8 @@
 """One-way sync against the Google sandbox over real HTTP, with real RQ workers on real Redis."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -15,7 +18,8 @@ from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import CALENDAR, enqueue
 from callnfy_integrations.timestamps import utcnow
 from jobs.google import sweep_google_sync
-from tests.google_fixtures import gctx, google_app, guser, run_jobs, sandbox  # noqa: F401
+from tests.google_fixtures import run_jobs
+from tests.support import REPO_ROOT
 
 OWNER = "owner@example.com"
 
@@ -56,11 +60,21 @@ def test_create_pushes_one_insert_with_the_spec_body(connected, google_app, sand
     assert connected.status()["lastSyncAt"] is not None
 
 
-def test_event_ids_are_base32hex_and_deterministic(connected):
+@pytest.mark.processes
+def test_event_ids_are_base32hex_and_deterministic(connected, google_app, sandbox):
     appointment = connected.create()
+    run_jobs(google_app)
     event_id = event_id_for(uuid_of(appointment))
-    assert event_id == event_id_for(uuid_of(appointment)) and 5 <= len(event_id) <= 1024
-    assert set(event_id) <= set("0123456789abcdefghijklmnopqrstuv")
+    # Another process (its own hash seed and random state) derives the same id: a push retried on
+    # another worker collides with the first insert instead of making a second event.
+    derive = ("import sys, uuid\nfrom callnfy_integrations.google.event_body import event_id_for\n"
+              "print(event_id_for(uuid.UUID(sys.argv[1])))\n")
+    other = subprocess.run([sys.executable, "-c", derive, str(uuid_of(appointment))], cwd=REPO_ROOT,
+                           env={**os.environ, "PYTHONHASHSEED": "random"}, capture_output=True, text=True, timeout=60)
+    assert other.returncode == 0, other.stderr
+    assert other.stdout.strip() == event_id
+    assert [event["id"] for event in sandbox.events(OWNER)] == [event_id]  # the id Google was given
+    assert 5 <= len(event_id) <= 1024 and set(event_id) <= set("0123456789abcdefghijklmnopqrstuv")
 
 
 def test_reschedule_moves_the_same_event(connected, google_app, sandbox):
@@ -261,10 +275,11 @@ def test_backfill_pushes_upcoming_scheduled_appointments_only(guser, google_app,
         assert guser.appointment(other["id"])["googleSync"]["state"] == "off"
 
 
+@pytest.mark.slow
 def test_backfill_respects_the_per_user_quota(guser, google_app, sandbox, database_url, servers):
     from callnfy_integrations import create_app
-    from tests.conftest import make_config
     from tests.google_fixtures import google_settings
+    from tests.support import make_config
 
     slow = create_app(make_config(database_url, servers["redis"], GOOGLE_USER_RATE_LIMIT="3 per second",
                                   **google_settings(sandbox)))

@@ -13,8 +13,10 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.google.event_body import event_id_for
 from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import CALENDAR, enqueue, get_queue, redis_connection
-from tests.conftest import make_config, run_flask, wait_for
-from tests.google_fixtures import GoogleUser, gctx, google_app, google_settings, sandbox, worker_env  # noqa: F401
+from tests.google_fixtures import GoogleUser, google_settings, worker_env
+from tests.support import make_config, run_flask, wait_for
+
+pytestmark = pytest.mark.processes
 
 
 def state_of(appointment: dict) -> str | None:

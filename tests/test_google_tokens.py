@@ -13,8 +13,8 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.google import tokens
 from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.timestamps import utcnow
-from tests.conftest import REPO_ROOT
-from tests.google_fixtures import gctx, google_app, google_settings, guser, sandbox  # noqa: F401
+from tests.google_fixtures import google_settings
+from tests.support import REPO_ROOT, start_process
 
 
 def connected(guser):
@@ -76,6 +76,7 @@ def test_invalid_grant_marks_the_integration_for_reauthorization(guser, sandbox)
     assert sandbox.calls("token:refresh_token") == 1
 
 
+@pytest.mark.processes
 def test_concurrent_refresh_from_two_processes_makes_one_token_call(guser, sandbox, google_app):
     row = connected(guser)
     expire_in(row, timedelta(seconds=-1))
@@ -94,10 +95,11 @@ def test_concurrent_refresh_from_two_processes_makes_one_token_call(guser, sandb
     env = {**os.environ, "APP_ENV": "testing", "DATABASE_URL": google_app.config["SQLALCHEMY_DATABASE_URI"],
            "REDIS_URL": google_app.config["REDIS_URL"], "PYTHONPATH": str(REPO_ROOT), "LOG_LEVEL": "WARNING",
            **google_settings(sandbox)}
-    processes = [subprocess.Popen([sys.executable, "-c", script, str(row.id)], cwd=REPO_ROOT, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    # Killed at the test's end if still running (a failed wait or assertion leaves none behind).
+    processes = [start_process([sys.executable, "-c", script, str(row.id)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     from callnfy_integrations.queues import redis_connection
-    from tests.conftest import wait_for
+    from tests.support import wait_for
 
     wait_for(lambda: int(redis_connection().get("test:ready") or 0) == 2, timeout=60)
     redis_connection().set("test:go", 1)

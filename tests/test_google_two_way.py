@@ -9,117 +9,22 @@ sandbox's owner endpoints (`/sandbox/user/<email>/events`), as a person editing 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
-from sqlalchemy import func, select, update
-from werkzeug.serving import make_server
+from sqlalchemy import func, update
 
 from callnfy_integrations import create_app
-from callnfy_integrations.appointments.models import Appointment
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.two_way import pending_key
-from callnfy_integrations.integrations.models import GOOGLE_CALENDAR, Integration
+from callnfy_integrations.integrations.models import Integration
 from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import CALENDAR, enqueue, get_queue, redis_connection
-from tests.conftest import make_config, wait_for
-from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings, run_jobs, sandbox  # noqa: F401
-from tests.zapier_fixtures import ca, ca_bundle, receiver  # noqa: F401
-
-OWNER = "owner@example.com"
-
-
-@pytest.fixture(scope="module")
-def live(database_url, servers, sandbox, ca_bundle, app):
-    """The app, served over HTTP for the sandbox's notifications, delivering webhooks to loopback."""
-    server = make_server("127.0.0.1", 0, None, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
-    application = create_app(make_config(
-        database_url, servers["redis"], PUBLIC_API_URL=url, WEBHOOK_ALLOWED_HOSTS="localhost",
-        WEBHOOK_ALLOW_PRIVATE_NETWORKS="true", WEBHOOK_CA_BUNDLE=ca_bundle, WEBHOOK_RETRY_SCHEDULE="0",
-        OUTBOX_GRACE_SECONDS="0", GOOGLE_SYNC_GRACE_SECONDS="0", ZAPIER_AUTH_FAILURE_LIMIT="1000 per minute",
-        GOOGLE_SYNC_DEBOUNCE_SECONDS="0",  # burst workers run no scheduler; the debounce has its own test
-        **google_settings(sandbox)))
-    server.app = application
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    application.config["LIVE_URL"] = url
-    yield application
-    server.shutdown()
-
-
-@pytest.fixture
-def lctx(live, sandbox):
-    fresh_sandbox(sandbox)
-    with live.app_context():
-        yield live
-        db.session.remove()
-
-
-class TwoWayUser(GoogleUser):
-    def __init__(self, app, sandbox):
-        super().__init__(app, sandbox)
-        self.app = app
-
-    def set_mode(self, mode: str) -> None:
-        response = self.client.put("/integrations/google/settings", json={"syncMode": mode}, headers=self.headers)
-        assert response.status_code == 200, response.json
-
-    def enable_two_way(self) -> None:
-        assert self.connect() == {"success": "true"}
-        run_jobs(self.app)  # the backfill
-        self.set_mode("two-way")
-        run_jobs(self.app)  # the baseline and the channel
-        wait_for(lambda: self.integration().channel_id)
-
-    def integration(self) -> Integration:
-        db.session.expire_all()
-        return db.session.scalars(select(Integration).where(Integration.user_id == self.user_id,
-                                                            Integration.provider == GOOGLE_CALENDAR)).one_or_none()
-
-    def appointments(self) -> list[Appointment]:
-        db.session.expire_all()
-        return db.session.scalars(select(Appointment).where(Appointment.user_id == self.user_id)
-                                  .order_by(Appointment.created_at)).all()
-
-    # -- the owner, in Google Calendar
-    def google_create(self, **body) -> dict:
-        start = body.pop("start_at", datetime(2026, 12, 10, 15, 0, tzinfo=UTC))
-        minutes = body.pop("minutes", 45)
-        event = {"summary": "Consultation", "start": {"dateTime": start.isoformat()},
-                 "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat()},
-                 "attendees": [{"email": OWNER, "self": True},
-                               {"email": "jane@example.com", "displayName": "Jane Smith"}], **body}
-        response = requests.post(f"{self.sandbox.url}/sandbox/user/{OWNER}/events", json=event, timeout=5)
-        assert response.status_code == 201
-        return response.json()
-
-    def google_patch(self, event_id: str, **body) -> dict:
-        response = requests.patch(f"{self.sandbox.url}/sandbox/user/{OWNER}/events/{event_id}", json=body, timeout=5)
-        assert response.status_code == 200
-        return response.json()
-
-    def google_delete(self, event_id: str) -> None:
-        assert requests.delete(f"{self.sandbox.url}/sandbox/user/{OWNER}/events/{event_id}",
-                               timeout=5).status_code == 204
-
-    def settle(self) -> None:
-        """Let the sandbox's notifications (sent 50 ms after each write) reach the app, and run the
-        workers until no sync is pending."""
-        for _ in range(20):
-            time.sleep(0.4)
-            if not redis_connection().exists(pending_key(self.integration().id)) and not get_queue(CALENDAR).count:
-                return
-            run_jobs(self.app)
-        raise AssertionError("syncs kept coming")
-
-
-@pytest.fixture
-def tuser(live, lctx, sandbox):
-    return TwoWayUser(live, sandbox)
+from tests.google_fixtures import google_settings, run_jobs
+from tests.support import make_config, wait_for
+from tests.two_way_fixtures import OWNER
 
 
 def subscribe(user, receiver, event):
@@ -215,6 +120,7 @@ def test_all_day_free_recurring_and_tentative_events_are_not_imported(tuser, san
     assert "outside 1-1440" in tuser.status()["syncError"]  # visible to the SPA
 
 
+@pytest.mark.slow
 def test_a_google_side_move_reschedules_and_a_delete_cancels_and_zapier_hears_it(tuser, sandbox, receiver):
     tuser.enable_two_way()
     created = tuser.create(scheduledAt="2026-12-03T10:00:00Z", duration=30)
@@ -273,12 +179,13 @@ def test_a_callnfy_change_is_pushed_once_and_its_echo_ignored(tuser, sandbox):
 
 # -- notifications ---------------------------------------------------------------------------------
 
+@pytest.mark.shows_status(("POST", "/webhooks/google/calendar", "200"))
 def test_a_burst_of_50_notifications_makes_at_most_two_list_calls(tuser, sandbox):
     tuser.enable_two_way()
     integration = tuser.integration()
     secret = channel_secret(sandbox, integration.channel_id)
     tuser.google_create()
-    time.sleep(0.3)  # the sandbox's own notification for it
+    wait_for(sandbox.notified)  # the sandbox's own notification for it has been taken in
     sandbox.reset_counts()
     answers = [notify(tuser.app, integration.channel_id, secret, resource_id=integration.channel_resource_id)
                for _ in range(50)]
@@ -323,6 +230,7 @@ def test_wrong_token_or_unknown_channel_is_404_and_enqueues_nothing(tuser, sandb
     assert sync_state.status_code == 200 and get_queue(CALENDAR).count == 0  # `sync` asks for nothing
 
 
+@pytest.mark.slow
 def test_a_410_rebaselines_with_nothing_lost_or_duplicated(tuser, sandbox):
     tuser.enable_two_way()
     linked = tuser.create(scheduledAt="2026-12-05T09:00:00Z")
@@ -425,6 +333,7 @@ def test_reconnecting_in_two_way_mode_takes_a_fresh_baseline(tuser, sandbox):
         assert list(sandbox.state.channels) == [again.channel_id]  # the old channel was stopped
 
 
+@pytest.mark.shows_status(("POST", "/webhooks/google/calendar", "429"))
 def test_notifications_are_rate_limited_per_client_address(database_url, servers, sandbox, app):
     limited = create_app(make_config(database_url, servers["redis"], GOOGLE_PUSH_RATE_LIMIT="3 per minute",
                                      **google_settings(sandbox)))
@@ -444,7 +353,7 @@ def test_the_safety_sync_runs_for_every_two_way_calendar_without_notifications(t
     tuser.settle()
     sandbox.settings(notify=False)  # Google's notification is lost
     tuser.google_create(summary="Only the safety sync sees this")
-    time.sleep(0.2)
+    wait_for(sandbox.notified)
     assert not redis_connection().exists(pending_key(tuser.integration().id))
     before = tuser.integration().last_sync_at
     assert safety_sync() == 1
@@ -470,11 +379,12 @@ def test_google_trouble_during_a_sync_is_retried_with_backoff_and_keeps_the_toke
     assert tuser.appointments() == []
 
 
+@pytest.mark.processes
 def test_with_real_worker_processes_a_google_side_create_arrives_through_the_debounced_sync(
         tuser, sandbox, config):
     """Production's path: a `flask worker` process with RQ's scheduler and the default 1 s debounce."""
-    from tests.conftest import run_flask
     from tests.google_fixtures import worker_env
+    from tests.support import run_flask
 
     tuser.enable_two_way()
     tuser.settle()

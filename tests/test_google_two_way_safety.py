@@ -12,6 +12,7 @@ import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 from sqlalchemy import func, select
 
@@ -21,10 +22,9 @@ from callnfy_integrations.google.push_runs import push_appointment
 from callnfy_integrations.queues import DEFAULT
 from callnfy_integrations.worker import build_worker
 from jobs.google import sync_calendar
-from tests.conftest import wait_for
-from tests.google_fixtures import run_jobs, sandbox  # noqa: F401
-from tests.test_google_two_way import OWNER, TwoWayUser, lctx, live, tuser  # noqa: F401
-from tests.zapier_fixtures import ca, ca_bundle  # noqa: F401
+from tests.google_fixtures import run_jobs
+from tests.support import wait_for
+from tests.two_way_fixtures import OWNER, TwoWayUser
 
 START = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
 
@@ -61,6 +61,7 @@ def instant(value: str) -> datetime:
 
 # -- only the owner's own events become appointments ----------------------------------------------
 
+@pytest.mark.slow
 def test_an_invitation_becomes_an_appointment_only_once_the_owner_accepts_it(tuser, sandbox):
     tuser.enable_two_way()
     # Jane is a real customer, phone and all: a stranger's invitation naming her must not reach her.
@@ -141,6 +142,7 @@ MEETING = {
 GOOGLE_OWNED = ("etag", "updated")  # what Google itself changes on every write
 
 
+@pytest.mark.slow
 def test_an_imported_meeting_keeps_all_but_its_time_and_is_left_in_google_when_cancelled(tuser, sandbox):
     tuser.enable_two_way()
     answer = requests.post(f"{sandbox.url}/sandbox/user/{OWNER}/events", json=MEETING, timeout=5)
@@ -182,6 +184,7 @@ def test_an_imported_meeting_keeps_all_but_its_time_and_is_left_in_google_when_c
     assert len(tuser.appointments()) == 1  # and it is not imported again
 
 
+@pytest.mark.slow
 def test_completing_an_imported_appointment_does_not_touch_the_meeting(tuser, sandbox):
     tuser.enable_two_way()
     event_id = requests.post(f"{sandbox.url}/sandbox/user/{OWNER}/events", json=MEETING, timeout=5).json()["id"]
@@ -207,6 +210,7 @@ def synced_appointment(tuser: TwoWayUser, at: str) -> tuple[str, str]:
     return created["id"], tuser.appointment(created["id"])["googleSync"]["eventId"]
 
 
+@pytest.mark.slow
 def test_a_google_edit_while_a_callnfy_move_backs_off_keeps_the_move(tuser, sandbox):
     """The owner moves the appointment to B in Callnfy; its push meets a 503 and backs off. The owner then
     edits the event's description in Google (still at A). The sync must not move it back to A."""
@@ -233,6 +237,7 @@ def test_a_google_edit_while_a_callnfy_move_backs_off_keeps_the_move(tuser, sand
     assert instant(event["start"]["dateTime"]) == datetime(2026, 12, 16, 15, 0, tzinfo=UTC)
 
 
+@pytest.mark.slow
 def test_a_google_move_during_a_callnfy_push_ends_with_both_sides_agreeing(tuser, sandbox):
     """A push of version 2 is held inside Google while the owner moves the event and a sync reads that
     move. The sync waits for the push (they share the appointment's lock), then sees that what it listed

@@ -7,6 +7,7 @@ import signal
 import time
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from callnfy_integrations.appointments.models import Appointment
@@ -15,9 +16,11 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import WEBHOOKS, enqueue
 from callnfy_integrations.zapier.models import WebhookDelivery
 from jobs.webhooks import sweep_webhooks
-from tests.conftest import run_flask, wait_for
-from tests.google_fixtures import GoogleUser, gctx, google_app, sandbox, worker_env  # noqa: F401
-from tests.zapier_fixtures import Account, ca, ca_bundle, hctx, hooks_app, receiver  # noqa: F401
+from tests.google_fixtures import GoogleUser, worker_env
+from tests.support import run_flask, wait_for
+from tests.zapier_fixtures import Account
+
+pytestmark = pytest.mark.processes
 
 
 def terminate(process, timeout: float = 25.0) -> float:
@@ -79,14 +82,17 @@ def test_sigterm_during_calendar_pushes_hands_the_rest_over(google_app, gctx, sa
         if first.poll() is None:
             first.kill()
     assert took < 10, took  # the push in flight finished; the rest were handed over
+
+    def synced() -> int:
+        db.session.expire_all()
+        return db.session.scalar(select(func.count()).select_from(Appointment).where(
+            Appointment.google_sync_state == "synced"))
+
+    assert 1 <= synced() < 6  # SIGTERM came mid-way: pushes were left for the next worker
     second = run_flask(env, "worker")
     try:
-        def synced():
-            db.session.expire_all()
-            return db.session.scalar(select(func.count()).select_from(Appointment).where(
-                Appointment.google_sync_state == "synced")) == 6
 
-        wait_for(synced, timeout=60, interval=0.2)
+        wait_for(lambda: synced() == 6, timeout=60, interval=0.2)
     finally:
         terminate(second)
     assert len(sandbox.events()) == 6  # each once
@@ -104,6 +110,9 @@ def test_sigterm_during_an_outbox_drain_loses_no_event(app, app_ctx, process_env
              timeout=20, interval=0.01)
     took = terminate(worker)
     assert took < 10, took
+    db.session.expire_all()
+    left = db.session.scalar(select(func.count()).select_from(Event).where(Event.dispatched_at.is_(None)))
+    assert 0 < left < 300, left  # SIGTERM came mid-drain: it stopped with events left, for the next worker
     second = run_flask({**process_env, "LOG_LEVEL": "WARNING", "OUTBOX_GRACE_SECONDS": "0"}, "worker",
                        "--queue", "default")
     try:

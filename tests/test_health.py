@@ -3,7 +3,7 @@
 import pytest
 
 from callnfy_integrations import create_app
-from tests.conftest import make_config
+from tests.support import make_config
 
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"
 CLOSED_PORT_POSTGRES = "postgresql://postgres@127.0.0.1:1/nowhere"
@@ -22,6 +22,7 @@ def test_readyz_ok_when_database_and_redis_reachable(client):
     assert client.get("/readyz").json == {"success": True, "data": {"database": "ok", "redis": "ok"}}
 
 
+@pytest.mark.shows_status(("GET", "/readyz", "503"))
 @pytest.mark.parametrize("database, redis, down", [
     (None, CLOSED_PORT_REDIS, {"redis"}),
     (CLOSED_PORT_POSTGRES, None, {"database"}),

@@ -15,7 +15,7 @@ from callnfy_integrations.api import Blueprint
 from callnfy_integrations.queues import DEFAULT, enqueue, enqueue_in, redis_connection
 from jobs.diagnostics import record_worker_probe
 from jobs.maintenance import HEARTBEAT_KEY
-from tests.conftest import run_flask, wait_for
+from tests.support import run_flask, wait_for
 
 probe = Blueprint("jobprobe", __name__, url_prefix="/job-probe")
 
@@ -41,6 +41,7 @@ def finish(process, timeout=30):
     return process.returncode, out
 
 
+@pytest.mark.processes
 def test_job_enqueued_from_a_request_runs_on_a_real_worker(probe_app, process_env):
     probe_id = uuid.uuid4().hex
     response = probe_app.test_client().post(f"/job-probe/{probe_id}")
@@ -58,6 +59,7 @@ def test_job_enqueued_from_a_request_runs_on_a_real_worker(probe_app, process_en
         assert connection.get(f"callnfy:probe:{probe_id}:finished") is not None
 
 
+@pytest.mark.processes
 def test_worker_finishes_the_current_job_on_sigterm(app, process_env):
     probe_id = uuid.uuid4().hex
     with app.app_context():
@@ -77,6 +79,7 @@ def test_worker_finishes_the_current_job_on_sigterm(app, process_env):
     assert probe_id not in output  # job arguments (ids, ciphertexts) stay out of the worker's log
 
 
+@pytest.mark.processes
 def test_scheduler_enqueues_periodic_jobs_that_a_worker_runs(app, process_env):
     env = {**process_env, "SCHEDULER_HEARTBEAT_SECONDS": "1"}
     with app.app_context():
@@ -103,6 +106,7 @@ def parent_pid(pid: int) -> int:
         return int(stat.read().rsplit(")", 1)[1].split()[1])
 
 
+@pytest.mark.processes
 def test_delayed_jobs_move_within_15_s_after_the_worker_holding_the_scheduler_lock_is_killed(app, process_env):
     """A crashed dyno: the worker whose RQ scheduler moves delayed jobs is SIGKILLed (with that
     scheduler process). Another worker's scheduler takes the queue over within seconds, not after

@@ -12,7 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+import pytest
+
+from tests.support import REPO_ROOT
 
 PACKAGES = ("callnfy_integrations", "jobs")
 
@@ -124,6 +126,7 @@ def test_production_code_reaches_the_dev_package_only_from_create_app():
         "callnfy_integrations": ["callnfy_integrations.dev.console.views", "callnfy_integrations.dev.embedded"]}
 
 
+@pytest.mark.processes
 def test_a_production_process_never_imports_the_dev_package(config):
     """wsgi (every web worker), the worker and the scheduler, built as in production."""
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO_ROOT), "APP_ENV": "production",

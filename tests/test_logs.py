@@ -6,7 +6,6 @@ process's stdout), never caplog's records.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
@@ -21,9 +20,8 @@ from flask import g
 from callnfy_integrations import create_app
 from callnfy_integrations.events.models import Event
 from callnfy_integrations.extensions import db
-from callnfy_integrations.logs import configure_logging
-from tests.conftest import REPO_ROOT, run_flask
 from tests.factories import make_user
+from tests.support import REPO_ROOT, run_flask
 
 ISO_UTC_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 RECORD_ATTRIBUTES = {
@@ -31,64 +29,6 @@ RECORD_ATTRIBUTES = {
     "lineno", "module", "msecs", "msg", "name", "pathname", "process", "processName", "relativeCreated",
     "stack_info", "taskName", "thread", "threadName",
 }
-
-
-def _root_handler() -> logging.Handler:
-    root = logging.getLogger()
-    configure_logging(logging.getLevelName(root.level))  # idempotent: the process's one handler
-    handlers = [h for h in root.handlers if h.name == "callnfy-json"]
-    assert len(handlers) == 1
-    return handlers[0]
-
-
-class Lines:
-    """What the configured handler wrote, one parsed JSON object per line."""
-
-    def __init__(self, buffer: io.StringIO):
-        self.buffer = buffer
-
-    def all(self) -> list[dict]:
-        text = self.buffer.getvalue()
-        assert text.endswith("\n") or not text
-        return [json.loads(line) for line in text.splitlines()]
-
-    def only(self) -> dict:
-        lines = self.all()
-        assert len(lines) == 1, lines
-        return lines[0]
-
-    def with_message(self, message: str) -> dict:
-        found = [line for line in self.all() if line["message"] == message]
-        assert len(found) == 1, self.all()
-        return found[0]
-
-
-@pytest.fixture
-def lines():
-    """The real stdout handler, its stream swapped for a buffer for the test's duration."""
-    handler = _root_handler()
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    try:
-        yield Lines(buffer)
-    finally:
-        handler.setStream(previous)
-
-
-@pytest.fixture
-def logger_at():
-    """Lower one logger's level for the test (the suite's root level is WARNING)."""
-    saved = []
-
-    def lower(name: str, level: int = logging.DEBUG) -> logging.Logger:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level))
-        logger.setLevel(level)
-        return logger
-
-    yield lower
-    for logger, level in reversed(saved):
-        logger.setLevel(level)
 
 
 @pytest.fixture
@@ -240,6 +180,7 @@ logging.getLogger("pgserver").info("start-up chatter is quiet")
 """
 
 
+@pytest.mark.processes
 def test_a_process_writes_json_lines_on_stdout():
     result = subprocess.run([sys.executable, "-c", LOGGING_SCRIPT], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=60)
@@ -253,6 +194,7 @@ def test_a_process_writes_json_lines_on_stdout():
     assert second["job"] == "sweep" and "ZeroDivisionError: division by zero" in second["exception"]
 
 
+@pytest.mark.processes
 def test_a_worker_process_logs_json_lines_with_extras(app, process_env, user_id):
     from callnfy_integrations.queues import DEFAULT, enqueue
     from jobs.events import sweep_outbox

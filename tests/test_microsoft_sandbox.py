@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from callnfy_integrations.dev.microsoft_sandbox import CLIENT_ID
-from tests.conftest import wait_for
-from tests.microsoft_fixtures import SCOPES, ms_sandbox, receiver  # noqa: F401
+from tests.microsoft_fixtures import SCOPES
+from tests.support import wait_for
 
 EMAIL = "owner@example.com"
 EVENT = {"subject": "Cleaning", "body": {"contentType": "text", "content": "Booked by phone"},
@@ -286,28 +286,28 @@ def test_delta_pages_to_a_delta_link_that_then_reports_changes_and_removals(sand
 
 # -- subscriptions -------------------------------------------------------------------------------------
 
-def subscribe(sandbox, token, receiver, **overrides):
+def subscribe(sandbox, token, graph_receiver, **overrides):
     return sandbox.api(token, "post", "/subscriptions", json={
-        "changeType": "created,updated,deleted", "notificationUrl": f"{receiver.url}/notify?tenant=1",
-        "lifecycleNotificationUrl": f"{receiver.url}/lifecycle", "resource": "me/events",
+        "changeType": "created,updated,deleted", "notificationUrl": f"{graph_receiver.url}/notify?tenant=1",
+        "lifecycleNotificationUrl": f"{graph_receiver.url}/lifecycle", "resource": "me/events",
         "expirationDateTime": in_minutes(4000), "clientState": "secret-state", **overrides})
 
 
-def test_a_subscription_is_created_after_both_urls_answer_the_handshake_then_notifies(sandbox, token, receiver):
-    created = subscribe(sandbox, token, receiver)
+def test_a_subscription_is_created_after_both_urls_answer_the_handshake_then_notifies(sandbox, token, graph_receiver):
+    created = subscribe(sandbox, token, graph_receiver)
     assert created.status_code == 201, created.text
     subscription = created.json()
     assert subscription["clientState"] == "secret-state" and subscription["resource"] == "me/events"
-    paths = [v["path"].split("?")[0] for v in receiver.validations]
+    paths = [v["path"].split("?")[0] for v in graph_receiver.validations]
     assert paths == ["/notify", "/lifecycle"]
-    assert receiver.validations[0]["contentType"].startswith("text/plain")
-    assert " " in receiver.validations[0]["token"]  # the token needs decoding from the query
+    assert graph_receiver.validations[0]["contentType"].startswith("text/plain")
+    assert " " in graph_receiver.validations[0]["token"]  # the token needs decoding from the query
 
     event = sandbox.api(token, "post", "/me/events", json=EVENT).json()
     sandbox.api(token, "patch", f"/me/events/{event['id']}", json={"subject": "x"})
     sandbox.api(token, "delete", f"/me/events/{event['id']}")
-    wait_for(lambda: len(receiver.of("/notify")) == 3, timeout=5)
-    notes = sorted((n["value"][0] for n in receiver.of("/notify")), key=lambda n: ["created", "updated",
+    wait_for(lambda: len(graph_receiver.of("/notify")) == 3, timeout=5)
+    notes = sorted((n["value"][0] for n in graph_receiver.of("/notify")), key=lambda n: ["created", "updated",
                                                                                    "deleted"].index(n["changeType"]))
     assert [n["changeType"] for n in notes] == ["created", "updated", "deleted"]
     first = notes[0]
@@ -325,22 +325,22 @@ def test_a_subscription_is_created_after_both_urls_answer_the_handshake_then_not
     ("500", "must respond with 200 OK"),
     ("slow", "timed out"),
 ])
-def test_a_failed_handshake_is_400_and_no_subscription(sandbox, token, receiver, mode, message):
+def test_a_failed_handshake_is_400_and_no_subscription(sandbox, token, graph_receiver, mode, message):
     sandbox.settings(validation_timeout=0.5)
-    receiver.mode, receiver.slow = mode, 1.5
-    refused = subscribe(sandbox, token, receiver)
+    graph_receiver.mode, graph_receiver.slow = mode, 1.5
+    refused = subscribe(sandbox, token, graph_receiver)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "InvalidRequest"
     assert message in refused.json()["error"]["message"]
     assert sandbox.control("get", "/subscriptions").json() == []
 
 
-def test_the_expiry_is_capped_at_4230_minutes_on_create_and_renewal(sandbox, token, receiver):
-    too_long = subscribe(sandbox, token, receiver, expirationDateTime=in_minutes(4231))
+def test_the_expiry_is_capped_at_4230_minutes_on_create_and_renewal(sandbox, token, graph_receiver):
+    too_long = subscribe(sandbox, token, graph_receiver, expirationDateTime=in_minutes(4231))
     assert too_long.status_code == 400 and "4230 minutes" in too_long.json()["error"]["message"]
-    assert receiver.validations == []  # refused before the handshake
-    past = subscribe(sandbox, token, receiver, expirationDateTime=in_minutes(-1))
+    assert graph_receiver.validations == []  # refused before the handshake
+    past = subscribe(sandbox, token, graph_receiver, expirationDateTime=in_minutes(-1))
     assert past.status_code == 400
-    subscription = subscribe(sandbox, token, receiver, expirationDateTime=in_minutes(60)).json()
+    subscription = subscribe(sandbox, token, graph_receiver, expirationDateTime=in_minutes(60)).json()
     path = f"/subscriptions/{subscription['id']}"
     renewed = sandbox.api(token, "patch", path, json={"expirationDateTime": in_minutes(4229)})
     assert renewed.status_code == 200 and renewed.json()["expirationDateTime"] > subscription["expirationDateTime"]
@@ -350,13 +350,13 @@ def test_the_expiry_is_capped_at_4230_minutes_on_create_and_renewal(sandbox, tok
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceNotFound"
 
 
-def test_lifecycle_notifications_and_a_removed_subscription(sandbox, token, receiver):
-    subscription = subscribe(sandbox, token, receiver).json()
+def test_lifecycle_notifications_and_a_removed_subscription(sandbox, token, graph_receiver):
+    subscription = subscribe(sandbox, token, graph_receiver).json()
     lifecycle = f"/subscriptions/{subscription['id']}/lifecycle"
     for event in ("reauthorizationRequired", "missed"):
         delivered = sandbox.control("post", lifecycle, json={"lifecycleEvent": event}).json()
         assert delivered["status"] == 202
-    received = [n["value"][0] for n in receiver.of("/lifecycle")]
+    received = [n["value"][0] for n in graph_receiver.of("/lifecycle")]
     assert [n["lifecycleEvent"] for n in received] == ["reauthorizationRequired", "missed"]
     assert received[0]["subscriptionId"] == subscription["id"] and received[0]["clientState"] == "secret-state"
     path = f"/subscriptions/{subscription['id']}"
@@ -364,18 +364,18 @@ def test_lifecycle_notifications_and_a_removed_subscription(sandbox, token, rece
     sandbox.api(token, "post", "/me/events", json=EVENT)  # unanswered challenge: this notification is lost
     assert sandbox.api(token, "post", f"{path}/reauthorize").status_code == 204
     sandbox.api(token, "post", "/me/events", json={**EVENT, "subject": "after"})
-    wait_for(lambda: len(receiver.of("/notify")) == 1, timeout=5)
+    wait_for(lambda: len(graph_receiver.of("/notify")) == 1, timeout=5)
     assert sandbox.control("post", lifecycle, json={"lifecycleEvent": "bogus"}).status_code == 400
 
     sandbox.control("post", lifecycle, json={"lifecycleEvent": "subscriptionRemoved"})
-    assert receiver.of("/lifecycle")[-1]["value"][0]["lifecycleEvent"] == "subscriptionRemoved"
+    assert graph_receiver.of("/lifecycle")[-1]["value"][0]["lifecycleEvent"] == "subscriptionRemoved"
     assert sandbox.api(token, "patch", path, json={"expirationDateTime": in_minutes(60)}).status_code == 404
 
-    silent = subscribe(sandbox, token, receiver).json()  # removed without a word: no more notifications
+    silent = subscribe(sandbox, token, graph_receiver).json()  # removed without a word: no more notifications
     assert sandbox.control("delete", f"/subscriptions/{silent['id']}").status_code == 204
     sandbox.api(token, "post", "/me/events", json=EVENT)
     assert sandbox.api(token, "get", f"/subscriptions/{silent['id']}").status_code == 404
-    assert len(receiver.of("/notify")) == 1 and len(sandbox.deliveries("change")) == 1
+    assert len(graph_receiver.of("/notify")) == 1 and len(sandbox.deliveries("change")) == 1
 
 
 # -- failures and the owner -----------------------------------------------------------------------------
@@ -416,8 +416,8 @@ def test_a_scripted_invalid_grant_looks_like_a_real_one(sandbox):
     assert sandbox.control("post", "/fail", json={"endpoint": "events.nope", "responses": [503]}).status_code == 400
 
 
-def test_the_owner_edits_in_outlook_and_a_stranger_invites(sandbox, token, receiver):
-    subscribe(sandbox, token, receiver)
+def test_the_owner_edits_in_outlook_and_a_stranger_invites(sandbox, token, graph_receiver):
+    subscribe(sandbox, token, graph_receiver)
     invited = sandbox.control("post", f"/user/{EMAIL}/invitations", json={**EVENT, "subject": "Their meeting"})
     invitation = invited.json()
     assert invited.status_code == 201 and not invitation["isOrganizer"]
@@ -436,7 +436,7 @@ def test_the_owner_edits_in_outlook_and_a_stranger_invites(sandbox, token, recei
     sandbox.control("patch", f"/user/{EMAIL}/events/{own['id']}", json={"subject": "Holiday"})
     assert sandbox.api(token, "get", f"/me/events/{own['id']}").json()["subject"] == "Holiday"
     assert sandbox.control("delete", f"/user/{EMAIL}/events/{own['id']}").status_code == 204
-    wait_for(lambda: len(receiver.of("/notify")) == 6, timeout=5)
+    wait_for(lambda: len(graph_receiver.of("/notify")) == 6, timeout=5)
     family = sandbox.control("post", f"/user/{EMAIL}/calendars", json={"name": "Family", "canEdit": False}).json()
     assert sandbox.api(token, "post", f"/me/calendars/{family['id']}/events", json=EVENT).status_code == 403
     theirs = sandbox.control("post", f"/user/{EMAIL}/events", json={**EVENT, "calendarId": family["id"]}).json()
@@ -445,9 +445,9 @@ def test_the_owner_edits_in_outlook_and_a_stranger_invites(sandbox, token, recei
     assert len(sandbox.api(token, "get", "/me/calendars").json()["value"]) == 2
 
 
-def test_reset_forgets_mailboxes_subscriptions_and_bookkeeping_but_not_tokens(sandbox, token, receiver):
+def test_reset_forgets_mailboxes_subscriptions_and_bookkeeping_but_not_tokens(sandbox, token, graph_receiver):
     sandbox.api(token, "post", "/me/events", json=EVENT)
-    subscribe(sandbox, token, receiver)
+    subscribe(sandbox, token, graph_receiver)
     _, delta_link, _ = delta_round(sandbox, token)
     assert sandbox.control("post", "/reset").status_code == 204
     assert sandbox.control("get", "/calls").json() == {} and sandbox.control("get", "/deliveries").json() == []
@@ -494,16 +494,16 @@ def test_an_expired_access_token_is_401_and_a_refresh_brings_a_working_one(sandb
     assert sandbox.api(fresh["access_token"], "get", "/me/events").status_code == 200
 
 
-def test_a_calendar_subscription_and_delta_see_only_that_calendar(sandbox, token, receiver):
+def test_a_calendar_subscription_and_delta_see_only_that_calendar(sandbox, token, graph_receiver):
     family = sandbox.control("post", f"/user/{EMAIL}/calendars", json={"name": "Family"}).json()
     other = f"/me/calendars/{family['id']}"
-    created = subscribe(sandbox, token, receiver, resource=f"me/calendars/{family['id']}/events")
+    created = subscribe(sandbox, token, graph_receiver, resource=f"me/calendars/{family['id']}/events")
     assert created.status_code == 201
-    assert subscribe(sandbox, token, receiver, resource="me/calendars/nope/events").status_code == 400
+    assert subscribe(sandbox, token, graph_receiver, resource="me/calendars/nope/events").status_code == 400
     sandbox.api(token, "post", "/me/events", json=EVENT)  # the default calendar: not this subscription's
     mine = sandbox.api(token, "post", f"{other}/events", json=EVENT).json()
-    wait_for(lambda: len(receiver.of("/notify")) == 1, timeout=5)
-    assert receiver.of("/notify")[0]["value"][0]["resourceData"]["id"] == mine["id"]
+    wait_for(lambda: len(graph_receiver.of("/notify")) == 1, timeout=5)
+    assert graph_receiver.of("/notify")[0]["value"][0]["resourceData"]["id"] == mine["id"]
 
     items, delta_link, _ = delta_round(sandbox, token, end="2026-12-31T00:00:00Z")
     assert len(items) == 1 and items[0]["id"] != mine["id"]  # /me/calendarView/delta: the default calendar

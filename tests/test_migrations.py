@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from callnfy_integrations import MIGRATIONS_DIR, create_app
 from callnfy_integrations.extensions import db
-from tests.conftest import create_database, drop_database, make_config
+from tests.support import create_database, drop_database, make_config
 
 
 def scripts() -> ScriptDirectory:
@@ -71,12 +71,12 @@ def test_a_migration_gives_up_on_a_lock_instead_of_stalling_the_service(empty_da
 
     import psycopg2
 
-    from tests.conftest import _admin_dsn
+    from tests.support import admin_dsn
 
     app = create_app(make_config(empty_database, servers["redis"], MIGRATION_LOCK_TIMEOUT_SECONDS="1"))
     with app.app_context():
         upgrade(revision="0005")
-    old_dyno = psycopg2.connect(_admin_dsn(empty_database))
+    old_dyno = psycopg2.connect(admin_dsn(empty_database))
     outcome: dict = {}
 
     def release_phase():

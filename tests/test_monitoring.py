@@ -9,8 +9,8 @@ from secrets import token_hex
 import pytest
 
 from callnfy_integrations import create_app
-from tests.conftest import make_config
 from tests.loopback import QuietHandler, start
+from tests.support import make_config
 
 
 @pytest.fixture

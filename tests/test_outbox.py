@@ -20,8 +20,8 @@ from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import DEFAULT, enqueue, redis_connection
 from callnfy_integrations.worker import build_worker
 from jobs.events import dispatch_event, drain_outbox, sweep_outbox
-from tests.conftest import make_config
 from tests.factories import appointment_body, auth_headers, call_body, row_counts
+from tests.support import make_config, run_flask, wait_for
 
 CALLS_KEY = "test:handler-calls"
 
@@ -312,7 +312,10 @@ def test_sweeper_does_not_reenqueue_what_it_just_enqueued(app, user_id):
         db.session.remove()
 
 
-def test_scheduler_runs_the_sweeper(outbox_app):
+@pytest.mark.processes
+def test_scheduler_runs_the_sweeper(outbox_app, ctx, process_env, user_id):
+    """A real `flask scheduler` enqueues the outbox sweep on its interval, and the sweep finds the event
+    whose doorbell Redis lost: a worker then dispatches it, with nothing rung by hand."""
     from rq.cron import CronScheduler
 
     from jobs.schedule import register_periodic_jobs
@@ -321,3 +324,15 @@ def test_scheduler_runs_the_sweeper(outbox_app):
     register_periodic_jobs(scheduler, outbox_app.config)
     jobs = {job.func_name: job.interval for job in scheduler.get_jobs()}
     assert jobs["jobs.events.sweep_outbox"] == outbox_app.config["OUTBOX_SWEEP_SECONDS"]
+
+    new_appointment(user_id)
+    lose_the_doorbell()
+    assert queue_length() == 0 and not ready_ids()
+    run_flask({**process_env, "OUTBOX_GRACE_SECONDS": "0", "OUTBOX_SWEEP_SECONDS": "1", "LOG_LEVEL": "WARNING"},
+              "scheduler")
+    wait_for(lambda: "jobs.events.sweep_outbox" in {job.func_name for job in Queue(
+        DEFAULT, connection=redis_connection()).get_jobs()}, timeout=30)
+    run_worker(outbox_app)  # the sweep the scheduler enqueued, then the drain it rang
+    db.session.expire_all()
+    [event] = db.session.scalars(select(Event).where(Event.user_id == user_id)).all()
+    assert event.dispatched_at is not None

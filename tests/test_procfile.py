@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support import REPO_ROOT
 
 
 def procfile() -> dict[str, str]:
@@ -34,6 +34,7 @@ CASES = [("web", "SECRET_KEY"), ("web", "JWT_SECRET_KEY"), ("web", "ENCRYPTION_K
          ("web", "PUBLIC_API_URL"), ("worker", "FRONTEND_URL"), ("scheduler", "PUBLIC_API_URL")]
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize(("process", "missing"), CASES)
 def test_each_procfile_process_exits_at_once_naming_what_is_missing(process, missing, config):
     env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
@@ -51,6 +52,7 @@ def test_each_procfile_process_exits_at_once_naming_what_is_missing(process, mis
     assert "Traceback" not in output  # one line saying what is wrong, not a crash
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("process", ["web", "worker", "scheduler", "release"])
 def test_each_procfile_process_exits_at_once_on_a_plain_http_frontend_url(process, config):
     env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),

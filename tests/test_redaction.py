@@ -8,17 +8,18 @@ import logging
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from callnfy_integrations import create_app
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.oauth import BINDER_COOKIE, CALLBACK_PATH
-from tests.conftest import make_config, run_flask, wait_for
-from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings, sandbox, worker_env  # noqa: F401
-from tests.test_logs import lines  # noqa: F401
-from tests.zapier_fixtures import ca, ca_bundle, receiver  # noqa: F401
+from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings, worker_env
+from tests.support import make_config, run_flask, wait_for
 
 
+@pytest.mark.processes
 def test_no_secret_reaches_any_log_line_of_any_process(database_url, servers, sandbox, receiver, ca_bundle,
-                                                        config, lines, app):  # noqa: F811
+                                                        config, lines, app):
     hooks = {"WEBHOOK_ALLOWED_HOSTS": "localhost", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
              "WEBHOOK_CA_BUNDLE": ca_bundle, "OUTBOX_GRACE_SECONDS": "0", "GOOGLE_SYNC_GRACE_SECONDS": "0"}
     web = create_app(make_config(database_url, servers["redis"], LOG_LEVEL="DEBUG", **hooks,

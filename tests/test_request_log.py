@@ -7,10 +7,9 @@ import uuid
 
 from callnfy_integrations.worker import build_worker
 from tests.factories import appointment_body, auth_headers
-from tests.test_logs import lines, logger_at  # noqa: F401
 
 
-def test_a_request_writes_one_line_with_route_status_duration_and_user(app, app_ctx, lines, logger_at):  # noqa: F811
+def test_a_request_writes_one_line_with_route_status_duration_and_user(app, app_ctx, lines, logger_at):
     logger_at("callnfy_integrations.requests", logging.INFO)
     user_id = uuid.uuid4()
     client = app.test_client()
@@ -30,7 +29,7 @@ def test_a_request_writes_one_line_with_route_status_duration_and_user(app, app_
     assert by_id["req-missing-1"]["route"] == "<no route>" and by_id["req-missing-1"]["status"] == 404
 
 
-def test_a_job_writes_one_line_and_carries_the_enqueuing_requests_id(app, app_ctx, lines, logger_at):  # noqa: F811
+def test_a_job_writes_one_line_and_carries_the_enqueuing_requests_id(app, app_ctx, lines, logger_at):
     logger_at("callnfy_integrations.jobs", logging.INFO)
     user_id = uuid.uuid4()
     client = app.test_client()

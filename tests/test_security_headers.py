@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
-from werkzeug.serving import make_server
+import pytest
 
 from callnfy_integrations import create_app
-from tests.conftest import make_config
-from tests.test_google_browser import chromium
+from tests.browser import chromium
+from tests.loopback import serve_wsgi
+from tests.support import make_config
 
 
 def test_every_response_carries_the_basic_headers_and_json_gets_no_csp(client):
@@ -33,17 +32,17 @@ def test_html_pages_get_a_strict_csp_that_allows_only_their_own_inline_blocks(cl
     assert docs.headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.browser
 def test_the_docs_page_renders_under_its_csp_in_a_real_browser(database_url, servers, app):
     served = create_app(make_config(database_url, servers["redis"]))
-    server = make_server("127.0.0.1", 0, served, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_wsgi(served)
     refused = []
     try:
         with chromium() as browser:
             page = browser.new_context().new_page()
             page.on("console", lambda message: refused.append(message.text)
                     if "Content Security Policy" in message.text else None)
-            page.goto(f"http://127.0.0.1:{server.server_port}/docs")
+            page.goto(f"{server.url}/docs")
             page.wait_for_selector(".opblock", timeout=15_000)  # the operations, rendered by Swagger UI
             operations = page.locator(".opblock").count()
     finally:

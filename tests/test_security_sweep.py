@@ -29,7 +29,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -37,18 +36,17 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 from sqlalchemy import text
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
 from callnfy_integrations.config import ConfigError, load_config
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.oauth import BINDER_COOKIE, CALLBACK_PATH
 from callnfy_integrations.zapier.sender import Request, Sender
-from tests.conftest import REPO_ROOT
 from tests.factories import appointment_body
-from tests.google_fixtures import GoogleUser, gctx, google_app, guser, sandbox  # noqa: F401
-from tests.test_logs import lines, logger_at  # noqa: F401
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver  # noqa: F401
+from tests.google_fixtures import GoogleUser
+from tests.loopback import serve_wsgi
+from tests.support import REPO_ROOT
+from tests.zapier_fixtures import Account, hooks_config
 
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -370,6 +368,7 @@ def test_private_networks_are_refused_in_production_and_allowed_elsewhere(config
             "WEBHOOK_ALLOW_PRIVATE_NETWORKS"] is True
 
 
+@pytest.mark.processes
 def test_a_production_process_with_private_networks_exits_with_one_line(config):
     env = {"PATH": "/usr/bin:/bin", **PRODUCTION, "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
            "REDIS_URL": config["REDIS_URL"], "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
@@ -472,9 +471,8 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut_down_to_size(hooks_app, ac
     """Over real HTTP without a Content-Length (Transfer-Encoding: chunked), Werkzeug stops reading at
     the limit without saying so: the first megabyte of a valid body padded with spaces was parsed and
     the appointment created. Now: 413, nothing written; a chunked body within the limit still works."""
-    server = make_server("127.0.0.1", 0, hooks_app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/appointments"
+    server = serve_wsgi(hooks_app)
+    url = f"{server.url}/appointments"
     headers = {**account.headers, "Content-Type": "application/json"}
 
     def chunked(padding: int):
@@ -492,7 +490,6 @@ def test_a_chunked_body_over_the_limit_is_413_not_cut_down_to_size(hooks_app, ac
         assert within.status_code == 201, within.text
     finally:
         server.shutdown()
-        server.server_close()
 
 
 # -- 5. Header injection ------------------------------------------------------------------------------
@@ -526,7 +523,7 @@ UNSAFE_REQUEST_IDS = ["abc\n", "abc\r\nSet-Cookie: session=stolen", "abc\r", "a\
 
 
 @pytest.mark.parametrize("supplied", UNSAFE_REQUEST_IDS)
-def test_an_unsafe_request_id_is_replaced_in_headers_and_logs(app, app_ctx, lines, logger_at, supplied):  # noqa: F811
+def test_an_unsafe_request_id_is_replaced_in_headers_and_logs(app, app_ctx, lines, logger_at, supplied):
     """Given through the WSGI environ, so it reaches the app as a server might hand it over (a test client
     header would be refused before that). `abc\\n` used to pass the check (`$` matches before a final
     newline) and ended in a 500 without a request id."""

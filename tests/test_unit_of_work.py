@@ -14,8 +14,8 @@ from callnfy_integrations.appointments import service as appointments
 from callnfy_integrations.appointments.models import Appointment
 from callnfy_integrations.events.models import Event
 from callnfy_integrations.extensions import db
-from tests.conftest import REPO_ROOT
 from tests.factories import appointment_body, row_counts
+from tests.support import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "callnfy_integrations"
 DOMAIN_PACKAGES = ("appointments", "availability", "calls", "customers", "events", "google", "integrations", "users",

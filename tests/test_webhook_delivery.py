@@ -14,7 +14,7 @@ from callnfy_integrations.zapier.delivery import next_delay
 from callnfy_integrations.zapier.models import WebhookAttempt, WebhookDelivery, ZapierSubscription
 from jobs.webhooks import sweep_webhooks
 from tests.factories import call_body
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver, run_worker  # noqa: F401
+from tests.zapier_fixtures import hooks_config, run_worker
 
 
 def deliveries():

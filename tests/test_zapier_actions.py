@@ -19,7 +19,7 @@ from callnfy_integrations.events.models import Event
 from callnfy_integrations.extensions import db
 from callnfy_integrations.users.models import User
 from tests.factories import appointment_body, make_google_integration
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config  # noqa: F401
+from tests.zapier_fixtures import Account, hooks_config
 
 
 def monday(weeks_ahead: int = 1) -> date:
@@ -102,6 +102,12 @@ def strict_app(database_url, servers, ca_bundle, app):
     return create_app(hooks_config(database_url, servers, ca_bundle, ZAPIER_AUTH_FAILURE_LIMIT="3 per minute"))
 
 
+@pytest.mark.shows_status(*[(method, path, "429") for method, path in (
+    ("GET", "/zapier/v1/me"), ("GET", "/zapier/v1/appointments"), ("POST", "/zapier/v1/appointments"),
+    ("POST", "/zapier/v1/appointments/{appointment_id}/reschedule"),
+    ("POST", "/zapier/v1/appointments/{appointment_id}/cancel"),
+    ("POST", "/zapier/v1/appointments/{appointment_id}/complete"),
+    ("GET", "/zapier/v1/customers"), ("GET", "/zapier/v1/availability/slots"))])
 def test_failed_key_checks_are_rate_limited_per_address_and_key(strict_app):
     with strict_app.app_context():
         bystander = Account(strict_app)
@@ -132,6 +138,7 @@ def test_create_books_like_post_appointments(account):
     assert count(Appointment, account.user_id) == 1
 
 
+@pytest.mark.shows_status(("POST", "/zapier/v1/appointments", "200"))
 def test_the_same_idempotency_key_answers_the_first_appointment_and_another_request_is_409(hooks_app, account):
     body = appointment_body(scheduledAt="2026-12-05T10:00:00Z", idempotencyKey="zap-run-1")
     first = z(account, "post", "/appointments", json=body)
@@ -182,6 +189,7 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_appointment(hooks_
     assert count(Event, account.user_id, Event.type == "appointment.created") == 1
 
 
+@pytest.mark.shows_status(("POST", "/zapier/v1/appointments", "409"))
 def test_require_free_refuses_a_taken_slot_with_a_message_a_zap_user_understands(account):
     in_utc(account)
     day = monday()
@@ -231,6 +239,7 @@ def test_reschedule_moves_and_resizes_with_require_free_checked_but_not_against_
     assert other["id"] not in {p["id"] for p in payloads}
 
 
+@pytest.mark.shows_status(("POST", "/zapier/v1/appointments/{appointment_id}/reschedule", "409"))
 def test_reschedule_cancel_and_complete_answer_404_and_409_as_the_jwt_api(hooks_app, account):
     to_cancel, to_complete = account.book(), account.book()
     cancelled = z(account, "post", f"/appointments/{to_cancel['id']}/cancel", json={"reason": "Payment missed"})

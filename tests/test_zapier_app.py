@@ -8,17 +8,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import uuid
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from callnfy_integrations import create_app
-from tests.conftest import REPO_ROOT, make_config, run_flask
 from tests.factories import auth_headers
-from tests.zapier_fixtures import ca, ca_bundle  # noqa: F401
+from tests.loopback import serve_wsgi
+from tests.support import REPO_ROOT, make_config, run_flask
 
 ZAPIER_APP = REPO_ROOT / "zapier-app"
 
@@ -31,6 +29,7 @@ def node() -> str:
     return path
 
 
+@pytest.mark.processes
 def test_the_app_definition_is_valid_by_zapiers_schema():
     result = subprocess.run([node(), "scripts/validate.js"], cwd=ZAPIER_APP, capture_output=True, text=True,
                             timeout=60)
@@ -65,12 +64,11 @@ def test_every_trigger_action_search_and_error_path_offline():
 
 @pytest.fixture
 def live_service(database_url, servers, ca_bundle, process_env, app):
-    server = make_server("127.0.0.1", 0, None, threaded=True)
-    url = f"http://127.0.0.1:{server.server_port}"
+    server = serve_wsgi()
+    url = server.url
     webhooks = {"WEBHOOK_ALLOWED_HOSTS": "localhost", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
                 "WEBHOOK_CA_BUNDLE": ca_bundle, "OUTBOX_GRACE_SECONDS": "0", "PUBLIC_API_URL": url}
     server.app = create_app(make_config(database_url, servers["redis"], **webhooks))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     worker = run_flask({**process_env, **webhooks, "LOG_LEVEL": "WARNING"}, "worker")
     yield url
     worker.terminate()
@@ -78,6 +76,7 @@ def live_service(database_url, servers, ca_bundle, process_env, app):
     server.shutdown()
 
 
+@pytest.mark.processes
 def test_the_app_against_the_live_service(live_service, ca, tmp_path):
     headers = auth_headers(uuid.uuid4())
     key = requests.post(f"{live_service}/integrations/zapier/generate-key", headers=headers, timeout=10).json()["data"]

@@ -4,7 +4,7 @@
 import pytest
 
 from callnfy_integrations import create_app
-from tests.zapier_fixtures import Account, account, ca, ca_bundle, hctx, hooks_app, hooks_config, receiver  # noqa: F401
+from tests.zapier_fixtures import Account, hooks_config
 
 EVENTS = ["appointment.created", "appointment.rescheduled", "appointment.cancelled", "appointment.completed",
           "call.received"]
@@ -109,6 +109,11 @@ def test_private_addresses_are_refused(strict_app, url, reason):
     assert reason in " ".join(response.json["error"]["details"]["hookUrl"])
 
 
+@pytest.mark.shows_status(*[(method, path, "429") for method, path in (
+    ("GET", "/webhooks/zapier/{user_id}"), ("GET", "/webhooks/zapier/{user_id}/subscriptions"),
+    ("POST", "/webhooks/zapier/{user_id}/subscriptions"),
+    ("DELETE", "/webhooks/zapier/{user_id}/subscriptions/{subscription_id}"),
+    ("GET", "/webhooks/zapier/{user_id}/samples/{event}"))])
 def test_failed_key_checks_are_rate_limited_per_address_and_account(strict_app):
     with strict_app.app_context():
         victim, bystander = Account(strict_app), Account(strict_app)

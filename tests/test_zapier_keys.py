@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from callnfy_integrations.extensions import db
 from tests.factories import auth_headers, row_counts
-from tests.zapier_fixtures import Account, ca, ca_bundle, hooks_app, hooks_config, receiver  # noqa: F401
+from tests.zapier_fixtures import Account, hooks_config
 
 KEY = re.compile(r"^czp_[A-Za-z0-9]{40}$")
 
@@ -128,6 +128,7 @@ def assert_failed_with(response, message):
     assert "could not extend" not in response.get_data(as_text=True)  # the cause is logged, not shown
 
 
+@pytest.mark.shows_status(("POST", "/integrations/zapier/generate-key", "500"))
 def test_generate_key_failure_answers_the_specs_message_and_writes_nothing(client, app_ctx, user_id):
     before = row_counts()
     with database_refusing("INSERT", "integrations"):
@@ -137,6 +138,7 @@ def test_generate_key_failure_answers_the_specs_message_and_writes_nothing(clien
     assert KEY.match(generate(client, user_id)["apiKey"])  # and the next call succeeds
 
 
+@pytest.mark.shows_status(("DELETE", "/integrations/zapier/revoke-key", "500"))
 def test_revoke_key_failure_answers_the_specs_message_and_keeps_key_and_subscriptions(hooks_app, receiver):
     with hooks_app.app_context():
         account = Account(hooks_app)

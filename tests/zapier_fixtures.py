@@ -10,9 +10,9 @@ import trustme
 from callnfy_integrations import create_app
 from callnfy_integrations.extensions import db
 from callnfy_integrations.worker import build_worker
-from tests.conftest import make_config
 from tests.factories import auth_headers
 from tests.receiver import Receiver
+from tests.support import make_config
 
 
 @pytest.fixture(scope="session")

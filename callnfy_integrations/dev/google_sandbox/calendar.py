@@ -147,13 +147,20 @@ def _send_notification(channel: dict, resource_state: str, number: int) -> None:
     if channel.get("token"):
         headers["X-Goog-Channel-Token"] = channel["token"]
 
+    sandbox = state()
+
     def send():
         time.sleep(0.05)  # after the watch/insert response, as Google does
         try:
             requests.post(channel["address"], headers=headers, timeout=5)
         except requests.RequestException:
             pass  # Google does not retry failed notifications either
+        finally:
+            with sandbox.lock:
+                sandbox.notifying -= 1
 
+    with sandbox.lock:
+        sandbox.notifying += 1  # counted before the write's own answer, so a test sees it at once
     threading.Thread(target=send, daemon=True).start()
 
 

@@ -66,6 +66,7 @@ class SandboxState:
     injected: dict = field(default_factory=dict)  # endpoint -> random failures injected, for tests
     injected_faults: dict = field(default_factory=dict)  # "503", "429", "stall", … -> how many
     rng: random.Random = field(default_factory=random.Random)
+    notifying: int = 0  # push notifications sent and not yet answered, for tests: wait for 0, not a while
     holds: dict = field(default_factory=dict)  # endpoint -> threading.Event set on release: see `hold`
     held: dict = field(default_factory=dict)  # endpoint -> calls waiting at a hold now
 
