@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from callnfy_integrations.dev.microsoft_sandbox import CLIENT_ID, CLIENT_SECRET, create_sandbox_app
 from callnfy_integrations.dev.microsoft_sandbox import state as sandbox_state
+from tests.google_fixtures import GoogleUser
 from tests.loopback import QuietHandler, start
 
 SCOPES = "openid email offline_access User.Read Calendars.ReadWrite"
@@ -187,46 +188,10 @@ def mctx(microsoft_app, ms_sandbox):
     ms_sandbox.fresh()  # scripted failures left over must not reach other tests
 
 
-class MicrosoftUser:
+class MicrosoftUser(GoogleUser):
     """A Callnfy user connecting Microsoft 365 through the sandbox, the way the SPA and a browser would."""
 
-    def __init__(self, app, sandbox: MicrosoftSandbox):
-        import uuid
-
-        from tests.factories import auth_headers
-
-        self.client = app.test_client()
-        self.user_id = uuid.uuid4()
-        self.headers = auth_headers(self.user_id)
-        self.sandbox = sandbox
-
-    def auth_url(self) -> str:
-        from callnfy_integrations.extensions import db
-
-        db.session.expire_all()  # requests share the test's app context, and so its session
-        response = self.client.post("/integrations/microsoft/connect", headers=self.headers)
-        assert response.status_code == 200, response.json
-        return response.json["data"]["authUrl"]
-
-    def consent(self, auth_url: str, decision: str = "allow", **extra) -> str:
-        """Microsoft's redirect back to us (non-interactive sandbox mode): the callback path and query."""
-        params = "&" + urlencode({f"sandbox_{k}": v for k, v in {"decision": decision, **extra}.items()})
-        response = requests.get(auth_url + params, allow_redirects=False, timeout=5)
-        assert response.status_code == 302, response.text
-        location = urlsplit(response.headers["Location"])
-        assert location.path == "/integrations/microsoft/callback"
-        return f"{location.path}?{location.query}"
-
-    def callback(self, path: str) -> dict:
-        response = self.client.get(path)
-        assert response.status_code == 302
-        return {k: v[0] for k, v in parse_qs(urlsplit(response.headers["Location"]).query).items()}
-
-    def connect(self, **consent) -> dict:
-        return self.callback(self.consent(self.auth_url(), **consent))
-
-    def status(self) -> dict:
-        return self.client.get("/integrations/status", headers=self.headers).json["data"]["microsoftCalendar"]
+    provider, status_key = "microsoft", "microsoftCalendar"
 
     def integration(self):
         from sqlalchemy import select

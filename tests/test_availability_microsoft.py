@@ -13,6 +13,7 @@ from callnfy_integrations.extensions import db
 from tests.conftest import make_config
 from tests.google_fixtures import GoogleUser, fresh_sandbox, google_settings, sandbox  # noqa: F401
 from tests.microsoft_fixtures import MicrosoftUser, microsoft_settings, ms_sandbox  # noqa: F401
+from tests.test_availability_google import Owner as GoogleOwner
 from tests.test_availability_google import next_monday, stamp, utc
 
 OWNER = "owner@example.com"
@@ -42,18 +43,7 @@ class Owner(MicrosoftUser):
         assert response.status_code == 201, response.text
         return response.json()
 
-    def settings(self, **values) -> None:
-        answer = self.client.put("/integrations/availability/settings", json=values, headers=self.headers)
-        assert answer.status_code == 200, answer.json
-
-    def availability(self, start: datetime, end: datetime, **query) -> dict:
-        answer = self.client.get("/availability", headers=self.headers,
-                                 query_string={"from": stamp(start), "to": stamp(end), **query})
-        assert answer.status_code == 200, answer.json
-        return answer.json["data"]
-
-    def busy(self, start: datetime, end: datetime) -> list[tuple[str, str, str]]:
-        return [(b["start"], b["end"], b["source"]) for b in self.availability(start, end)["busy"]]
+    settings, availability, busy = GoogleOwner.settings, GoogleOwner.availability, GoogleOwner.busy
 
 
 def timed(start: datetime, minutes: int = 60, **body) -> dict:
