@@ -30,6 +30,11 @@ GOOGLE_ENDPOINTS = {
     "GOOGLE_CALENDAR_API_URL": "https://www.googleapis.com/calendar/v3/",
 }
 
+MICROSOFT_ENDPOINTS = {
+    "MICROSOFT_AUTHORITY_URL": "https://login.microsoftonline.com",
+    "MICROSOFT_GRAPH_URL": "https://graph.microsoft.com/v1.0",
+}
+
 
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable service; the message says what to fix."""
@@ -220,6 +225,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "GOOGLE_CLIENT_ID": get("GOOGLE_CLIENT_ID"),
         "GOOGLE_CLIENT_SECRET": get("GOOGLE_CLIENT_SECRET"),
         **{name: get(name, default) for name, default in GOOGLE_ENDPOINTS.items()},
+        # Microsoft 365: the identity platform v2 at {authority}/{tenant}/oauth2/v2.0/…, and Graph.
+        "MICROSOFT_CLIENT_ID": get("MICROSOFT_CLIENT_ID"),
+        "MICROSOFT_CLIENT_SECRET": get("MICROSOFT_CLIENT_SECRET"),
+        "MICROSOFT_TENANT": get("MICROSOFT_TENANT", "common"),
+        **{name: get(name, default).rstrip("/") for name, default in MICROSOFT_ENDPOINTS.items()},
         # Calendar sync: Google's per-user quota is 600 requests/minute; stay well under it.
         "GOOGLE_USER_RATE_LIMIT": get("GOOGLE_USER_RATE_LIMIT", "5 per second"),
         "GOOGLE_RETRY_BASE_SECONDS": float(get("GOOGLE_RETRY_BASE_SECONDS", "2")),  # backoff: base × 2^n, ±20 %

@@ -34,8 +34,9 @@ def make_user(user_id: uuid.UUID | None = None, **fields) -> User:
 
 
 def make_google_integration(user: User, *, email: str = "owner@example.com", status: str = CONNECTED,
-                            sync_mode: str = ONE_WAY, last_sync_at: datetime | None = None) -> Integration:
-    row = Integration(user_id=user.id, provider=GOOGLE_CALENDAR, email=email, status=status,
+                            sync_mode: str = ONE_WAY, last_sync_at: datetime | None = None,
+                            provider: str = GOOGLE_CALENDAR) -> Integration:
+    row = Integration(user_id=user.id, provider=provider, email=email, status=status,
                       sync_mode=sync_mode, last_sync_at=last_sync_at)
     db.session.add(row)
     db.session.commit()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -100,7 +100,10 @@ def gctx(google_app, sandbox):
 
 
 class GoogleUser:
-    """A Callnfy user connecting Google through the sandbox, the way the SPA and a browser would."""
+    """A Callnfy user connecting Google through the sandbox, the way the SPA and a browser would
+    (MicrosoftUser is the same with another `provider`)."""
+
+    provider, status_key = "google", "googleCalendar"
 
     def __init__(self, app, sandbox):
         self.client = app.test_client()
@@ -110,17 +113,17 @@ class GoogleUser:
 
     def auth_url(self) -> str:
         db.session.expire_all()  # requests share the test's app context, and so its session
-        response = self.client.post("/integrations/google/connect", headers=self.headers)
+        response = self.client.post(f"/integrations/{self.provider}/connect", headers=self.headers)
         assert response.status_code == 200, response.json
         return response.json["data"]["authUrl"]
 
     def consent(self, auth_url: str, decision: str = "allow", **extra) -> str:
-        """Google's redirect back to us (non-interactive sandbox mode): the callback path and query."""
-        params = "".join(f"&sandbox_{k}={v}" for k, v in {"decision": decision, **extra}.items())
+        """The provider's redirect back to us (non-interactive sandbox mode): the callback path and query."""
+        params = "&" + urlencode({f"sandbox_{k}": v for k, v in {"decision": decision, **extra}.items()})
         response = requests.get(auth_url + params, allow_redirects=False, timeout=5)
         assert response.status_code == 302, response.text
         location = urlsplit(response.headers["Location"])
-        assert location.path == "/integrations/google/callback"
+        assert location.path == f"/integrations/{self.provider}/callback"
         return f"{location.path}?{location.query}"
 
     def callback(self, path: str) -> dict:
@@ -143,7 +146,7 @@ class GoogleUser:
         return self.client.get(f"/appointments/{appointment_id}", headers=self.headers).json["data"]
 
     def status(self) -> dict:
-        return self.client.get("/integrations/status", headers=self.headers).json["data"]["googleCalendar"]
+        return self.client.get("/integrations/status", headers=self.headers).json["data"][self.status_key]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from werkzeug.serving import make_server
 
 from callnfy_integrations.dev.microsoft_sandbox import CLIENT_ID, CLIENT_SECRET, create_sandbox_app
 from callnfy_integrations.dev.microsoft_sandbox import state as sandbox_state
+from tests.google_fixtures import GoogleUser
 from tests.loopback import QuietHandler, start
 
 SCOPES = "openid email offline_access User.Read Calendars.ReadWrite"
@@ -159,3 +160,50 @@ def graph_receiver():
     server = Receiver()
     yield server
     server.close()
+
+
+# -- the service pointed at the sandbox ------------------------------------------------------------------
+
+def microsoft_settings(sandbox: MicrosoftSandbox) -> dict:
+    return {"MICROSOFT_CLIENT_ID": CLIENT_ID, "MICROSOFT_CLIENT_SECRET": CLIENT_SECRET, "MICROSOFT_TENANT": "common",
+            "MICROSOFT_AUTHORITY_URL": sandbox.url, "MICROSOFT_GRAPH_URL": sandbox.graph}
+
+
+@pytest.fixture(scope="module")
+def microsoft_app(database_url, servers, ms_sandbox, app):
+    from callnfy_integrations import create_app
+    from tests.support import make_config
+
+    return create_app(make_config(database_url, servers["redis"], **microsoft_settings(ms_sandbox)))
+
+
+@pytest.fixture
+def mctx(microsoft_app, ms_sandbox):
+    from callnfy_integrations.extensions import db
+
+    ms_sandbox.fresh()
+    with microsoft_app.app_context():
+        yield microsoft_app
+        db.session.remove()
+    ms_sandbox.fresh()  # scripted failures left over must not reach other tests
+
+
+class MicrosoftUser(GoogleUser):
+    """A Callnfy user connecting Microsoft 365 through the sandbox, the way the SPA and a browser would."""
+
+    provider, status_key = "microsoft", "microsoftCalendar"
+
+    def integration(self):
+        from sqlalchemy import select
+
+        from callnfy_integrations.extensions import db
+        from callnfy_integrations.integrations.models import MICROSOFT_CALENDAR, Integration
+
+        db.session.expire_all()
+        return db.session.scalars(select(Integration).where(Integration.user_id == self.user_id,
+                                                            Integration.provider == MICROSOFT_CALENDAR)).one_or_none()
+
+
+@pytest.fixture
+def muser(microsoft_app, mctx, ms_sandbox):
+    return MicrosoftUser(microsoft_app, ms_sandbox)

@@ -33,6 +33,8 @@ FUZZ_SETTINGS = {
     "GOOGLE_AUTHORIZE_URL": f"{NO_GOOGLE}/auth", "GOOGLE_TOKEN_URL": f"{NO_GOOGLE}/token",
     "GOOGLE_USERINFO_URL": f"{NO_GOOGLE}/userinfo", "GOOGLE_REVOKE_URL": f"{NO_GOOGLE}/revoke",
     "GOOGLE_CALENDAR_API_URL": f"{NO_GOOGLE}/calendar/v3/",
+    "MICROSOFT_CLIENT_ID": "5a4db0c5-0000-4000-8000-00000000f022", "MICROSOFT_CLIENT_SECRET": "fuzz-secret",
+    "MICROSOFT_AUTHORITY_URL": NO_GOOGLE, "MICROSOFT_GRAPH_URL": f"{NO_GOOGLE}/v1.0",
     # Hook URLs that pass their documented pattern must resolve without leaving the machine.
     "WEBHOOK_ALLOWED_HOSTS": "localhost", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "1",
 }
@@ -96,6 +98,15 @@ ELSEWHERE = {
        for status in ("502", "503")},
     ("POST", "/webhooks/google/calendar", "200"):
         "tests/test_google_two_way.py::test_a_burst_of_50_notifications_makes_at_most_two_list_calls",
+    ("POST", "/integrations/microsoft/connect", "200"):
+        "tests/test_microsoft_connect.py::test_connect_sends_the_browser_to_consent_with_pkce_and_stores_the_grant_encrypted",
+    ("POST", "/integrations/microsoft/connect", "409"):
+        "tests/test_microsoft_connect.py::test_connect_when_connected_is_409_and_after_lapse_is_allowed",
+    ("DELETE", "/integrations/microsoft/disconnect", "200"):
+        "tests/test_microsoft_connect.py::test_disconnect_forgets_the_connection_and_a_second_is_404",
+    **{("PUT", "/integrations/microsoft/settings", status):
+       "tests/test_microsoft_connect.py::test_settings_accept_one_way_and_explain_that_two_way_is_not_built"
+       for status in ("200", "409")},
     ("POST", "/webhooks/google/calendar", "429"):
         "tests/test_google_two_way.py::test_notifications_are_rate_limited_per_client_address",
     **{(method, path, "429"): ZAPIER_RATE_LIMIT_TEST

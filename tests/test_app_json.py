@@ -31,7 +31,8 @@ def settings_config_reads() -> set[str]:
             strings = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             if strings and re.fullmatch(r"[A-Z][A-Z0-9_]+", strings[0]):
                 names.add(strings[0])
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "GOOGLE_ENDPOINTS" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") in ("GOOGLE_ENDPOINTS", "MICROSOFT_ENDPOINTS")
+                                                  for t in node.targets):
             names |= {key.value for key in node.value.keys}
     return names
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from callnfy_integrations.extensions import db
-from callnfy_integrations.integrations.models import REAUTHORIZATION_REQUIRED, TWO_WAY
+from callnfy_integrations.integrations.models import MICROSOFT_CALENDAR, REAUTHORIZATION_REQUIRED, TWO_WAY
 from callnfy_integrations.users.models import User
 from tests.factories import auth_headers, make_google_integration, make_user, make_zapier_integration
 from tests.roundtrips import count_round_trips
@@ -19,7 +19,8 @@ def test_status_not_connected_for_new_user(client, user_id):
     response = client.get("/integrations/status", headers=auth_headers(user_id))
     assert response.status_code == 200
     assert response.json == {"success": True,
-                             "data": {"googleCalendar": {"connected": False}, "zapier": {"connected": False}}}
+                             "data": {"googleCalendar": {"connected": False}, "microsoftCalendar": {"connected": False},
+                                      "zapier": {"connected": False}}}
 
 
 def test_status_creates_user_row_on_first_sight(client, app_ctx, user_id):
@@ -66,13 +67,36 @@ def test_status_shows_reauthorization_required(client, app_ctx):
                                       "email": "lapsed@example.com"}
 
 
+def test_status_shows_microsoft_with_the_same_fields_as_google(client, app_ctx):
+    user = make_user()
+    make_google_integration(user, email="g@example.com")
+    make_google_integration(user, email="m@example.com", provider=MICROSOFT_CALENDAR)
+    data = client.get("/integrations/status", headers=auth_headers(user.id)).json["data"]
+    assert data["microsoftCalendar"] == {"connected": True, "email": "m@example.com", "syncMode": "one-way",
+                                         "lastSyncAt": None, "syncError": None}
+    assert set(data["microsoftCalendar"]) == set(data["googleCalendar"])
+    assert data["googleCalendar"]["email"] == "g@example.com"  # both connected, each its own
+
+
+def test_status_shows_microsoft_reauthorization_required(client, app_ctx):
+    user = make_user()
+    make_google_integration(user, email="lapsed@example.com", status=REAUTHORIZATION_REQUIRED,
+                            provider=MICROSOFT_CALENDAR)
+    data = client.get("/integrations/status", headers=auth_headers(user.id)).json["data"]
+    assert data["microsoftCalendar"] == {"connected": False, "reauthorizationRequired": True,
+                                         "email": "lapsed@example.com"}
+    assert data["googleCalendar"] == {"connected": False}
+
+
 def test_user_sees_only_their_own_status(client, app_ctx):
     owner = make_user()
     make_google_integration(owner)
+    make_google_integration(owner, provider=MICROSOFT_CALENDAR)
     make_zapier_integration(owner)
     stranger = uuid.uuid4()
     data = client.get("/integrations/status", headers=auth_headers(stranger)).json["data"]
-    assert data == {"googleCalendar": {"connected": False}, "zapier": {"connected": False}}
+    assert data == {"googleCalendar": {"connected": False}, "microsoftCalendar": {"connected": False},
+                    "zapier": {"connected": False}}
 
 
 def test_status_takes_at_most_two_database_round_trips(client, app_ctx):

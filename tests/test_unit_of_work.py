@@ -18,8 +18,8 @@ from tests.factories import appointment_body, row_counts
 from tests.support import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "callnfy_integrations"
-DOMAIN_PACKAGES = ("appointments", "availability", "calls", "customers", "events", "google", "integrations", "users",
-                   "zapier", "health")
+DOMAIN_PACKAGES = ("appointments", "availability", "calls", "customers", "events", "google", "integrations",
+                   "microsoft", "users", "zapier", "health")
 # Not domain code: a stand-in for Google's own servers, run as its own app; the dev run's console page
 # (no data of its own: it calls the public API from the browser).
 NOT_DOMAIN = {"dev", "admin"}  # the sandbox; HTTP-only pages

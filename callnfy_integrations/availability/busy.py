@@ -21,8 +21,8 @@ from ..extensions import db
 from .models import BusyBlock, BusySource
 from .rules import Busy
 
-# The calendar providers availability knows (each registers itself; Microsoft 365 is not built yet).
-PROVIDERS = ("google",)
+# The calendar providers availability knows (each registers itself: google.busy, microsoft.busy).
+PROVIDERS = ("google", "microsoft")
 
 
 @dataclass(frozen=True, order=True)
@@ -135,6 +135,12 @@ def store(user_id: uuid.UUID, source: Source, window: tuple[datetime, datetime],
     db.session.execute(pg_insert(BusySource).values(user_id=user_id, provider=source.provider,
                                                     calendar_id=source.calendar_id, **values)
                        .on_conflict_do_update(index_elements=["user_id", "provider", "calendar_id"], set_=values))
+
+
+def forget(user_id: uuid.UUID, provider_name: str) -> None:
+    """Drop the copy of every calendar of one provider (the owner disconnected it)."""
+    for model in (BusyBlock, BusySource):
+        db.session.execute(delete(model).where(model.user_id == user_id, model.provider == provider_name))
 
 
 def record_failure(user_id: uuid.UUID, source: Source, message: str) -> None:

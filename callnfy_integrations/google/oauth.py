@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import secrets
 import uuid
 from typing import Any
@@ -14,7 +11,8 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from flask import current_app
 
-from ..queues import redis_connection
+from ..integrations import oauth_flow
+from ..integrations.oauth_flow import STATE_TTL_SECONDS  # noqa: F401 - part of this module's surface
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar.events"
 # To list the owner's calendars (choosing which count as busy); a connection may predate it.
@@ -24,7 +22,7 @@ LISTING_SCOPES = frozenset({CALENDAR_LIST_SCOPE, "https://www.googleapis.com/aut
                             "https://www.googleapis.com/auth/calendar.readonly",
                             "https://www.googleapis.com/auth/calendar"})
 SCOPES = f"openid email {CALENDAR_SCOPE} {CALENDAR_LIST_SCOPE}"
-STATE_TTL_SECONDS = 600
+PROVIDER = "google"
 HTTP_TIMEOUT = 10
 CALLBACK_PATH = "/integrations/google/callback"
 # The browser binder: an HttpOnly cookie set by connect, whose hash travels with the state.
@@ -35,10 +33,6 @@ class GoogleUnavailable(Exception):
     """Google cannot be asked right now (not configured, network, 5xx): worth retrying later."""
 
 
-def _state_key(state: str) -> str:
-    return f"callnfy:google:oauth-state:{state}"
-
-
 def may_list_calendars(granted: str | None) -> bool:
     """Whether a grant's scopes (as recorded; None: not known) let it list the owner's calendars."""
     return bool(LISTING_SCOPES & set((granted or "").split()))
@@ -46,20 +40,6 @@ def may_list_calendars(granted: str | None) -> bool:
 
 def redirect_uri() -> str:
     return f"{current_app.config['PUBLIC_API_URL']}{CALLBACK_PATH}"
-
-
-def new_binder() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def _binder_hash(binder: str) -> str:
-    return hashlib.sha256(binder.encode()).hexdigest()
-
-
-def binder_matches(saved: dict, binder: str | None) -> bool:
-    """Whether the browser delivering the callback holds the binder of the browser that started it."""
-    expected = saved.get("binder_hash")
-    return bool(binder and expected) and hmac.compare_digest(expected, _binder_hash(binder))
 
 
 def client(**kwargs: Any) -> OAuth2Session:
@@ -79,18 +59,8 @@ def authorization_url(user_id: uuid.UUID, binder: str) -> str:
     url, _ = client().create_authorization_url(
         current_app.config["GOOGLE_AUTHORIZE_URL"], state=state, code_verifier=verifier,
         access_type="offline", prompt="consent", include_granted_scopes="true")
-    redis_connection().set(_state_key(state), json.dumps({"user_id": str(user_id), "code_verifier": verifier,
-                                                       "binder_hash": _binder_hash(binder)}),
-                           ex=STATE_TTL_SECONDS)
+    oauth_flow.save_state(PROVIDER, state, user_id, verifier, binder)
     return url
-
-
-def pop_state(state: str | None) -> dict | None:
-    """The state's user and verifier, at most once; None when unknown, expired or already used."""
-    if not state or len(state) > 200:
-        return None
-    raw = redis_connection().getdel(_state_key(state))
-    return json.loads(raw) if raw else None
 
 
 def exchange_code(code: str, verifier: str) -> dict:

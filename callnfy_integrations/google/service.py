@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from urllib.parse import urlencode
 
 from authlib.integrations.base_client.errors import OAuthError
-from flask import current_app
 from sqlalchemy import select
 
 from ..errors import ApiError, Conflict, NotFound, ValidationFailed
 from ..events.outbox import record_event
 from ..events.registry import GOOGLE_DISCONNECTED
 from ..extensions import db
+from ..integrations import oauth_flow
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, ONE_WAY, SYNC_MODES, TWO_WAY, Integration
 from ..queues import CALENDAR, cancel_user_jobs
 from ..transactions import after_commit
@@ -59,7 +58,7 @@ def connect(user_id: uuid.UUID) -> tuple[str, str]:
     existing = _integration(user_id)
     if existing is not None and existing.status == CONNECTED and oauth.may_list_calendars(existing.scopes):
         raise Conflict("Google Calendar is already connected", code="ALREADY_CONNECTED")
-    binder = oauth.new_binder()
+    binder = oauth_flow.new_binder()
     try:
         url = oauth.authorization_url(user_id, binder)
         note_connect_started(user_id)  # a revocation still pending for this user waits for the outcome
@@ -69,24 +68,14 @@ def connect(user_id: uuid.UUID) -> tuple[str, str]:
         raise OAuthInitFailed() from None
 
 
-def _frontend(**params: str) -> str:
-    return f"{current_app.config['FRONTEND_URL']}/settings/integrations?{urlencode(params)}"
+_frontend = oauth_flow.frontend
 
 
 def complete_authorization(state: str | None, code: str | None, error: str | None, binder: str | None) -> str:
     """Finish the OAuth dance; returns where to send the browser. Never raises for bad input."""
-    saved = oauth.pop_state(state)  # consumed even when Google reports an error: single use
+    saved, refused = oauth_flow.check_callback(oauth.PROVIDER, "google_auth_failed", state, code, error, binder, log)
     if saved is None:
-        return _frontend(error="google_auth_failed")
-    if not oauth.binder_matches(saved, binder):
-        # Another browser than the one that pressed Connect: linking here would let someone attach
-        # their own account to the victim's calendar (or the reverse). Nothing is exchanged or stored.
-        log.warning("Google callback from a browser that did not start it")
-        return _frontend(error="google_auth_failed")
-    if error:
-        return _frontend(error="access_denied" if error == "access_denied" else "google_auth_failed")
-    if not code or len(code) > 2048:
-        return _frontend(error="google_auth_failed")
+        return refused
     user_id = uuid.UUID(saved["user_id"])
     try:
         token = oauth.exchange_code(code, saved["code_verifier"])

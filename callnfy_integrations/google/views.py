@@ -1,23 +1,18 @@
 """HTTP surface of /integrations/google: parse, authorize, commit, shape the envelope."""
 
-from flask import after_this_request, current_app, redirect, request
+from flask import after_this_request, redirect, request
 from flask.views import MethodView
 
 from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..auth import current_user_id
 from ..availability import service as availability
 from ..extensions import db
+from ..integrations.oauth_flow import clear_binder_cookie, set_binder_cookie
 from . import calendars, service, sync
-from .oauth import BINDER_COOKIE, CALLBACK_PATH, STATE_TTL_SECONDS
+from .oauth import BINDER_COOKIE, CALLBACK_PATH
 from .schemas import AuthUrlSchema, CalendarSchema, SettingsSchema, SyncErrorSchema
 
 blp = Blueprint("google", __name__, url_prefix="/integrations/google", description="Google Calendar connection")
-
-
-def _cookie_options() -> dict:
-    # Lax: sent on Google's top-level redirect back to the callback, never on cross-site subrequests.
-    return {"path": CALLBACK_PATH, "httponly": True, "samesite": "Lax",
-            "secure": current_app.config["PUBLIC_API_URL"].startswith("https://")}
 
 
 @blp.route("/connect")
@@ -32,9 +27,7 @@ class Connect(MethodView):
 
         @after_this_request
         def set_binder(response):
-            response.set_cookie(BINDER_COOKIE, binder, max_age=STATE_TTL_SECONDS, **_cookie_options())
-            response.headers["Cache-Control"] = "no-store"
-            return response
+            return set_binder_cookie(response, BINDER_COOKIE, binder, CALLBACK_PATH)
 
         return {"authUrl": auth_url}
 
@@ -49,9 +42,7 @@ class Callback(MethodView):
         location = service.complete_authorization(args.get("state"), args.get("code"), args.get("error"),
                                                   request.cookies.get(BINDER_COOKIE))
         db.session.commit()
-        response = redirect(location)
-        response.delete_cookie(BINDER_COOKIE, **_cookie_options())
-        return response
+        return clear_binder_cookie(redirect(location), BINDER_COOKIE, CALLBACK_PATH)
 
 
 @blp.route("/disconnect")

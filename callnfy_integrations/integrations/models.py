@@ -23,8 +23,9 @@ from ..columns import Timestamps, uuid_pk
 from ..extensions import db
 
 GOOGLE_CALENDAR = "google_calendar"
+MICROSOFT_CALENDAR = "microsoft_calendar"
 ZAPIER = "zapier"
-PROVIDERS = (GOOGLE_CALENDAR, ZAPIER)
+PROVIDERS = (GOOGLE_CALENDAR, MICROSOFT_CALENDAR, ZAPIER)
 
 CONNECTED = "connected"
 REAUTHORIZATION_REQUIRED = "reauthorization_required"
@@ -40,7 +41,7 @@ class Integration(Timestamps, db.Model):
         UniqueConstraint("user_id", "provider"),
         Index("ix_integrations_user_id", "user_id"),
         Index("ix_integrations_api_key_hash", "api_key_hash", unique=True),
-        CheckConstraint("provider IN ('google_calendar', 'zapier')", name="provider"),
+        CheckConstraint("provider IN ('google_calendar', 'microsoft_calendar', 'zapier')", name="provider"),
         CheckConstraint("status IN ('connected', 'reauthorization_required')", name="status"),
         CheckConstraint("sync_mode IS NULL OR sync_mode IN ('one-way', 'two-way')", name="sync_mode"),
     )
@@ -51,7 +52,7 @@ class Integration(Timestamps, db.Model):
     provider: Mapped[str] = mapped_column(String(32), nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False, default=CONNECTED, server_default=CONNECTED)
 
-    # Google Calendar
+    # Calendar providers (Google Calendar; Microsoft 365 uses the columns up to calendar_time_zone)
     email: Mapped[str | None] = mapped_column(String(320))
     sync_mode: Mapped[str | None] = mapped_column(String(16))
     access_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)

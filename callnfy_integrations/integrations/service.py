@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from ..crypto import secret_box
 from ..extensions import AUTOCOMMIT_BIND, db
 from ..users.service import CREATE_USER
-from .models import CONNECTED, GOOGLE_CALENDAR, ZAPIER, Integration
+from .models import CONNECTED, GOOGLE_CALENDAR, MICROSOFT_CALENDAR, ZAPIER, Integration
 
 ZAPIER_API_KEY_FIELD = "zapier.api_key"
 
@@ -28,11 +28,21 @@ _STATUS_QUERY = (
 
 GOOGLE_ACCESS_TOKEN_FIELD = "google.access_token"
 GOOGLE_REFRESH_TOKEN_FIELD = "google.refresh_token"
+MICROSOFT_ACCESS_TOKEN_FIELD = "microsoft.access_token"
+MICROSOFT_REFRESH_TOKEN_FIELD = "microsoft.refresh_token"
 ENCRYPTED_FIELDS = {  # column -> the field name bound into its ciphertext
     "api_key_encrypted": ZAPIER_API_KEY_FIELD,
     "access_token_encrypted": GOOGLE_ACCESS_TOKEN_FIELD,
     "refresh_token_encrypted": GOOGLE_REFRESH_TOKEN_FIELD,
 }
+# A provider's own field names, where they differ from the above.
+PROVIDER_FIELDS = {MICROSOFT_CALENDAR: {"access_token_encrypted": MICROSOFT_ACCESS_TOKEN_FIELD,
+                                        "refresh_token_encrypted": MICROSOFT_REFRESH_TOKEN_FIELD}}
+
+
+def encrypted_fields(provider: str) -> dict[str, str]:
+    """Each encrypted column of a row of this provider -> the field name bound into its ciphertext."""
+    return {**ENCRYPTED_FIELDS, **PROVIDER_FIELDS.get(provider, {})}
 
 
 def rotate_encryption() -> int:
@@ -40,7 +50,7 @@ def rotate_encryption() -> int:
     box = secret_box()
     rotated = 0
     for row in db.session.scalars(select(Integration).with_for_update()):
-        for column, field in ENCRYPTED_FIELDS.items():
+        for column, field in encrypted_fields(row.provider).items():
             blob = getattr(row, column)
             if blob is not None and not box.is_current(blob):
                 plaintext = box.decrypt(blob, user_id=row.user_id, field=field)
@@ -61,8 +71,8 @@ def zapier_webhook_url(user_id: uuid.UUID) -> str:
     return f"{current_app.config['PUBLIC_API_URL']}/webhooks/zapier/{user_id}"
 
 
-def google_status(row: Any) -> dict[str, Any]:
-    """`row` is an Integration or a status-query row of the google_calendar provider."""
+def calendar_status(row: Any) -> dict[str, Any]:
+    """`row` is an Integration or a status-query row of a calendar provider (Google, Microsoft)."""
     if row is None:
         return {"connected": False}
     if row.status != CONNECTED:
@@ -81,7 +91,7 @@ def zapier_status(row: Any, user_id: uuid.UUID) -> dict[str, Any]:
 
 
 def get_status(user_id: uuid.UUID) -> dict[str, Any]:
-    """Status of both providers; creates the user's row the first time it is seen."""
+    """Status of every provider; creates the user's row the first time it is seen."""
     # Autocommit: a lone SELECT needs no BEGIN/ROLLBACK round trips around it. A user with an
     # integration has a row already (foreign key); only one without may be new: ensure it then.
     with db.engines[AUTOCOMMIT_BIND].connect() as conn:
@@ -90,6 +100,7 @@ def get_status(user_id: uuid.UUID) -> dict[str, Any]:
             conn.execute(CREATE_USER, {"user_id": user_id})
     by_provider = {row.provider: row for row in rows}
     return {
-        "googleCalendar": google_status(by_provider.get(GOOGLE_CALENDAR)),
+        "googleCalendar": calendar_status(by_provider.get(GOOGLE_CALENDAR)),
+        "microsoftCalendar": calendar_status(by_provider.get(MICROSOFT_CALENDAR)),
         "zapier": zapier_status(by_provider.get(ZAPIER), user_id),
     }

@@ -1,0 +1,1 @@
+"""Microsoft 365 / Outlook calendar: connect, tokens, Graph, busy times for availability."""

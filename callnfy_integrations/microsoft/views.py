@@ -1,0 +1,69 @@
+"""HTTP surface of /integrations/microsoft: parse, authorize, commit, shape the envelope."""
+
+from flask import after_this_request, redirect, request
+from flask.views import MethodView
+
+from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
+from ..auth import current_user_id
+from ..extensions import db
+from ..integrations.oauth_flow import clear_binder_cookie, set_binder_cookie
+from . import service
+from .oauth import BINDER_COOKIE, CALLBACK_PATH
+from .schemas import AuthUrlSchema, SettingsSchema
+
+blp = Blueprint("microsoft", __name__, url_prefix="/integrations/microsoft",
+                description="Microsoft 365 / Outlook calendar connection (busy times; sync not built yet)")
+
+
+@blp.route("/connect")
+class Connect(MethodView):
+    @blp.login_required
+    @blp.response(200, AuthUrlSchema)
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema, description="Already connected and healthy")
+    def post(self):
+        """Start connecting Microsoft 365: the consent URL to open (call with credentials: 'include')"""
+        auth_url, binder = service.connect(current_user_id())
+
+        @after_this_request
+        def set_binder(response):
+            return set_binder_cookie(response, BINDER_COOKIE, binder, CALLBACK_PATH)
+
+        return {"authUrl": auth_url}
+
+
+@blp.route("/callback")
+class Callback(MethodView):
+    @blp.response(302)
+    def get(self):
+        """Microsoft's redirect after consent (no JWT: the user is found by `state`, the browser by its
+        binder cookie); redirects to the app"""
+        args = request.args
+        location = service.complete_authorization(args.get("state"), args.get("code"), args.get("error"),
+                                                  request.cookies.get(BINDER_COOKIE))
+        db.session.commit()
+        return clear_binder_cookie(redirect(location), BINDER_COOKIE, CALLBACK_PATH)
+
+
+@blp.route("/disconnect")
+class Disconnect(MethodView):
+    @blp.login_required
+    @blp.response(200, MessageSchema)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Microsoft Calendar not connected")
+    def delete(self):
+        """Disconnect: the connection, its tokens and its busy copy are forgotten at once"""
+        service.disconnect(current_user_id())
+        db.session.commit()
+        return {"message": "Microsoft Calendar disconnected successfully"}
+
+
+@blp.route("/settings")
+class Settings(MethodView):
+    @blp.login_required
+    @blp.arguments(SettingsSchema)
+    @blp.response(200, SettingsSchema)
+    @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Microsoft Calendar not connected")
+    @blp.alt_response(409, schema=ErrorEnvelopeSchema,
+                      description="TWO_WAY_NOT_AVAILABLE: two-way sync with Microsoft 365 is not built yet")
+    def put(self, body):
+        """Choose the sync mode: only one-way is accepted for now (and sync to Outlook is not built yet)"""
+        return {"syncMode": service.update_sync_mode(current_user_id(), body["syncMode"])}
