@@ -17,7 +17,7 @@ from tests.google_fixtures import GoogleUser
 
 OWNER = "owner@example.com"
 LIST_SCOPE = "https://www.googleapis.com/auth/calendar.calendarlist.readonly"
-OLD_SCOPES = quote("openid email https://www.googleapis.com/auth/calendar.events", safe="")
+OLD_SCOPES = "openid email https://www.googleapis.com/auth/calendar.events"
 
 
 def new_calendar(sandbox, summary: str, zone: str, email: str = OWNER) -> str:

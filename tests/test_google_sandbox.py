@@ -7,6 +7,7 @@ import requests
 
 from callnfy_integrations.dev.google_sandbox import CLIENT_ID, CLIENT_SECRET
 from tests.loopback import QuietHandler, start
+from tests.support import wait_for
 
 DEFAULTS = {"notify": True, "token_delay": 0, "rotate_refresh_tokens": False, "write_delay": 0,
             "time_zones": {}}
@@ -217,31 +218,39 @@ def test_scripted_failures_answer_in_order_in_google_s_shape_then_the_endpoint_w
     assert sandbox.state.failures == {"events.insert": [], "events.get": []}
 
 
-def test_a_scripted_stall_times_the_client_out_without_blocking_other_requests(sandbox, token):
-    import time
+def test_a_held_call_times_the_client_out_without_blocking_other_requests(sandbox, token):
+    """No clock: the held call is still waiting in the sandbox (it says so) while another is answered."""
+    control(sandbox, "post", "/hold", json={"endpoint": "events.get"}).raise_for_status()
+    try:
+        with pytest.raises(requests.Timeout):
+            requests.get(f"{sandbox.url}/calendar/v3/calendars/primary/events/abcde01", timeout=0.3,
+                         headers={"Authorization": f"Bearer {token}"})
+        assert api(sandbox, token, "get", "/calendars/primary/events").status_code == 200
+        assert control(sandbox, "get", "/hold").json() == {"events.get": 1}  # still waiting meanwhile
+    finally:
+        control(sandbox, "delete", "/hold")
 
-    sandbox.state.script("events.get", {"status": 503, "sleep": 1.0})
-    started = time.monotonic()
+
+def test_a_scripted_sleep_stalls_the_answer_until_the_client_gives_up(sandbox, token):
+    sandbox.state.script("events.get", {"status": 503, "sleep": 3})
     with pytest.raises(requests.Timeout):
         requests.get(f"{sandbox.url}/calendar/v3/calendars/primary/events/abcde01", timeout=0.3,
                      headers={"Authorization": f"Bearer {token}"})
-    assert api(sandbox, token, "get", "/calendars/primary/events").status_code == 200
-    assert time.monotonic() - started < 0.8  # answered while the stalled request still sleeps
+    assert sandbox.calls("events.get") == 1
 
 
 def test_write_delay_is_slept_outside_the_lock(sandbox, token):
-    import time
-
-    sandbox.settings(write_delay=0.6)
+    """The write waits 3 s before it writes; meanwhile a read (allowed 2 s) answers without it. Were the
+    delay slept holding the lock, the read would time out."""
+    sandbox.settings(write_delay=3)
     writer = threading.Thread(target=api, args=(sandbox, token, "post", "/calendars/primary/events"),
                               kwargs={"json": {"id": "late00001"}})
-    started = time.monotonic()
     writer.start()
-    time.sleep(0.1)
-    assert api(sandbox, token, "get", "/calendars/primary/events").json()["items"] == []  # not written yet
-    assert time.monotonic() - started < 0.5
+    wait_for(lambda: sandbox.calls("events.insert") == 1)  # counted on arrival, before the delay
+    read = requests.get(f"{sandbox.url}/calendar/v3/calendars/primary/events", timeout=2,
+                        headers={"Authorization": f"Bearer {token}"})
+    assert read.json()["items"] == []  # not written yet
     writer.join()
-    assert time.monotonic() - started >= 0.6
     assert [e["id"] for e in control(sandbox, "get", "/events/cal@example.com").json()] == ["late00001"]
 
 
