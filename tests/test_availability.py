@@ -5,6 +5,7 @@ real PostgreSQL). Calendar busy time is tests/test_availability_google.py's."""
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select, text, update
 from werkzeug.serving import make_server
 
 from callnfy_integrations.appointments.models import Appointment
+from callnfy_integrations.availability import rules
 from callnfy_integrations.availability.models import AvailabilitySettings, Hold
 from callnfy_integrations.extensions import db
 from tests.factories import appointment_body, auth_headers
@@ -306,3 +308,55 @@ def test_settings_rows_are_only_written_by_put(client, app_ctx, user_id):
     client.get("/integrations/availability/settings", headers=auth_headers(user_id))
     client.get(f"/availability?from={at(monday(), 0)}&to={at(monday(), 23)}", headers=auth_headers(user_id))
     assert db.session.scalar(select(func.count()).select_from(AvailabilitySettings)) == 0
+
+
+def merged(found):
+    """The reference: overlapping or touching intervals of one source joined, by start (a plain loop)."""
+    out, latest = [], {}
+    for item in sorted(found):
+        at = latest.get(item.source)
+        if at is not None and out[at].end >= item.start:
+            out[at] = rules.Busy(out[at].start, max(out[at].end, item.end), item.source)
+        else:
+            latest[item.source] = len(out)
+            out.append(item)
+    return sorted(out, key=lambda b: (b.start, b.source))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_merged_busy_time_is_the_union_of_each_sources_intervals(client, owner, user_id, seed):
+    """PostgreSQL's range_agg against a plain loop, over random appointments, holds and calendar blocks
+    with buffers: overlaps, touching ends, intervals inside others, and one source never joined to another."""
+    import random
+
+    from callnfy_integrations.availability import busy as busy_copy
+    from callnfy_integrations.availability import service
+
+    rng = random.Random(seed)
+    day = monday()
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    client.put("/integrations/availability/settings", headers=owner, json={
+        "bufferBefore": rng.choice([5, 10]), "bufferAfter": rng.choice([15, 20]),
+        "busyCalendars": [{"provider": "google", "calendarId": "work"}]})
+    for _ in range(40):
+        minutes = 8 * 60 + 5 * rng.randrange(0, 120)
+        answer = book(client, owner, at(day, minutes // 60, minutes % 60), rng.choice([10, 15, 30, 45]))
+        assert answer.status_code == 201, answer.json
+    for _ in range(5):
+        db.session.add(Hold(id=uuid.uuid4(), user_id=user_id, duration=rng.choice([15, 30]),
+                            scheduled_at=start + timedelta(hours=8, minutes=5 * rng.randrange(0, 120)),
+                            expires_at=datetime.now(UTC) + timedelta(minutes=5)))
+    blocks = [busy_copy.Block(f"e{n}", first, first + timedelta(minutes=rng.choice([5, 20, 60])))
+              for n in range(30) for first in [start + timedelta(hours=8, minutes=5 * rng.randrange(0, 120))]]
+    busy_copy.store(user_id, busy_copy.Source("google", "work"), (start, start + timedelta(days=2)), blocks,
+                    datetime.now(UTC))
+    busy_copy.store(user_id, busy_copy.Source("google", "unchosen"), (start, start + timedelta(days=2)), blocks,
+                    datetime.now(UTC))
+    db.session.commit()
+
+    owner_rules, sources = service.resolved(user_id)
+    now = datetime.now(UTC)
+    window = (start, start + timedelta(days=1))
+    expected = merged(service.busy_time(user_id, owner_rules, sources, *window, now))
+    assert service.merged_busy_time(user_id, owner_rules, sources, *window, now) == expected
+    assert len(expected) < 75  # something was merged

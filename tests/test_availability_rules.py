@@ -124,17 +124,3 @@ def test_a_long_busy_interval_is_found_however_early_it_starts():
     short = Busy(utc(2026, 12, 14, 8), utc(2026, 12, 14, 8, 30), APPOINTMENT)
     index = BusyIndex([all_day, short])
     assert index.overlapping(utc(2026, 12, 14, 15), utc(2026, 12, 14, 15, 30)) == [all_day]
-
-
-def test_merged_joins_overlapping_and_touching_intervals_of_one_source_only():
-    def b(h1, m1, h2, m2, source):
-        return rules.Busy(utc(2026, 12, 7, h1, m1), utc(2026, 12, 7, h2, m2), source)
-
-    found = rules.merged([
-        b(9, 0, 10, 0, "google"), b(9, 30, 9, 45, "google"),   # inside: no change
-        b(10, 0, 11, 0, "google"),                             # touching: joined
-        b(9, 15, 9, 45, "appointment"),                        # another source: its own
-        b(12, 0, 13, 0, "google"), b(11, 30, 12, 30, "appointment"), b(12, 15, 12, 20, "appointment"),
-    ])
-    assert found == [b(9, 0, 11, 0, "google"), b(9, 15, 9, 45, "appointment"), b(11, 30, 12, 30, "appointment"),
-                     b(12, 0, 13, 0, "google")]

@@ -112,22 +112,6 @@ class BusyIndex:
         return [b for b in self.items[first:last] if b.end > start and b.start < end]
 
 
-def merged(busy: Iterable[Busy]) -> list[Busy]:
-    """Overlapping or touching intervals of one source as one (as free/busy answers are), in order of
-    start. Slots are the same either way; the answer is shorter."""
-    out: list[Busy] = []
-    latest: dict[str, int] = {}  # source -> index in `out` of its interval that started last
-    for item in sorted(busy):
-        at = latest.get(item.source)
-        if at is not None and out[at].end >= item.start:
-            if item.end > out[at].end:
-                out[at] = Busy(out[at].start, item.end, item.source)
-        else:
-            latest[item.source] = len(out)
-            out.append(item)
-    return out
-
-
 def grown(busy: Busy, rules: Rules) -> Busy:
     """Appointments and holds carry the buffers; calendar events do not."""
     if busy.source in (APPOINTMENT, HOLD):
