@@ -66,4 +66,6 @@ class Settings(MethodView):
                       description="TWO_WAY_NOT_AVAILABLE: two-way sync with Microsoft 365 is not built yet")
     def put(self, body):
         """Choose the sync mode: only one-way is accepted for now (and sync to Outlook is not built yet)"""
-        return {"syncMode": service.update_sync_mode(current_user_id(), body["syncMode"])}
+        sync_mode = service.update_sync_mode(current_user_id(), body["syncMode"])
+        db.session.commit()
+        return {"syncMode": sync_mode}
