@@ -222,6 +222,7 @@ def test_without_a_calendar_busy_as_of_is_now(client, app_ctx, user_id):
 
 # -- two-way: notifications keep the copy; reading it calls nobody --------------------------------
 
+@pytest.mark.slow
 def test_two_way_answers_without_calling_google_and_a_new_event_blocks_its_slot_within_seconds(
         tuser, sandbox, monkeypatch):
     monkeypatch.setitem(tuser.app.config, "AVAILABILITY_MAX_AGE_SECONDS", 0)  # a one-way copy would be read each time

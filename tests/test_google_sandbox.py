@@ -239,6 +239,7 @@ def test_a_scripted_sleep_stalls_the_answer_until_the_client_gives_up(sandbox, t
     assert sandbox.calls("events.get") == 1
 
 
+@pytest.mark.slow
 def test_write_delay_is_slept_outside_the_lock(sandbox, token):
     """The write waits 3 s before it writes; meanwhile a read (allowed 2 s) answers without it. Were the
     delay slept holding the lock, the read would time out."""

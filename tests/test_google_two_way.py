@@ -26,6 +26,8 @@ from tests.google_fixtures import google_settings, run_jobs
 from tests.support import make_config, wait_for
 from tests.two_way_fixtures import OWNER
 
+pytestmark = pytest.mark.slow  # live-server two-way tests: about ten seconds together
+
 
 def subscribe(user, receiver, event):
     """The user's Zapier key, and a REST-hook subscription to `event` on the receiver."""

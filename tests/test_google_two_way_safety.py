@@ -26,6 +26,8 @@ from tests.google_fixtures import run_jobs
 from tests.support import wait_for
 from tests.two_way_fixtures import OWNER, TwoWayUser
 
+pytestmark = pytest.mark.slow  # live-server two-way tests
+
 START = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
 
 

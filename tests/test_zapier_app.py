@@ -37,6 +37,7 @@ def test_the_app_definition_is_valid_by_zapiers_schema():
     assert "valid: 5 triggers, 4 creates, 3 searches" in result.stdout
 
 
+@pytest.mark.processes
 def test_the_app_passes_the_zapier_clis_structural_validation():
     """`zapier-platform validate --without-style`: the CLI's own checks, offline. (Plain `validate` also
     sends the app to Zapier's style check, a network call this machine cannot make.) The CLI needs Node
@@ -51,6 +52,7 @@ def test_the_app_passes_the_zapier_clis_structural_validation():
     assert "No structural errors found" in result.stdout, result.stdout
 
 
+@pytest.mark.processes
 def test_every_trigger_action_search_and_error_path_offline():
     """`npm test`: the app against recorded answers (nock), no service running."""
     env = {**os.environ, "LOGGING_ENDPOINT": "http://127.0.0.1:9/", "NODE_NO_WARNINGS": "1"}
