@@ -6,7 +6,6 @@ from .. import public_ids
 from ..api import Blueprint, ErrorEnvelopeSchema
 from ..auth import current_user_id
 from ..availability import refresh
-from ..availability import service as availability
 from ..extensions import db
 from . import service
 from .schemas import (
@@ -49,11 +48,9 @@ class Appointments(MethodView):
         """Book an appointment (the customer is found or created by phone); requireFree: only if free"""
         user_id = current_user_id()
         require_free, hold_id = body.pop("require_free"), body.pop("hold_id", None)
-        if require_free or hold_id is not None:
-            refresh.before_booking(user_id, body["scheduled_at"], body["duration"])
-            availability.guard_booking(user_id, body["scheduled_at"], body["duration"], require_free=require_free,
-                                       hold_id=public_ids.decode(public_ids.HOLD, hold_id) if hold_id else None,
-                                       hold_given=hold_id is not None)
+        refresh.guard_booking(user_id, body["scheduled_at"], body["duration"], require_free=require_free,
+                              hold_id=public_ids.decode(public_ids.HOLD, hold_id) if hold_id else None,
+                              hold_given=hold_id is not None)
         appointment = service.create_appointment(user_id, **body)
         db.session.commit()
         return appointment
@@ -76,12 +73,7 @@ class AppointmentById(MethodView):
         """Reschedule, change duration or notes, or correct the customer (scheduled appointments only)"""
         user_id, appointment_id = current_user_id(), _appointment_id(appointment_id)
         if body.pop("require_free", False):
-            start, minutes = _slot_after(user_id, appointment_id, body)
-            db.session.commit()
-            refresh.before_booking(user_id, start, minutes)  # outside the transaction: it may read Google
-            availability.lock_account(user_id)
-            start, minutes = _slot_after(user_id, appointment_id, body)  # as it is now that bookings wait
-            availability.guard_booking(user_id, start, minutes, require_free=True, exclude_appointment=appointment_id)
+            refresh.guard_move(user_id, appointment_id, body)
         appointment = service.update_appointment(user_id, appointment_id, body)
         db.session.commit()
         return appointment
@@ -111,10 +103,3 @@ class AppointmentComplete(MethodView):
                                                    body.get("duration"))
         db.session.commit()
         return appointment
-
-
-def _slot_after(user_id, appointment_id, changes) -> tuple:
-    """The start and length the appointment will have once `changes` apply (read afresh)."""
-    db.session.expire_all()
-    current = service.get_appointment(user_id, appointment_id)
-    return changes.get("scheduled_at", current.scheduled_at), changes.get("duration", current.duration)

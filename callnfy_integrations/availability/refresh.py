@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from ..appointments.models import SCHEDULED
+from ..appointments.service import get_appointment
 from ..extensions import db
 from ..locking import Lease
-from . import busy
+from . import busy, service
 from .busy import Source
 from .rules import Rules
 from .service import resolved
@@ -104,3 +106,39 @@ def before_reading(user_id: uuid.UUID, start: datetime, end: datetime) -> tuple[
 def before_booking(user_id: uuid.UUID, start: datetime, minutes: int) -> None:
     """What a `requireFree` booking or a hold reads first, outside its own transaction."""
     before_reading(user_id, start, start + timedelta(minutes=minutes))
+
+
+# -- guarding a booking: the two steps every API takes, in this order --------------------------------
+
+def guard_booking(user_id: uuid.UUID, start: datetime, minutes: int, *, require_free: bool,
+                  hold_id: uuid.UUID | None = None, hold_given: bool = False) -> None:
+    """Before a new booking: read stale calendars outside the transaction, then check (and consume a
+    hold) under the account's lock in the caller's transaction (`service.guard_booking`)."""
+    if not require_free and not hold_given:
+        return
+    before_booking(user_id, start, minutes)
+    service.guard_booking(user_id, start, minutes, require_free=require_free, hold_id=hold_id, hold_given=hold_given)
+
+
+def guard_move(user_id: uuid.UUID, appointment_id: uuid.UUID, changes: dict) -> None:
+    """Before a `requireFree` move: the slot the appointment will have, read again once the account's
+    lock is held (a concurrent change to it is then seen). A move of an appointment that is not
+    scheduled is left to the update, which refuses it (409 INVALID_TRANSITION)."""
+    slot = _slot_after(user_id, appointment_id, changes)
+    if slot is None:
+        return
+    db.session.commit()
+    before_booking(user_id, *slot)  # outside the transaction: it may read a calendar
+    service.lock_account(user_id)
+    slot = _slot_after(user_id, appointment_id, changes)  # as it is now that bookings of the account wait
+    if slot is not None:
+        service.guard_booking(user_id, *slot, require_free=True, exclude_appointment=appointment_id)
+
+
+def _slot_after(user_id: uuid.UUID, appointment_id: uuid.UUID, changes: dict) -> tuple[datetime, int] | None:
+    """The start and length a scheduled appointment will have once `changes` apply (read afresh)."""
+    db.session.expire_all()
+    current = get_appointment(user_id, appointment_id)
+    if current.status != SCHEDULED:
+        return None
+    return changes.get("scheduled_at", current.scheduled_at), changes.get("duration", current.duration)

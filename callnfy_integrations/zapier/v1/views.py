@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from ... import public_ids
 from ...api import Blueprint, ErrorEnvelopeSchema
 from ...appointments import service as appointments
-from ...appointments.models import SCHEDULED, Appointment
+from ...appointments.models import Appointment
 from ...appointments.schemas import AppointmentSchema, CancelSchema, CompleteSchema
 from ...availability import refresh
 from ...availability import service as availability
@@ -100,11 +100,13 @@ def _explained(exc: availability.SlotUnavailable, start: datetime, minutes: int)
     return exc
 
 
-def _guard(user_id, start: datetime, minutes: int, exclude: Any = None) -> None:
-    """requireFree: read stale calendars (outside the booking's transaction), then check under the lock."""
-    refresh.before_booking(user_id, start, minutes)
+def _guard(user_id, start: datetime, minutes: int, appointment_id: Any = None, changes: dict | None = None) -> None:
+    """requireFree, as under JWT (`refresh.guard_booking` or `guard_move`), with a refusal a Zap's user reads."""
     try:
-        availability.guard_booking(user_id, start, minutes, require_free=True, exclude_appointment=exclude)
+        if appointment_id is None:
+            refresh.guard_booking(user_id, start, minutes, require_free=True)
+        else:
+            refresh.guard_move(user_id, appointment_id, changes)
     except availability.SlotUnavailable as exc:
         raise _explained(exc, start, minutes) from None
 
@@ -193,11 +195,8 @@ class Reschedule(MethodView):
         user_id, appointment_id = g.zapier_user_id, _appointment_id(appointment_id)
         changes = {name: body[name] for name in ("scheduled_at", "duration") if name in body}
         if body["require_free"]:
-            current = appointments.get_appointment(user_id, appointment_id)
-            minutes = changes.get("duration", current.duration)
-            if current.status == SCHEDULED:  # otherwise the update below refuses it: 409 INVALID_TRANSITION
-                db.session.commit()
-                _guard(user_id, changes["scheduled_at"], minutes, exclude=appointment_id)
+            minutes = changes.get("duration") or appointments.get_appointment(user_id, appointment_id).duration
+            _guard(user_id, changes["scheduled_at"], minutes, appointment_id, changes)
         appointment = appointments.update_appointment(user_id, appointment_id, changes)
         db.session.commit()
         return appointment
