@@ -360,3 +360,17 @@ def test_the_merged_busy_time_is_the_union_of_each_sources_intervals(client, own
     expected = merged(service.busy_time(user_id, owner_rules, sources, *window, now))
     assert service.merged_busy_time(user_id, owner_rules, sources, *window, now) == expected
     assert len(expected) < 75  # something was merged
+
+
+def test_the_gap_must_hold_both_buffers_when_the_earlier_appointment_ends_before_the_later_buffer(client, owner):
+    """After-buffer 20 and before-buffer 10: a booking 25 minutes after an appointment ends is too close,
+    though the appointment ended before the new one's reach (its own 20 minutes) began; 30 is enough."""
+    day = monday()
+    client.put("/integrations/availability/settings", headers=owner, json={"bufferBefore": 10, "bufferAfter": 20})
+    assert book(client, owner, at(day, 10, 0), 30).status_code == 201
+    refused = book(client, owner, at(day, 10, 55), 30, requireFree=True, customerPhone="+447700900002")
+    assert refused.status_code == 409, refused.json
+    assert refused.json["error"]["details"]["conflicts"] == [
+        {"start": at(day, 9, 50).replace("Z", ".000Z"), "end": at(day, 10, 50).replace("Z", ".000Z"),
+         "source": "appointment"}]
+    assert book(client, owner, at(day, 11, 0), 30, requireFree=True, customerPhone="+447700900003").status_code == 201

@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ..extensions import db
 from .models import BusyBlock, BusySource
-from .rules import Busy
 
 # The calendar providers availability knows (each registers itself: google.busy, microsoft.busy).
 PROVIDERS = ("google", "microsoft")
@@ -148,16 +147,3 @@ def record_failure(user_id: uuid.UUID, source: Source, message: str) -> None:
     db.session.execute(BusySource.__table__.update().where(
         BusySource.user_id == user_id, BusySource.provider == source.provider,
         BusySource.calendar_id == source.calendar_id).values(last_error=message[:500]))
-
-
-def busy_between(user_id: uuid.UUID, sources: list[Source], start: datetime, end: datetime) -> list[Busy]:
-    """The copied busy intervals of these sources that overlap [start, end), each named by provider."""
-    if not sources:
-        return []
-    chosen = or_(*(and_(BusyBlock.provider == s.provider, BusyBlock.calendar_id == s.calendar_id) for s in sources))
-    rows = db.session.execute(select(BusyBlock.starts_at, BusyBlock.ends_at, BusyBlock.provider)
-                              .where(BusyBlock.user_id == user_id, BusyBlock.starts_at < end, BusyBlock.ends_at > start,
-                                     chosen)
-                              .order_by(BusyBlock.starts_at))
-    return [Busy(first, last, provider) for first, last, provider in rows]
-

@@ -112,13 +112,6 @@ class BusyIndex:
         return [b for b in self.items[first:last] if b.end > start and b.start < end]
 
 
-def grown(busy: Busy, rules: Rules) -> Busy:
-    """Appointments and holds carry the buffers; calendar events do not."""
-    if busy.source in (APPOINTMENT, HOLD):
-        return Busy(busy.start - rules.before, busy.end + rules.after, busy.source)
-    return busy
-
-
 def conflicts(rules: Rules, index: BusyIndex, start: datetime, minutes: int, now: datetime) -> list[Busy]:
     """Why [start, start + minutes) cannot be booked: the busy intervals it meets (buffers included),
     the working hours it leaves, the notice it does not give. Empty when it is free."""

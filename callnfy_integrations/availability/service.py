@@ -14,9 +14,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
-from ..appointments.models import SCHEDULED, Appointment
+from ..appointments.models import SCHEDULED
 from ..errors import Conflict, NotFound
 from ..extensions import db
 from ..timestamps import format_timestamp
@@ -90,81 +90,68 @@ def resolved(user_id: uuid.UUID) -> tuple[Rules, list[Source]]:
 
 # -- busy time and slots --------------------------------------------------------------------------
 
-def _minutes(column):
-    return func.make_interval(0, 0, 0, 0, 0, column)
-
-
-def _appointments(user_id: uuid.UUID, start: datetime, end: datetime, exclude: uuid.UUID | None) -> list[Busy]:
-    # An appointment lasts at most a day: one that starts a day before `start` may still overlap.
-    ends = Appointment.scheduled_at + _minutes(Appointment.duration)
-    query = select(Appointment.scheduled_at, ends).where(
-        Appointment.user_id == user_id, Appointment.status == SCHEDULED, Appointment.scheduled_at < end,
-        Appointment.scheduled_at > start - timedelta(days=1), ends > start)
-    if exclude is not None:
-        query = query.where(Appointment.id != exclude)
-    return [Busy(first, last, rules.APPOINTMENT) for first, last in db.session.execute(query)]
-
-
-def _holds(user_id: uuid.UUID, start: datetime, end: datetime, now: datetime, exclude: uuid.UUID | None) -> list[Busy]:
-    """Live holds: a hold stops blocking at `expires_at` exactly (no sweeper: the query says so)."""
-    ends = Hold.scheduled_at + _minutes(Hold.duration)
-    query = select(Hold.scheduled_at, ends).where(
-        Hold.user_id == user_id, Hold.consumed_at.is_(None), Hold.expires_at > now, Hold.scheduled_at < end,
-        Hold.scheduled_at > start - timedelta(days=1), ends > start)
-    if exclude is not None:
-        query = query.where(Hold.id != exclude)
-    return [Busy(first, last, rules.HOLD) for first, last in db.session.execute(query)]
-
-
-def busy_time(user_id: uuid.UUID, owner: Rules, sources: list[Source], start: datetime, end: datetime,
-              now: datetime, *, exclude_appointment: uuid.UUID | None = None,
-              exclude_hold: uuid.UUID | None = None) -> list[Busy]:
-    """Everything busy near [start, end): appointments and holds grown by the buffers, calendar events."""
-    reach = max(owner.before, owner.after)
-    near_start, near_end = start - reach, end + reach
-    own = _appointments(user_id, near_start, near_end, exclude_appointment) + _holds(
-        user_id, near_start, near_end, now, exclude_hold)
-    return sorted([rules.grown(b, owner) for b in own] + busy.busy_between(user_id, sources, near_start, near_end))
-
-
-# The same busy time merged per source in PostgreSQL (`range_agg` joins overlapping and touching
-# ranges): a week can hold hundreds of appointments and events, and the answer needs only their union.
-_MERGED_BUSY = text("""
-    WITH near AS (
-        SELECT 'appointment' AS source,
-               tstzrange(scheduled_at - :before, scheduled_at + make_interval(mins => duration) + :after) AS span
-        FROM appointments
-        WHERE user_id = :user_id AND status = :scheduled
-          AND scheduled_at < :near_end AND scheduled_at > :near_start - interval '1 day'
-        UNION ALL
-        SELECT 'hold', tstzrange(scheduled_at - :before, scheduled_at + make_interval(mins => duration) + :after)
-        FROM availability_holds
-        WHERE user_id = :user_id AND consumed_at IS NULL AND expires_at > :now
-          AND scheduled_at < :near_end AND scheduled_at > :near_start - interval '1 day'
-        UNION ALL
-        SELECT b.provider, tstzrange(b.starts_at, b.ends_at)
-        FROM busy_blocks b
-        JOIN unnest(CAST(:providers AS text[]), CAST(:calendars AS text[])) AS chosen(provider, calendar_id)
-          ON chosen.provider = b.provider AND chosen.calendar_id = b.calendar_id
-        WHERE b.user_id = :user_id AND b.starts_at < :near_end AND b.ends_at > :near_start
-    )
+# Everything busy near a window, in one place: scheduled appointments and live holds grown by the
+# buffers (a hold stops blocking at `expires_at` exactly: the query says so, no sweeper), and the busy
+# blocks of the chosen calendars. A grown interval counts when it meets the window grown by the larger
+# buffer, so a gap must hold both buffers. An appointment lasts at most a day.
+_NEAR = """
+    SELECT 'appointment' AS source,
+           tstzrange(scheduled_at - :before, scheduled_at + make_interval(mins => duration) + :after) AS span
+    FROM appointments
+    WHERE user_id = :user_id AND status = :scheduled AND id IS DISTINCT FROM CAST(:exclude_appointment AS uuid)
+      AND scheduled_at < :near_end AND scheduled_at > :near_start - interval '1 day'
+    UNION ALL
+    SELECT 'hold', tstzrange(scheduled_at - :before, scheduled_at + make_interval(mins => duration) + :after)
+    FROM availability_holds
+    WHERE user_id = :user_id AND consumed_at IS NULL AND expires_at > :now
+      AND id IS DISTINCT FROM CAST(:exclude_hold AS uuid)
+      AND scheduled_at < :near_end AND scheduled_at > :near_start - interval '1 day'
+    UNION ALL
+    SELECT b.provider, tstzrange(b.starts_at, b.ends_at)
+    FROM busy_blocks b
+    JOIN unnest(CAST(:providers AS text[]), CAST(:calendars AS text[])) AS chosen(provider, calendar_id)
+      ON chosen.provider = b.provider AND chosen.calendar_id = b.calendar_id
+    WHERE b.user_id = :user_id AND b.starts_at < :near_end AND b.ends_at > :near_start
+"""
+_BUSY = text(f"""
+    SELECT source, lower(span), upper(span) FROM ({_NEAR}) AS near
+    WHERE span && tstzrange(:near_start, :near_end)
+    ORDER BY 2, 3, 1
+""")
+# The same, merged per source (`range_agg` joins overlapping and touching ranges): a week can hold
+# hundreds of appointments and events, and an answer needs only their union.
+_MERGED_BUSY = text(f"""
     SELECT source, lower(merged), upper(merged)
-    FROM (SELECT source, unnest(range_agg(span)) AS merged FROM near
+    FROM (SELECT source, unnest(range_agg(span)) AS merged FROM ({_NEAR}) AS near
           WHERE span && tstzrange(:near_start, :near_end) GROUP BY source) AS per_source
     ORDER BY 2, 1
 """)
 
 
+def _near(query, user_id: uuid.UUID, owner: Rules, sources: list[Source], start: datetime, end: datetime,
+          now: datetime, exclude_appointment: uuid.UUID | None = None,
+          exclude_hold: uuid.UUID | None = None) -> list[Busy]:
+    reach = max(owner.before, owner.after)
+    rows = db.session.execute(query, {
+        "user_id": user_id, "scheduled": SCHEDULED, "before": owner.before, "after": owner.after, "now": now,
+        "near_start": start - reach, "near_end": end + reach,
+        "exclude_appointment": exclude_appointment, "exclude_hold": exclude_hold,
+        "providers": [s.provider for s in sources], "calendars": [s.calendar_id for s in sources]})
+    return [Busy(first, last, source) for source, first, last in rows]
+
+
+def busy_time(user_id: uuid.UUID, owner: Rules, sources: list[Source], start: datetime, end: datetime,
+              now: datetime, *, exclude_appointment: uuid.UUID | None = None,
+              exclude_hold: uuid.UUID | None = None) -> list[Busy]:
+    """Each busy item near [start, end), in order: what a booking is checked against and its 409 lists."""
+    return _near(_BUSY, user_id, owner, sources, start, end, now, exclude_appointment, exclude_hold)
+
+
 def merged_busy_time(user_id: uuid.UUID, owner: Rules, sources: list[Source], start: datetime, end: datetime,
                      now: datetime) -> list[Busy]:
     """`busy_time` with the intervals of each source merged, by start: what an answer shows and what
-    slots are cut from (the same slots either way). A refused booking lists `busy_time`'s items."""
-    reach = max(owner.before, owner.after)
-    rows = db.session.execute(_MERGED_BUSY, {
-        "user_id": user_id, "scheduled": SCHEDULED, "before": owner.before, "after": owner.after, "now": now,
-        "near_start": start - reach, "near_end": end + reach,
-        "providers": [s.provider for s in sources], "calendars": [s.calendar_id for s in sources]})
-    return [Busy(first, last, source) for source, first, last in rows]
+    slots are cut from (the same slots either way)."""
+    return _near(_MERGED_BUSY, user_id, owner, sources, start, end, now)
 
 
 def busy_as_of(user_id: uuid.UUID, sources: list[Source], now: datetime) -> datetime | None:
