@@ -6,6 +6,9 @@ reach the window asked about; concurrent readers of one calendar share one read 
 wait for it, then find the copy fresh). A calendar whose notifications keep the copy fresh (two-way)
 is read by its sync run (`refresh_source`), never on a request. A provider that cannot be read leaves
 the last copy in place: availability answers from it and says how old it is.
+
+Every API guards a booking here (`guard_booking`, `guard_move`): stale calendars are read first,
+outside the transaction, then the check runs under the account's lock in the caller's transaction.
 """
 
 from __future__ import annotations
