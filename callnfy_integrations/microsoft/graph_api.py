@@ -41,13 +41,16 @@ def _retry_after(response: requests.Response) -> float | None:
         return None
 
 
-def get(token: str, url: str, *, params: dict | None = None, headers: dict | None = None) -> dict[str, Any]:
-    """GET a Graph URL (absolute: a nextLink; else relative to MICROSOFT_GRAPH_URL) and its JSON."""
+def request(method: str, token: str, url: str, *, params: dict | None = None, headers: dict | None = None,
+            json: Any = None) -> dict[str, Any] | None:
+    """One Graph request (url absolute: a next or delta link; else relative to MICROSOFT_GRAPH_URL);
+    its JSON, or None for an answer without a body (204)."""
     if not url.startswith(("http://", "https://")):
         url = f"{current_app.config['MICROSOFT_GRAPH_URL']}{url}"
     try:
-        response = requests.get(url, params=params, timeout=HTTP_TIMEOUT, allow_redirects=False,
-                                headers={"Authorization": f"Bearer {token}", **(headers or {})})
+        response = requests.request(method, url, params=params, json=json, timeout=HTTP_TIMEOUT,
+                                    allow_redirects=False,
+                                    headers={"Authorization": f"Bearer {token}", **(headers or {})})
     except requests.RequestException as exc:
         raise MicrosoftUnavailable(f"Graph: {type(exc).__name__}") from None
     if response.status_code >= 400:
@@ -57,10 +60,17 @@ def get(token: str, url: str, *, params: dict | None = None, headers: dict | Non
             code = None
         kind = Unauthorized if response.status_code == 401 else GraphError
         raise kind(response.status_code, code, _retry_after(response))
+    if response.status_code == 204 or not response.content:
+        return None
     try:
         return response.json()
     except ValueError:
         raise MicrosoftUnavailable("Graph: unreadable answer") from None
+
+
+def get(token: str, url: str, *, params: dict | None = None, headers: dict | None = None) -> dict[str, Any]:
+    """GET a Graph URL and its JSON."""
+    return request("GET", token, url, params=params, headers=headers) or {}
 
 
 def calendar_path(calendar_id: str) -> str:
