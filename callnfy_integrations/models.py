@@ -2,6 +2,7 @@
 
 from .appointments.models import Appointment  # noqa: F401
 from .availability.models import AvailabilitySettings, BusyBlock, BusySource, Hold  # noqa: F401
+from .calendar_sync.models import CalendarLink  # noqa: F401
 from .calls.models import Call  # noqa: F401
 from .customers.models import Customer  # noqa: F401
 from .events.models import Event, EventHandlerRun  # noqa: F401

@@ -483,8 +483,9 @@ def mirror_problems(db: Database, sandbox, account: Account) -> list[str]:
     """Every scheduled or completed appointment has exactly one live Google event at its time; no
     cancelled one has any; no live Google event is unknown to Callnfy."""
     appointments = {row[0]: row for row in db.rows(
-        "SELECT id, status, scheduled_at, duration, google_event_id, google_sync_state FROM appointments "
-        "WHERE user_id = %s", str(account.user_id))}
+        "SELECT a.id, a.status, a.scheduled_at, a.duration, l.event_id, l.state FROM appointments a "
+        "LEFT JOIN calendar_links l ON l.appointment_id = a.id AND l.provider = 'google_calendar' "
+        "WHERE a.user_id = %s", str(account.user_id))}
     by_event_id = {row[4]: row[0] for row in appointments.values() if row[4]}
     live: dict[str, list[dict]] = defaultdict(list)
     problems = []
@@ -700,9 +701,9 @@ def diagnose(db: Database) -> str:
             "SELECT type, attempts, last_error, next_attempt_at - now() FROM events WHERE dispatched_at IS NULL "
             "LIMIT 10")),
         "appointments not synced: " + repr(db.rows(
-            "SELECT status, source, google_sync_state, google_sync_attempts, google_sync_error, "
-            "google_next_sync_at - now() "
-            "FROM appointments WHERE google_sync_state <> 'synced' OR google_next_sync_at IS NOT NULL LIMIT 10")),
+            "SELECT a.status, a.source, l.provider, l.state, l.attempts, l.error, l.next_sync_at - now() "
+            "FROM calendar_links l JOIN appointments a ON a.id = l.appointment_id "
+            "WHERE l.state <> 'synced' OR l.next_sync_at IS NOT NULL LIMIT 10")),
         "two-way: " + repr(db.rows(
             "SELECT sync_attempts, sync_error, last_sync_at - now(), channel_id IS NOT NULL, sync_token IS NOT NULL "
             "FROM integrations WHERE provider = 'google_calendar'"))])
@@ -752,7 +753,7 @@ def stuck_work(redis_client, db: Database, workers: list[Process]) -> dict:
         stuck["failed jobs"] += FailedJobRegistry(queue=queue).count
     stuck["locks never released"] = locks_left(redis_client)
     stuck["appointments not synced"] = db.value(
-        "SELECT count(*) FROM appointments WHERE google_sync_state <> 'synced' OR google_next_sync_at IS NOT NULL")
+        "SELECT count(*) FROM calendar_links WHERE state <> 'synced' OR next_sync_at IS NOT NULL")
     stuck["two-way sync failing"] = db.value(
         "SELECT count(*) FROM integrations WHERE provider = 'google_calendar' AND sync_attempts > 0")
     stuck["deliveries claimed"] = db.value("SELECT count(*) FROM webhook_deliveries WHERE claimed_until IS NOT NULL")

@@ -147,7 +147,7 @@ def test_disconnect_while_redis_is_down_still_revokes_later(guser, google_app, s
 
 
 def test_disconnect_turns_the_users_appointment_sync_off(guser, google_app):
-    from callnfy_integrations.appointments.models import Appointment
+    from callnfy_integrations.calendar_sync.models import CalendarLink
 
     connected(guser)
     appointment = guser.create()
@@ -155,7 +155,7 @@ def test_disconnect_turns_the_users_appointment_sync_off(guser, google_app):
     assert guser.appointment(appointment["id"])["googleSync"]["state"] == "synced"
     guser.client.delete("/integrations/google/disconnect", headers=guser.headers)
     assert guser.appointment(appointment["id"])["googleSync"]["state"] == "off"
-    assert db.session.scalars(select(Appointment.google_next_sync_at)).all() == [None]
+    assert db.session.scalars(select(CalendarLink.next_sync_at)).all() == [None]
 
 
 @pytest.mark.processes

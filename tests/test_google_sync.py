@@ -9,11 +9,11 @@ import pytest
 import requests
 from sqlalchemy import select, text, update
 
-from callnfy_integrations.appointments.models import Appointment
+from callnfy_integrations.calendar_sync.models import CalendarLink
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google import tokens
 from callnfy_integrations.google.event_body import event_id_for
-from callnfy_integrations.integrations.models import Integration
+from callnfy_integrations.integrations.models import GOOGLE_CALENDAR, Integration
 from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import CALENDAR, enqueue
 from callnfy_integrations.timestamps import utcnow
@@ -174,8 +174,8 @@ def test_other_4xx_is_recorded_and_not_retried(connected, google_app, sandbox):
     run_jobs(google_app)
     sync = connected.appointment(appointment["id"])["googleSync"]
     assert sync["state"] == "failed" and "400 invalid" in sync["error"] and "Bad attendee" in sync["error"]
-    row = db.session.get(Appointment, uuid_of(appointment), populate_existing=True)
-    assert row.google_next_sync_at is None  # the sweeper leaves it alone
+    link = db.session.get(CalendarLink, (uuid_of(appointment), GOOGLE_CALENDAR), populate_existing=True)
+    assert link.next_sync_at is None  # the sweeper leaves it alone
     assert sweep_google_sync() == 0
     # A later change to the appointment is pushed again.
     connected.client.patch(f"/appointments/{appointment['id']}", json={"notes": "fixed"}, headers=connected.headers)
@@ -190,8 +190,8 @@ def test_retryable_failure_is_recorded_with_a_backoff(connected, google_app, san
     run_jobs(google_app)  # a burst worker runs no scheduler: the retry stays scheduled
     sync = connected.appointment(appointment["id"])["googleSync"]
     assert sync["state"] == "failed" and "userRateLimitExceeded" in sync["error"]
-    row = db.session.get(Appointment, uuid_of(appointment), populate_existing=True)
-    assert row.google_sync_attempts == 1 and row.google_next_sync_at > before
+    link = db.session.get(CalendarLink, (uuid_of(appointment), GOOGLE_CALENDAR), populate_existing=True)
+    assert link.attempts == 1 and link.next_sync_at > before
     from rq import Queue
 
     from callnfy_integrations.queues import redis_connection
@@ -303,8 +303,8 @@ def test_sweeper_pushes_what_was_lost(connected, google_app, sandbox):
     drain_outbox()  # dispatch: marks it pending and enqueues its push ...
     redis_connection().flushdb()  # ... which Redis then loses
     assert sweep_google_sync() == 0  # not due yet: its own job has a grace period
-    db.session.execute(text("UPDATE appointments SET google_next_sync_at = now() - interval '1 second' "
-                            "WHERE google_sync_state = 'pending'"))
+    db.session.execute(text("UPDATE calendar_links SET next_sync_at = now() - interval '1 second' "
+                            "WHERE state = 'pending'"))
     db.session.commit()
     assert sweep_google_sync() == 1
     assert sweep_google_sync() == 0  # claimed: not enqueued twice

@@ -8,7 +8,7 @@ import requests
 from sqlalchemy import select
 
 from callnfy_integrations import create_app
-from callnfy_integrations.appointments.models import Appointment
+from callnfy_integrations.calendar_sync.models import CalendarLink
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.event_body import event_id_for
 from callnfy_integrations.public_ids import APPOINTMENT, decode
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.processes
 
 def state_of(appointment: dict) -> str | None:
     db.session.expire_all()
-    return db.session.scalar(select(Appointment.google_sync_state).where(
-        Appointment.id == decode(APPOINTMENT, appointment["id"])))
+    return db.session.scalar(select(CalendarLink.state).where(
+        CalendarLink.appointment_id == decode(APPOINTMENT, appointment["id"])))
 
 
 def stop(process) -> str:

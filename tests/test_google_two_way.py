@@ -19,7 +19,7 @@ from sqlalchemy import func, update
 from callnfy_integrations import create_app
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.two_way import pending_key
-from callnfy_integrations.integrations.models import Integration
+from callnfy_integrations.integrations.models import GOOGLE_CALENDAR, Integration
 from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import CALENDAR, enqueue, get_queue, redis_connection
 from tests.google_fixtures import google_settings, run_jobs
@@ -91,7 +91,7 @@ def test_a_google_side_create_becomes_an_appointment_delivered_to_zapier(tuser, 
     tuser.settle()
 
     [appointment] = tuser.appointments()
-    assert appointment.source == "google" and appointment.google_event_id == event["id"]
+    assert appointment.source == "google" and appointment.link(GOOGLE_CALENDAR).event_id == event["id"]
     assert appointment.scheduled_at == datetime(2026, 12, 10, 15, 0, tzinfo=UTC)
     assert appointment.duration == 45 and appointment.status == "scheduled"
     assert (appointment.customer.name, appointment.customer.email, appointment.customer.phone) == (
@@ -257,7 +257,7 @@ def test_a_410_rebaselines_with_nothing_lost_or_duplicated(tuser, sandbox):
     tuser.google_patch(imported["id"], summary="touched")  # another change: a normal incremental sync
     tuser.settle()
     assert len(tuser.appointments()) == 3 and tuser.integration().sync_token != token_after
-    assert fresh["id"] in {a.google_event_id for a in tuser.appointments()}
+    assert fresh["id"] in {a.link(GOOGLE_CALENDAR).event_id for a in tuser.appointments()}
 
 
 # -- the channel's life ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from callnfy_integrations.customers.models import Customer
 from callnfy_integrations.extensions import db
 from callnfy_integrations.google.push_runs import push_appointment
+from callnfy_integrations.integrations.models import GOOGLE_CALENDAR
 from callnfy_integrations.queues import DEFAULT
 from callnfy_integrations.worker import build_worker
 from jobs.google import sync_calendar
@@ -88,7 +89,7 @@ def test_an_invitation_becomes_an_appointment_only_once_the_owner_accepts_it(tus
     respond(tuser, unanswered["id"], "accepted")
     tuser.settle()
 
-    imported = {a.google_event_id: a for a in tuser.appointments() if a.source == "google"}
+    imported = {a.link(GOOGLE_CALENDAR).event_id: a for a in tuser.appointments() if a.source == "google"}
     assert set(imported) == {unanswered["id"], own["id"]}
     assert imported[unanswered["id"]].scheduled_at == START and imported[unanswered["id"]].status == "scheduled"
     assert imported[own["id"]].scheduled_at == START + timedelta(days=1)

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from callnfy_integrations.appointments.models import Appointment
+from callnfy_integrations.calendar_sync.models import CalendarLink
 from callnfy_integrations.events.models import Event, EventHandlerRun
 from callnfy_integrations.extensions import db
 from callnfy_integrations.queues import WEBHOOKS, enqueue
@@ -85,8 +85,8 @@ def test_sigterm_during_calendar_pushes_hands_the_rest_over(google_app, gctx, sa
 
     def synced() -> int:
         db.session.expire_all()
-        return db.session.scalar(select(func.count()).select_from(Appointment).where(
-            Appointment.google_sync_state == "synced"))
+        return db.session.scalar(select(func.count()).select_from(CalendarLink).where(
+            CalendarLink.state == "synced"))
 
     assert 1 <= synced() < 6  # SIGTERM came mid-way: pushes were left for the next worker
     second = run_flask(env, "worker")

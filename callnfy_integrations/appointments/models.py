@@ -1,4 +1,8 @@
-"""The `appointments` table, with the version counter and Google link columns calendar sync needs."""
+"""The `appointments` table, with the version counter calendar sync orders its writes by.
+
+Where an appointment stands with each connected calendar is in `calendar_links` (`links`). The
+`google_*` columns are the previous release's copy of the Google link: nothing reads or writes them
+any more, and a later release drops them (migration 0012 explains the order)."""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Index, In
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..calendar_sync.models import CalendarLink
+from ..calendar_sync.models import off as calendar_link_off
 from ..columns import Timestamps, uuid_pk
 from ..customers.models import Customer
 from ..extensions import db
+from ..integrations.models import GOOGLE_CALENDAR, MICROSOFT_CALENDAR
 
 SCHEDULED = "scheduled"
 CANCELLED = "cancelled"
@@ -20,14 +27,8 @@ STATUSES = (SCHEDULED, CANCELLED, COMPLETED)
 
 SOURCE_CALLNFY = "callnfy"
 SOURCE_GOOGLE = "google"
-SOURCES = (SOURCE_CALLNFY, SOURCE_GOOGLE)
-
-# Where the appointment stands with the user's Google calendar (`googleSync.state`; NULL reads "off").
-SYNC_PENDING = "pending"
-SYNC_SYNCED = "synced"
-SYNC_FAILED = "failed"
-SYNC_OFF = "off"
-SYNC_STATES = (SYNC_PENDING, SYNC_SYNCED, SYNC_FAILED, SYNC_OFF)
+SOURCE_MICROSOFT = "microsoft"
+SOURCES = (SOURCE_CALLNFY, SOURCE_GOOGLE, SOURCE_MICROSOFT)
 
 NOTES_MAX = 5000
 IDEMPOTENCY_KEY_MAX = 255
@@ -39,7 +40,7 @@ class Appointment(Timestamps, db.Model):
     __tablename__ = "appointments"
     __table_args__ = (
         CheckConstraint("status IN ('scheduled', 'cancelled', 'completed')", name="status"),
-        CheckConstraint("source IN ('callnfy', 'google')", name="source"),
+        CheckConstraint("source IN ('callnfy', 'google', 'microsoft')", name="source"),
         CheckConstraint(f"duration BETWEEN {DURATION_MIN} AND {DURATION_MAX}", name="duration"),
         Index("ix_appointments_user_id_created_at", "user_id", "created_at"),
         Index("ix_appointments_user_id_scheduled_at", "user_id", "scheduled_at"),
@@ -69,7 +70,7 @@ class Appointment(Timestamps, db.Model):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_reason: Mapped[str | None] = mapped_column(String(REASON_MAX))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Google link: the event this appointment is mirrored to, and what we last wrote there.
+    # Legacy (see the module's docstring): the Google link as the previous release kept it.
     google_event_id: Mapped[str | None] = mapped_column(String(1024))
     google_etag: Mapped[str | None] = mapped_column(String(255))
     google_synced_version: Mapped[int | None] = mapped_column(Integer)
@@ -94,12 +95,24 @@ class Appointment(Timestamps, db.Model):
     idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
     customer: Mapped[Customer] = relationship(lazy="joined", innerjoin=True)
+    # One per connected calendar it was pushed to or imported from (loaded with the appointment).
+    links: Mapped[list[CalendarLink]] = relationship(lazy="selectin", viewonly=True)
+
+    def link(self, provider: str) -> CalendarLink | None:
+        return next((link for link in self.links if link.provider == provider), None)
+
+    def _sync(self, provider: str, left_key: str) -> dict:
+        link = self.link(provider)
+        shown = link.shown(self.version) if link is not None else calendar_link_off()
+        shown[left_key] = shown.pop("left")
+        return shown
 
     @property
     def google_sync(self) -> dict:
         """Where this appointment stands with the user's Google calendar (`googleSync`)."""
-        state = self.google_sync_state or SYNC_OFF
-        if state == SYNC_SYNCED and self.google_synced_version != self.version:
-            state = SYNC_PENDING  # changed since the last push; the next one is on its way
-        return {"state": state, "eventId": self.google_event_id, "error": self.google_sync_error,
-                "syncedAt": self.google_synced_at, "leftInGoogle": bool(self.google_event_left)}
+        return self._sync(GOOGLE_CALENDAR, "leftInGoogle")
+
+    @property
+    def microsoft_sync(self) -> dict:
+        """Where this appointment stands with the user's Outlook calendar (`microsoftSync`)."""
+        return self._sync(MICROSOFT_CALENDAR, "leftInOutlook")

@@ -4,9 +4,10 @@ import marshmallow as ma
 from marshmallow import validate
 
 from .. import public_ids
+from ..calendar_sync.models import STATES as SYNC_STATES
 from ..customers.models import EMAIL_MAX, NAME_MAX, PHONE_MAX
 from ..timestamps import SaneTime, Timestamp
-from .models import DURATION_MAX, DURATION_MIN, NOTES_MAX, REASON_MAX, STATUSES, SYNC_STATES
+from .models import DURATION_MAX, DURATION_MIN, NOTES_MAX, REASON_MAX, STATUSES
 
 
 def Duration(**kwargs) -> ma.fields.Integer:  # noqa: N802 - reads like a field class
@@ -89,15 +90,24 @@ class AppointmentQuerySchema(ma.Schema):
     to = When("scheduledAt before")
 
 
-class GoogleSyncSchema(ma.Schema):
+class CalendarSyncSchema(ma.Schema):
     state = ma.fields.String(metadata={"enum": list(SYNC_STATES),
-                                       "description": "off: no Google connection was involved"})
+                                       "description": "off: no connection to that calendar was involved"})
     eventId = ma.fields.String(allow_none=True)
     error = ma.fields.String(allow_none=True, metadata={"description": "why the last push failed, if it did"})
     syncedAt = Timestamp(allow_none=True)
+
+
+class GoogleSyncSchema(CalendarSyncSchema):
     leftInGoogle = ma.fields.Boolean(metadata={"description": (
         "true when the appointment came from the owner's own Google event and was cancelled in Callnfy: "
         "Callnfy never deletes an event it did not create, so the event stays in Google")})
+
+
+class MicrosoftSyncSchema(CalendarSyncSchema):
+    leftInOutlook = ma.fields.Boolean(metadata={"description": (
+        "true when the appointment came from the owner's own Outlook event and was cancelled in Callnfy: "
+        "Callnfy never deletes an event it did not create, so the event stays in Outlook")})
 
 
 class AppointmentSchema(ma.Schema):
@@ -115,7 +125,7 @@ class AppointmentSchema(ma.Schema):
     duration = ma.fields.Integer()
     status = ma.fields.String(metadata={"enum": list(STATUSES)})
     notes = ma.fields.String(allow_none=True)
-    source = ma.fields.String(metadata={"enum": ["callnfy", "google"]})
+    source = ma.fields.String(metadata={"enum": ["callnfy", "google", "microsoft"]})
     cancelledAt = Timestamp(attribute="cancelled_at", allow_none=True)
     cancelReason = ma.fields.String(attribute="cancel_reason", allow_none=True)
     completedAt = Timestamp(attribute="completed_at", allow_none=True)
@@ -123,3 +133,5 @@ class AppointmentSchema(ma.Schema):
     updatedAt = Timestamp(attribute="updated_at")
     googleSync = ma.fields.Nested(GoogleSyncSchema, attribute="google_sync",
                                   metadata={"description": "The appointment in the user's Google calendar"})
+    microsoftSync = ma.fields.Nested(MicrosoftSyncSchema, attribute="microsoft_sync",
+                                     metadata={"description": "The appointment in the user's Outlook calendar"})

@@ -91,9 +91,9 @@ def get_appointment(user_id: uuid.UUID, appointment_id: uuid.UUID | None, *, for
 
 def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone: str | None, scheduled_at: datetime,
                        duration: int, customer_email: str | None = None, notes: str | None = None,
-                       source: str = SOURCE_CALLNFY, google_event_id: str | None = None,
+                       source: str = SOURCE_CALLNFY,
                        idempotency_key: str | None = None, idempotency_fingerprint: str | None = None) -> Appointment:
-    """`customer_phone` None: an appointment imported from Google Calendar, whose customer is found
+    """`customer_phone` None: an appointment imported from a calendar, whose customer is found
     by email or created without a phone (the API itself always requires a phone). `idempotency_key`:
     unique per user, so a second create with it fails at flush (IntegrityError) once the first commits."""
     ensure_user(user_id)
@@ -104,7 +104,7 @@ def create_appointment(user_id: uuid.UUID, *, customer_name: str, customer_phone
                                            email=customer_email)
     appointment = Appointment(id=uuid.uuid4(), user_id=user_id, customer=customer, scheduled_at=scheduled_at,
                               duration=duration, notes=notes, source=source, status=SCHEDULED, version=1,
-                              google_event_id=google_event_id, idempotency_key=idempotency_key,
+                              idempotency_key=idempotency_key,
                               idempotency_fingerprint=idempotency_fingerprint)
     db.session.add(appointment)
     _record(registry.APPOINTMENT_CREATED, appointment)

@@ -43,3 +43,7 @@ class RemoteEvent:
     tagged_appointment_id: uuid.UUID | None = None  # Callnfy's own tag on the event, when present
     summary: str = ""
     attendees: tuple[Attendee, ...] = field(default_factory=tuple)
+
+
+class Skipped(Exception):
+    """An event that cannot become or change an appointment (bad data: recorded, then the sync goes on)."""

@@ -23,13 +23,15 @@ class SettingsSchema(ma.Schema):
 
 
 class SyncErrorSchema(ma.Schema):
-    appointmentId = ma.fields.Function(lambda a: public_ids.encode(public_ids.APPOINTMENT, a.id))
+    """One failed push (`calendar_sync.push.FailedPush`)."""
+
+    appointmentId = ma.fields.Function(lambda f: public_ids.encode(public_ids.APPOINTMENT, f.appointment_id))
     scheduledAt = Timestamp(attribute="scheduled_at")
     status = ma.fields.String(metadata={"description": "the appointment's status"})
-    state = ma.fields.String(attribute="google_sync_state", metadata={"enum": ["pending", "failed"]})
-    error = ma.fields.String(attribute="google_sync_error", allow_none=True)
-    attempts = ma.fields.Integer(attribute="google_sync_attempts")
-    nextAttemptAt = Timestamp(attribute="google_next_sync_at", allow_none=True,
+    state = ma.fields.String(metadata={"enum": ["pending", "failed"]})
+    error = ma.fields.String(allow_none=True)
+    attempts = ma.fields.Integer()
+    nextAttemptAt = Timestamp(attribute="next_sync_at", allow_none=True,
                               metadata={"description": "when it is tried again (null: not retried until it changes)"})
 
 

@@ -8,6 +8,7 @@ rows. The caller logs the detail.
 
 from __future__ import annotations
 
+from ..calendar_sync import remote
 from . import calendar_api, oauth
 
 UNAVAILABLE = "GOOGLE_UNAVAILABLE"
@@ -51,8 +52,7 @@ def gave_up(error: Exception, attempts: int) -> str:
     return f"{describe(error)}; gave up after {attempts} attempts"
 
 
-class Skipped(Exception):
-    """A Google event that cannot become or change an appointment (bad data: recorded, then the sync goes on)."""
+Skipped = remote.Skipped  # an event that cannot become or change an appointment (bad data)
 
 
 def unapplied_event(event_id: object, error: Exception) -> str:

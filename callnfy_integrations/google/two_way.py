@@ -39,32 +39,21 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import or_, select
 
-from .. import public_ids
-from ..appointments import service as appointments
-from ..appointments.models import (
-    DURATION_MAX,
-    DURATION_MIN,
-    SCHEDULED,
-    SOURCE_CALLNFY,
-    SOURCE_GOOGLE,
-    SYNC_SYNCED,
-    Appointment,
-)
+from ..calendar_sync import apply as engine_apply
 from ..extensions import db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, TWO_WAY, Integration
 from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
-from . import calendar_api
+from . import calendar_api, events
 from .sync import call  # one Calendar call on our quota, refreshing the token once on a 401
-from .sync_errors import Skipped
+from .sync_errors import Skipped  # noqa: F401  (raised by apply, caught by the runs)
 from .sync_mode import on_sync_mode_change
 
 log = logging.getLogger(__name__)
 
 CHANNEL_TTL_SECONDS = 7 * 86400
 RENEW_WITHIN = timedelta(hours=24)
-CANCELLED_REASON = "Cancelled in Google Calendar"
 START_JOB = "jobs.google.start_two_way"
 SYNC_JOB = "jobs.google.sync_calendar"
 STOP_JOB = "jobs.google.stop_channels"
@@ -267,195 +256,19 @@ def request_sync(integration_id: uuid.UUID) -> bool:
     return True
 
 
-# -- applying Google's changes -------------------------------------------------------------------
+# -- applying Google's changes (the engine's two-way apply, on Google's events) -----------------------
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
-
-
-def _link_conditions(integration: Integration, item: dict[str, Any]) -> list:
-    private = (item.get("extendedProperties") or {}).get("private") or {}
-    appointment_id = public_ids.decode(public_ids.APPOINTMENT, private.get("callnfyAppointmentId") or "")
-    conditions = [Appointment.google_event_id == item["id"]]
-    if appointment_id:
-        conditions.append(Appointment.id == appointment_id)
-    return [Appointment.user_id == integration.user_id, or_(*conditions)]
+IMPORT_CAPPED = engine_apply.IMPORT_CAPPED
 
 
 def linked_appointment_id(integration: Integration, item: dict[str, Any]) -> uuid.UUID | None:
-    """The appointment this event is linked to (our private tag, or the stored event id), if any: the
-    caller takes that appointment's push lock before `apply_change` locks its row."""
-    return db.session.scalars(select(Appointment.id).where(*_link_conditions(integration, item))).first()
-
-
-def _linked(integration: Integration, item: dict[str, Any]) -> Appointment | None:
-    return db.session.scalars(select(Appointment).where(*_link_conditions(integration, item))
-                              .with_for_update()).first()
-
-
-def _mark_from_google(appointment: Appointment, item: dict[str, Any], timing: tuple[datetime, int] | None) -> None:
-    """This state came from Google: synced at the current version, so nothing is pushed back."""
-    appointment.google_sync_state = SYNC_SYNCED
-    appointment.google_synced_version = appointment.version
-    appointment.google_sync_error = None
-    appointment.google_next_sync_at = None
-    appointment.google_synced_at = utcnow()
-    _note_google_state(appointment, item, timing)
-
-
-def _note_google_state(appointment: Appointment, item: dict[str, Any], timing: tuple[datetime, int] | None) -> None:
-    """What Google holds now (its etag, update time and the event's time), whatever Callnfy makes of it."""
-    appointment.google_event_id = appointment.google_event_id or item["id"]
-    appointment.google_etag = item.get("etag")
-    appointment.google_updated_at = _parse_time(item.get("updated")) or appointment.google_updated_at
-    if timing is not None:
-        appointment.google_start_at, appointment.google_duration = timing
-
-
-def _timing(item: dict[str, Any]) -> tuple[datetime, int] | None:
-    start = _parse_time((item.get("start") or {}).get("dateTime"))
-    end = _parse_time((item.get("end") or {}).get("dateTime"))
-    if start is None or end is None:
-        return None  # all-day (date only) or malformed
-    minutes = int((end - start).total_seconds() // 60)
-    if not DURATION_MIN <= minutes <= DURATION_MAX:
-        raise Skipped(f"event {item['id']}: a duration of {minutes} minutes is outside {DURATION_MIN}-{DURATION_MAX}")
-    return start, minutes
-
-
-def _owner_response(integration: Integration, item: dict[str, Any]) -> str | None:
-    """The owner's answer to this event: `organizer` when they organise it, else their attendee entry's
-    responseStatus (`needsAction`, `accepted`, `tentative`, `declined`), else None (not invited)."""
-    owner = (integration.email or "").lower()
-    organizer = item.get("organizer") or {}
-    if organizer.get("self") or (owner and (organizer.get("email") or "").lower() == owner):
-        return "organizer"
-    for attendee in item.get("attendees") or []:
-        if attendee.get("self") or (owner and (attendee.get("email") or "").lower() == owner):
-            return attendee.get("responseStatus") or "needsAction"
-    return None
-
-
-# Why an unlinked event does not become an appointment: Google puts anyone's invitation on the owner's
-# calendar, and an appointment starts automations that text or call the customer it names.
-NOT_THE_OWNERS = {None: "skipped: not the owner's event", "needsAction": "skipped: invitation not answered",
-                  "tentative": "skipped: invitation not accepted", "declined": "skipped: invitation declined"}
-IMPORT_CAPPED = "skipped: import cap reached"
+    """The appointment this event is linked to (our private tag, or the stored event id), if any."""
+    return engine_apply.linked_appointment_id(integration, events.normalize(item, integration.email))
 
 
 def apply_change(integration: Integration, item: dict[str, Any], *, may_create: bool = True) -> str:
-    """Make Callnfy reflect one changed Google event; returns what was done (for logs and tests).
-
-    An unlinked event becomes an appointment only when it is timed, busy, confirmed, single, created
-    after the baseline, and the owner's own: organised by them, or an invitation they accepted; and
-    only while `may_create` (the caller's cap on what one sync creates)."""
-    if item.get("recurrence") or item.get("recurringEventId"):
-        return "skipped: recurring"
-    appointment = _linked(integration, item)
-    if appointment is not None:
-        return _apply_to_linked(integration, appointment, item)
-    if item.get("status") != "confirmed":
-        return "skipped: not confirmed"
-    if item.get("transparency") == "transparent":
-        return "skipped: free time"
-    response = _owner_response(integration, item)
-    if response not in ("organizer", "accepted"):
-        return NOT_THE_OWNERS.get(response, NOT_THE_OWNERS[None])
-    timing = _timing(item)
-    if timing is None:
-        return "skipped: all-day"
-    created = _parse_time(item.get("created"))
-    if integration.two_way_since and (created is None or created < integration.two_way_since):
-        return "skipped: before the baseline"
-    if not may_create:
-        return IMPORT_CAPPED
-    name, email, notes = _customer_of(integration, item)
-    appointment = appointments.create_appointment(
-        integration.user_id, customer_name=name, customer_phone=None, customer_email=email,
-        scheduled_at=timing[0], duration=timing[1], notes=notes, source=SOURCE_GOOGLE, google_event_id=item["id"])
-    _mark_from_google(appointment, item, timing)
-    db.session.flush()
-    return "created"
-
-
-def _unpushed(appointment: Appointment) -> bool:
-    """A Callnfy change Google has not received yet (waiting, backing off, or failed)."""
-    return not (appointment.google_sync_state == SYNC_SYNCED
-                and appointment.google_synced_version == appointment.version)
-
-
-def _apply_to_linked(  # noqa: C901  (the both-sides rule reads as one decision table, in order)
-        integration: Integration, appointment: Appointment, item: dict[str, Any]) -> str:
-    """A change to a linked event. The rule when both sides changed: the newer change wins, and a
-    Callnfy change not yet pushed is never dropped:
-
-    * an event state older than what Google told us last (our own write since, seen by its update time)
-      is stale: its notification brings the current state;
-    * while a Callnfy change waits to be pushed, an edit in Google that left the time alone (the
-      description, say) keeps the Callnfy change, which the push then brings to Google; a Google move
-      newer than the Callnfy change is taken, and the push still sends the other Callnfy fields.
-    """
-    if item.get("etag") and appointment.google_etag == item.get("etag"):
-        return "echo"
-    updated = _parse_time(item.get("updated"))
-    if updated is not None and appointment.google_updated_at is not None and updated < appointment.google_updated_at:
-        return "stale"
-    cancelled = item.get("status") == "cancelled" or (
-        appointment.source != SOURCE_CALLNFY and _owner_response(integration, item) == "declined")
-    if cancelled:
-        if appointment.status == SCHEDULED:
-            if _unpushed(appointment):
-                log.info("an event was deleted in Google while a Callnfy change waited; the deletion wins",
-                         extra={"appointment_id": str(appointment.id)})
-            appointments.cancel_appointment(integration.user_id, appointment.id, reason=CANCELLED_REASON)
-            _mark_from_google(appointment, item, None)
-            return "cancelled"
-        _note_google_state(appointment, item, None)
-        return "echo"
-    timing = _timing(item)
-    if timing is None or appointment.status != SCHEDULED:
-        _note_google_state(appointment, item, None)  # nothing Callnfy can take from it
-        return "ignored"
-    start, minutes = timing
-    if not _unpushed(appointment):
-        if start == appointment.scheduled_at and minutes == appointment.duration:
-            _note_google_state(appointment, item, timing)  # our own write seen again, or another field edited
-            return "echo"
-        appointments.update_appointment(integration.user_id, appointment.id,
-                                        {"scheduled_at": start, "duration": minutes})
-        _mark_from_google(appointment, item, timing)
-        return "rescheduled"
-    known = (appointment.google_start_at, appointment.google_duration)
-    if known[0] is not None and (start, minutes) == known:
-        return "kept: a Callnfy change waits to be pushed"  # Google's time is the one we last knew
-    if (start, minutes) == (appointment.scheduled_at, appointment.duration):
-        _note_google_state(appointment, item, timing)  # both sides moved to the same time
-        return "echo"
-    if updated is None or updated <= appointment.updated_at:
-        return "kept: the Callnfy change is newer"
-    appointments.update_appointment(integration.user_id, appointment.id, {"scheduled_at": start, "duration": minutes})
-    _note_google_state(appointment, item, timing)  # still pending: the push sends the other Callnfy fields
-    return "rescheduled"
-
-
-def _customer_of(integration: Integration, item: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """(name, email, notes): the first attendee who is not the calendar's owner, else the summary."""
-    owner = (integration.email or "").lower()
-    summary = (item.get("summary") or "").strip()
-    for attendee in item.get("attendees") or []:
-        email = (attendee.get("email") or "").strip()
-        if attendee.get("self") or (email and email.lower() == owner):
-            continue
-        name = (attendee.get("displayName") or "").strip() or email
-        if name:
-            return name[:200], email or None, summary[:2000] or None
-    return (summary or "Google Calendar event")[:200], None, None
+    """Make Callnfy reflect one changed Google event (`calendar_sync.apply.apply_change`)."""
+    return engine_apply.apply_change(integration, events.normalize(item, integration.email), may_create=may_create)
 
 
 def record_sync_error(integration: Integration, message: str) -> None:
