@@ -115,6 +115,7 @@ def _register_blueprints(api) -> None:
     from .health.views import blp as health_blp
     from .integrations.views import blp as integrations_blp
     from .microsoft import busy as microsoft_busy  # noqa: F401  (registers the busy provider)
+    from .microsoft import sync as microsoft_sync  # noqa: F401  (registers the Outlook push adapter)
     from .microsoft.views import blp as microsoft_blp
     from .zapier import delivery  # noqa: F401  (registers the outbox handler that creates deliveries)
     from .zapier.v1.views import blp as zapier_v1_blp

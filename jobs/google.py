@@ -30,7 +30,8 @@ def backfill_calendar(user_id: str) -> int:
 
 
 def sweep_google_sync() -> int:
-    """Re-drive pushes that are due and not done: lost jobs, a flushed Redis, a dead worker."""
+    """Re-drive pushes that are due and not done, to every provider's calendar (the name predates
+    Microsoft's): lost jobs, a flushed Redis, a dead worker."""
     return push_runs.sweep()
 
 

@@ -3,7 +3,7 @@
 The calendar is read with `calendarView` (Graph expands recurring series into their occurrences),
 following `@odata.nextLink`. An event makes the owner busy unless it shows as free (`showAs: free`), is
 cancelled (`isCancelled`), was declined by the owner (`responseStatus.response: declined`), or is
-Callnfy's own mirror of an appointment (`is_mirror`: none exist until sync to Outlook is built).
+Callnfy's own mirror of an appointment (`is_mirror`: the appointment itself already counts).
 
 Time zones: Callnfy's scopes do not include MailboxSettings.Read, so the mailbox's zone is not read.
 Graph is asked to show times in the owner's availability zone (`Prefer: outlook.timezone="<zone>"`); a
@@ -29,6 +29,7 @@ from ..availability.rules import local_midnight
 from ..extensions import AUTOCOMMIT_BIND, db
 from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, Integration
 from . import graph_api, oauth
+from .event_body import tagged_appointment_id
 from .tokens import ReauthorizationRequired, call
 
 PROVIDER = "microsoft"
@@ -52,10 +53,9 @@ def _connected_id(user_id: uuid.UUID) -> uuid.UUID | None:
 
 
 def is_mirror(item: dict[str, Any]) -> bool:
-    """Callnfy's own copy of an appointment (counted as the appointment itself). Hook for the sync to
-    Outlook, which is not built yet: it will tag its events (a single-value extended property, read
-    with `$expand`) and this will recognise the tag. Until then no event is Callnfy's."""
-    return False
+    """Callnfy's own copy of an appointment (counted as the appointment itself): the event carries
+    Callnfy's tag, a single-value extended property read with `$expand` (`event_body.TAG_EXPAND`)."""
+    return tagged_appointment_id(item) is not None
 
 
 def counts_as_busy(item: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import requests
 from flask import current_app
 
+from .event_body import TAG_EXPAND
 from .oauth import MicrosoftUnavailable
 
 HTTP_TIMEOUT = 10
@@ -90,7 +91,7 @@ def calendar_view(token: str, calendar_id: str, start: datetime, end: datetime, 
     if next_link:
         return get(token, next_link, headers=headers)
     params = {"startDateTime": _graph_time(start), "endDateTime": _graph_time(end), "$top": str(PAGE_SIZE),
-              "$select": BUSY_FIELDS}
+              "$select": BUSY_FIELDS, "$expand": TAG_EXPAND}
     return get(token, f"{calendar_path(calendar_id)}/calendarView", params=params, headers=headers)
 
 

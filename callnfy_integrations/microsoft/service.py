@@ -19,7 +19,7 @@ from ..extensions import db
 from ..integrations import oauth_flow
 from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, ONE_WAY, SYNC_MODES, TWO_WAY, Integration
 from ..users.service import ensure_user
-from . import oauth
+from . import oauth, sync
 from .busy import PROVIDER as BUSY_PROVIDER
 from .tokens import store_tokens
 
@@ -98,6 +98,7 @@ def _store_connection(user_id: uuid.UUID, email: str, token: dict) -> None:
     row.status, row.email, row.sync_mode = CONNECTED, email, ONE_WAY
     store_tokens(row, token)
     db.session.flush()
+    sync.request_backfill(user_id)  # the next days' appointments, and whatever waited, go to Outlook
 
 
 def disconnect(user_id: uuid.UUID) -> None:
@@ -108,6 +109,7 @@ def disconnect(user_id: uuid.UUID) -> None:
     if row is None:
         raise NotConnected()
     availability_busy.forget(user_id, BUSY_PROVIDER)
+    sync.stop_syncing(user_id)
     db.session.delete(row)
     db.session.flush()
 

@@ -5,14 +5,17 @@ from flask.views import MethodView
 
 from ..api import Blueprint, ErrorEnvelopeSchema, MessageSchema
 from ..auth import current_user_id
+from ..calendar_sync import push as calendar_push
+from ..calendar_sync.schemas import SyncErrorSchema
 from ..extensions import db
+from ..integrations.models import MICROSOFT_CALENDAR
 from ..integrations.oauth_flow import clear_binder_cookie, set_binder_cookie
 from . import service
 from .oauth import BINDER_COOKIE, CALLBACK_PATH
 from .schemas import AuthUrlSchema, SettingsSchema
 
 blp = Blueprint("microsoft", __name__, url_prefix="/integrations/microsoft",
-                description="Microsoft 365 / Outlook calendar connection (busy times; sync not built yet)")
+                description="Microsoft 365 / Outlook calendar connection and sync")
 
 
 @blp.route("/connect")
@@ -69,3 +72,17 @@ class Settings(MethodView):
         sync_mode = service.update_sync_mode(current_user_id(), body["syncMode"])
         db.session.commit()
         return {"syncMode": sync_mode}
+
+
+@blp.route("/sync-errors")
+class SyncErrors(MethodView):
+    @blp.login_required
+    @blp.response(200, SyncErrorSchema(many=True))
+    @blp.paginate()
+    def get(self, pagination_parameters):
+        """Appointments whose push to Outlook failed (for good, or waiting for a retry), newest first"""
+        items, total = calendar_push.failed_pushes(MICROSOFT_CALENDAR, current_user_id(),
+                                                   offset=pagination_parameters.first_item,
+                                                   limit=pagination_parameters.page_size)
+        pagination_parameters.item_count = total
+        return items
