@@ -12,8 +12,8 @@ and real `flask worker` processes pointed at the sandbox. GOOGLE_USER_RATE_LIMIT
     rescheduled and cancelled through the API, each step waited out until every appointment is
     `synced`; Calendar calls (the sandbox's `events.*` counts) / appointments, per step;
   * pushes/s and latency: --appointments appointments POSTed as fast as --clients threads can, with 1
-    and then 2 worker processes running; pushes/s = M / (last google_synced_at - first created_at),
-    latency = google_synced_at - created_at per appointment (both from the database clock);
+    and then 2 worker processes running; pushes/s = M / (last synced_at - first created_at),
+    latency = synced_at (calendar_links) - created_at per appointment (both from the database clock);
   * baseline, same round: a raw `requests.Session` loop of `events.insert` to the same sandbox from
     one thread, with the body the push sends (`build_event`), with a real access token.
 PostgreSQL and Redis: DATABASE_URL's server (a scratch database) and REDIS_URL's database (flushed
@@ -147,8 +147,9 @@ def main() -> None:
             return not sql("SELECT 1 FROM events WHERE dispatched_at IS NULL LIMIT 1")
 
         def synced(ids: list[str]) -> bool:
-            rows = sql("SELECT google_sync_state, google_sync_error, google_synced_version = version "
-                       "FROM appointments WHERE id = ANY(CAST(:ids AS uuid[]))", ids=ids)
+            rows = sql("SELECT l.state, l.error, l.synced_version = a.version FROM appointments a "
+                       "JOIN calendar_links l ON l.appointment_id = a.id AND l.provider = 'google_calendar' "
+                       "WHERE a.id = ANY(CAST(:ids AS uuid[]))", ids=ids)
             failed = [r for r in rows if r[0] == "failed"]
             if failed:
                 sys.exit(f"{len(failed)} pushes failed, e.g.: {failed[0][1]}")
@@ -231,11 +232,13 @@ def main() -> None:
                     wait_until(lambda ids=raw_ids: synced(ids), 300, "the pushes")
                     wait_until(idle, 60, "the queues to drain")
                     calls = diff(sandbox.calls(), before)
-                    span, = sql("SELECT extract(epoch FROM max(google_synced_at) - min(created_at)) "
-                                "FROM appointments WHERE id = ANY(CAST(:ids AS uuid[]))", ids=raw_ids)
+                    span, = sql("SELECT extract(epoch FROM max(l.synced_at) - min(a.created_at)) "
+                                "FROM appointments a JOIN calendar_links l ON l.appointment_id = a.id "
+                                "WHERE a.id = ANY(CAST(:ids AS uuid[]))", ids=raw_ids)
                     latencies = [float(v) * 1000 for v, in sql(
-                        "SELECT extract(epoch FROM google_synced_at - created_at) "
-                        "FROM appointments WHERE id = ANY(CAST(:ids AS uuid[]))", ids=raw_ids)]
+                        "SELECT extract(epoch FROM l.synced_at - a.created_at) "
+                        "FROM appointments a JOIN calendar_links l ON l.appointment_id = a.id "
+                        "WHERE a.id = ANY(CAST(:ids AS uuid[]))", ids=raw_ids)]
                     result = {"raw": raw, "pushes": len(raw_ids) / float(span[0]), "create": create_seconds,
                               "p50": statistics.median(latencies), "p99": percentile(latencies, 0.99),
                               "calls": calls}
@@ -301,7 +304,7 @@ def main() -> None:
         f"{args.changes} appointments are created, rescheduled and cancelled through the API, each step waited out "
         f"until all are synced; the sandbox's `events.*` counters divided by the changes. Pushes/s: "
         f"{args.appointments} appointments POSTed by {args.clients} threads per round, {args.rounds} rounds with 1 "
-        f"then 2 worker processes; pushes/s = appointments / (last google_synced_at - first created_at). "
+        f"then 2 worker processes; pushes/s = appointments / (last synced_at - first created_at). "
         f"Baseline, each round: a one-thread `requests.Session` loop of `events.insert` to the same sandbox with "
         f"the push's body ({body_bytes} bytes) and a real access token, {args.baseline_seconds:g} s.",
         figures, rounds={str(k): v for k, v in rounds.items()}, token_refreshes=refreshes_part1 + refreshes_part2)

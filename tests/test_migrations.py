@@ -309,3 +309,57 @@ def test_online_schema_helpers_leave_valid_indexes_and_constraints(empty_databas
     assert constraints == {"live_pkey": True, "uq_live_code": True, "ck_live_n": True, "fk_live_parent": True}
     assert invalid_indexes == 0 and not_null is True
     assert indexes == {"live_pkey", "uq_live_code"}
+
+
+def test_0012_moves_the_google_state_to_links_and_keeps_the_old_release_writing(empty_database, servers):
+    """The backfill copies each appointment's Google state; while the old release still serves, its
+    writes of the google_* columns reach the links (the trigger); a downgrade gives them back."""
+    app = create_app(make_config(empty_database, servers["redis"]))
+    user, customer, synced, pending = (secrets.token_hex(16) for _ in range(4))
+    with app.app_context():
+        upgrade(revision="0011")
+        db.session.execute(text("INSERT INTO users (id) VALUES (:u)"), {"u": user})
+        db.session.execute(text("INSERT INTO customers (id, user_id, name, phone) VALUES (:c, :u, 'Ann', '+1')"),
+                           {"c": customer, "u": user})
+        for appointment, state, event_id in ((synced, "synced", "ev1"), (pending, None, None)):
+            db.session.execute(text(
+                "INSERT INTO appointments (id, user_id, customer_id, scheduled_at, duration, version, "
+                "google_sync_state, google_event_id, google_synced_version, google_etag) "
+                "VALUES (:a, :u, :c, now(), 30, 2, :s, :e, 2, '\"etag\"')"),
+                {"a": appointment, "u": user, "c": customer, "s": state, "e": event_id})
+        db.session.commit()
+        upgrade()
+        links = db.session.execute(text(
+            "SELECT appointment_id::text, provider, state, event_id, synced_version, etag FROM calendar_links")).all()
+        assert [tuple(row) for row in links] == [(str(_uuid(synced)), "google_calendar", "synced", "ev1", 2,
+                                                  '"etag"')]  # nothing to copy of the one never synced
+        # The old release, still serving: a push outcome, and an appointment it imports from Google.
+        db.session.execute(text("UPDATE appointments SET google_sync_state = 'failed', google_sync_error = 'HTTP 500' "
+                                "WHERE id = :a"), {"a": synced})
+        imported = secrets.token_hex(16)
+        db.session.execute(text(
+            "INSERT INTO appointments (id, user_id, customer_id, scheduled_at, duration, source, google_event_id, "
+            "google_sync_state, google_synced_version) VALUES (:a, :u, :c, now(), 30, 'google', 'ev2', 'synced', 1)"),
+            {"a": imported, "u": user, "c": customer})
+        db.session.execute(text("UPDATE appointments SET notes = 'not a sync column' WHERE id = :a"), {"a": pending})
+        db.session.commit()
+        links = dict(db.session.execute(text("SELECT event_id, state || ' ' || coalesce(error, '') "
+                                             "FROM calendar_links")).all())
+        assert links == {"ev1": "failed HTTP 500", "ev2": "synced "}
+        # This release's own writes go to the links only, and a downgrade copies them back.
+        db.session.execute(text("UPDATE calendar_links SET state = 'synced', error = NULL, synced_version = 3, "
+                                "event_id = 'ev1b' WHERE event_id = 'ev1'"))
+        db.session.commit()
+        db.session.remove()
+        downgrade(revision="0011")
+        row = db.session.execute(text("SELECT google_sync_state, google_sync_error, google_synced_version, "
+                                      "google_event_id FROM appointments WHERE id = :a"), {"a": synced}).one()
+        assert tuple(row) == ("synced", None, 3, "ev1b")
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _uuid(hex_text: str):
+    import uuid
+
+    return uuid.UUID(hex_text)
