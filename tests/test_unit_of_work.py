@@ -18,15 +18,15 @@ from tests.factories import appointment_body, row_counts
 from tests.support import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "callnfy_integrations"
-DOMAIN_PACKAGES = ("appointments", "availability", "calls", "customers", "events", "google", "integrations",
-                   "microsoft", "users", "zapier", "health")
+DOMAIN_PACKAGES = ("appointments", "availability", "calendar_sync", "calls", "customers", "events", "google",
+                   "integrations", "microsoft", "users", "zapier", "health")
 # Not domain code: a stand-in for Google's own servers, run as its own app; the dev run's console page
 # (no data of its own: it calls the public API from the browser).
 NOT_DOMAIN = {"dev", "admin"}  # the sandbox; HTTP-only pages
 # Dispatch opens each handler's savepoint and commits. The runs are the steps of long jobs that must
 # commit between calls to Google or between webhook attempts (a page applied, an outcome recorded):
 # the jobs in jobs/ only name them for RQ, and these files hold the job's unit of work.
-EDGE_FILES = {PACKAGE / "events" / "dispatch.py", PACKAGE / "google" / "push_runs.py",
+EDGE_FILES = {PACKAGE / "events" / "dispatch.py", PACKAGE / "calendar_sync" / "push_runs.py",
               PACKAGE / "google" / "two_way_runs.py", PACKAGE / "zapier" / "drain.py",
               PACKAGE / "availability" / "refresh.py"}
 TRANSACTION_CALLS = {"commit", "rollback"}
