@@ -6,12 +6,17 @@
 const config = JSON.parse(document.getElementById('console-config').textContent);
 const $ = (id) => document.getElementById(id);
 const CONSOLE_PATH = '/dev/integrations';
+// Both providers' callbacks land on the same page with ?success=true or ?error=…; which Connect was
+// pressed is kept in this tab's sessionStorage (the `…_auth_failed` codes name their provider anyway).
+const PROVIDERS = {google: 'Google Calendar', microsoft: 'Microsoft 365'};
+const CONNECTING = 'callnfy-console-connecting';
 const LANDING_ERRORS = {
-  access_denied: 'Google Calendar was not connected: access was declined on the consent page.',
-  missing_scope: 'Google Calendar was not connected: calendar access was not granted.',
-  google_auth_failed: 'Google Calendar was not connected: the sign-in could not be completed '
+  access_denied: 'was not connected: access was declined on the consent page.',
+  missing_scope: 'was not connected: calendar access was not granted.',
+  auth_failed: 'was not connected: the sign-in could not be completed '
     + '(start Connect again from this page, in this browser).',
 };
+const MICROSOFT_BUSY = {provider: 'microsoft', calendarId: 'default'};  // the mailbox's default calendar
 
 let zapierKey = null;
 let pollTimer = null;
@@ -110,6 +115,29 @@ function renderGoogle(google) {
   const link = $('sandbox-events');
   link.hidden = !(config.sandboxUrl && google.email);
   if (!link.hidden) link.href = `${config.sandboxUrl}/sandbox/events/${encodeURIComponent(google.email)}`;
+}
+
+function renderMicrosoft(microsoft) {
+  const connected = microsoft.connected === true;
+  const reauth = microsoft.reauthorizationRequired === true;
+  setText('microsoft-state', connected ? 'Connected' : reauth ? 'Reconnect needed' : 'Not connected');
+  $('microsoft-reauth').hidden = !reauth;
+  setText('microsoft-email', microsoft.email);
+  $('microsoft-two-way').checked = microsoft.syncMode === 'two-way';
+  $('microsoft-two-way').disabled = !connected;
+  const directions = {'one-way': 'Callnfy → Outlook', 'two-way': 'Callnfy ⇄ Outlook'};
+  setText('microsoft-sync-mode', directions[microsoft.syncMode] || '');
+  const counted = busyCalendars.some((item) => item.provider === 'microsoft');
+  $('microsoft-busy').checked = counted;
+  $('microsoft-busy').disabled = !(connected || counted);  // a choice left from a connection can be undone
+  setText('microsoft-last-sync', when(microsoft.lastSyncAt));
+  setText('microsoft-sync-error', microsoft.syncError);
+  $('microsoft-connect').disabled = connected;
+  $('microsoft-connect').textContent = reauth ? 'Reconnect Microsoft 365' : 'Connect Microsoft 365';
+  $('microsoft-disconnect').disabled = !(connected || reauth);
+  const link = $('microsoft-sandbox-events');
+  link.hidden = !(config.microsoftSandboxUrl && microsoft.email);
+  if (!link.hidden) link.href = `${config.microsoftSandboxUrl}/sandbox/events/${encodeURIComponent(microsoft.email)}`;
 }
 
 function renderZapier(zapier) {
@@ -371,11 +399,14 @@ function wireAvailability() {
 
 async function refresh() {
   try {
-    const [status, appointments] = await Promise.all([
+    const [status, appointments, availability] = await Promise.all([
       api('GET', '/integrations/status'),
       api('GET', '/appointments?page_size=10'),
+      api('GET', '/integrations/availability/settings'),
     ]);
+    busyCalendars = availability.data.busyCalendars;  // only these: the form may hold unsaved edits
     renderGoogle(status.data.googleCalendar);
+    renderMicrosoft(status.data.microsoftCalendar);
     renderZapier(status.data.zapier);
     renderAppointments(appointments.data);
     await refreshCalendars(status.data.googleCalendar);
@@ -416,39 +447,70 @@ function defaultAppointmentTime() {
   return `${tomorrow.getFullYear()}-${pad(tomorrow.getMonth() + 1)}-${pad(tomorrow.getDate())}T10:00`;
 }
 
-/** Google's callback lands on FRONTEND_URL/settings/integrations?success=true|error=…: say how it went. */
+/** A callback lands on FRONTEND_URL/settings/integrations?success=true|error=…: say how it went. */
 function reportLanding() {
   const params = new URLSearchParams(location.search);
-  if (params.get('success') === 'true') showNotice('Google Calendar connected.');
-  if (params.has('error')) {
-    const code = params.get('error');
-    showError('Connecting Google Calendar', new Error(LANDING_ERRORS[code] || code));
+  const code = params.get('error');
+  const failed = /^(google|microsoft)_auth_failed$/.exec(code || '');
+  const provider = failed ? failed[1] : sessionStorage.getItem(CONNECTING);
+  const name = PROVIDERS[provider] || 'The calendar';
+  if (params.get('success') === 'true') showNotice(`${name} connected.`);
+  if (code) {
+    const reason = LANDING_ERRORS[failed ? 'auth_failed' : code];
+    showError(`Connecting ${PROVIDERS[provider] || 'a calendar'}`, new Error(reason ? `${name} ${reason}` : code));
   }
+  if (params.has('success') || code) sessionStorage.removeItem(CONNECTING);
   if (location.pathname !== CONSOLE_PATH || location.search) history.replaceState(null, '', CONSOLE_PATH);
 }
 
 function warnAboutOrigin() {
   const api = new URL(config.publicApiUrl);
   if (api.origin === location.origin) return;
-  // The binder cookie is set for this host; Google's callback goes to PUBLIC_API_URL's host.
-  $('google-origin').textContent = `Google's callback goes to ${api.origin} (PUBLIC_API_URL): open this console `
-    + `at ${api.origin}${CONSOLE_PATH} for Connect to finish here.`;
-  $('google-origin').hidden = false;
+  // The binder cookie is set for this host; each provider's callback goes to PUBLIC_API_URL's host.
+  for (const [provider, name] of [['google', 'Google'], ['microsoft', 'Microsoft']]) {
+    $(`${provider}-origin`).textContent = `${name}'s callback goes to ${api.origin} (PUBLIC_API_URL): open this `
+      + `console at ${api.origin}${CONSOLE_PATH} for Connect to finish here.`;
+    $(`${provider}-origin`).hidden = false;
+  }
+}
+
+/** Start a provider's Connect: its consent page, then back to this page through the callback. */
+async function connect(provider) {
+  // credentials: 'include' so the browser keeps the binder cookie the callback asks for.
+  const {data} = await api('POST', `/integrations/${provider}/connect`, {credentials: 'include'});
+  sessionStorage.setItem(CONNECTING, provider);
+  location.assign(data.authUrl);
 }
 
 function wire() {
   $('refresh').addEventListener('click', () => run('Refreshing', async () => null));
-  $('google-connect').addEventListener('click', (event) => run('Connect', async () => {
-    // credentials: 'include' so the browser keeps the binder cookie the callback asks for.
-    const {data} = await api('POST', '/integrations/google/connect', {credentials: 'include'});
-    location.assign(data.authUrl);
-  }, event.currentTarget));
+  $('google-connect').addEventListener('click', (event) => run('Connect', () => connect('google'),
+    event.currentTarget));
   $('google-disconnect').addEventListener('click', (event) => run('Disconnect', async () => (
     await api('DELETE', '/integrations/google/disconnect')).message, event.currentTarget));
   $('google-two-way').addEventListener('change', (event) => run('Changing the sync mode', async () => {
     const syncMode = event.target.checked ? 'two-way' : 'one-way';
     const {data} = await api('PUT', '/integrations/google/settings', {body: {syncMode}});
     return `Sync mode: ${data.syncMode}.`;
+  }));
+  $('microsoft-connect').addEventListener('click', (event) => run('Connect', () => connect('microsoft'),
+    event.currentTarget));
+  $('microsoft-disconnect').addEventListener('click', (event) => run('Disconnect', async () => (
+    await api('DELETE', '/integrations/microsoft/disconnect')).message, event.currentTarget));
+  // Until two-way sync with Outlook is built the API refuses it (409 TWO_WAY_NOT_AVAILABLE): the error
+  // banner shows its message and the refresh puts the box back.
+  $('microsoft-two-way').addEventListener('change', (event) => run('Changing the Microsoft sync mode', async () => {
+    const syncMode = event.target.checked ? 'two-way' : 'one-way';
+    const {data} = await api('PUT', '/integrations/microsoft/settings', {body: {syncMode}});
+    return `Microsoft sync mode: ${data.syncMode}.`;
+  }));
+  $('microsoft-busy').addEventListener('change', (event) => run('Saving the busy calendars', async () => {
+    const others = busyCalendars.filter((item) => item.provider !== 'microsoft');
+    const chosen = event.target.checked ? [MICROSOFT_BUSY] : [];
+    const {data} = await api('PUT', '/integrations/availability/settings',
+      {body: {busyCalendars: [...others, ...chosen]}});
+    busyCalendars = data.busyCalendars;
+    return chosen.length ? "Microsoft 365's default calendar counts as busy." : 'Microsoft 365 does not count as busy.';
   }));
   $('zapier-generate').addEventListener('click', (event) => run('Generate API key', async () => {
     await api('POST', '/integrations/zapier/generate-key');
