@@ -277,24 +277,24 @@ let calendarsEdited = false;  // boxes changed and not saved: a refresh leaves t
 
 async function refreshCalendars(google) {
   if (calendarsEdited) return;
-  const list = $('calendar-list');
-  list.replaceChildren();
-  list.hidden = true;
-  $('calendars-save').hidden = true;
+  let calendars = [];
   if (!google.connected) {
     setText('calendars-state', 'Connect Google Calendar to choose calendars.');
-    return;
+  } else {
+    try {
+      calendars = (await api('GET', '/integrations/google/calendars')).data;
+      setText('calendars-state', 'Events on the checked calendars make you busy.');
+    } catch (error) {
+      // INSUFFICIENT_SCOPE: connected before the calendar list was asked for; Connect again adds it.
+      setText('calendars-state', `${error.code}: ${error.message}`);
+      $('google-connect').disabled = error.code !== 'INSUFFICIENT_SCOPE';
+    }
+    if (calendarsEdited) return;  // boxes changed while the list was being read
   }
-  let calendars;
-  try {
-    calendars = (await api('GET', '/integrations/google/calendars')).data;
-  } catch (error) {
-    // INSUFFICIENT_SCOPE: connected before the calendar list was asked for; Connect again adds it.
-    setText('calendars-state', `${error.code}: ${error.message}`);
-    $('google-connect').disabled = error.code !== 'INSUFFICIENT_SCOPE';
-    return;
-  }
-  setText('calendars-state', 'Events on the checked calendars make you busy.');
+  // Emptied only now, after the answer: two refreshes at once (a poll and a click) each write the
+  // whole list instead of both appending to one emptied before either answered.
+  const list = $('calendar-list');
+  list.replaceChildren();
   for (const calendar of calendars) {
     const item = document.createElement('li');
     const label = document.createElement('label');
