@@ -67,7 +67,7 @@ def status(served) -> dict:
 
 def sync_until(page: Page, served, row, text: str) -> None:
     """Run the queued jobs (outbox dispatch, the push to Google) until the row's Google cell says `text`."""
-    cell = row.locator(".sync")
+    cell = row.locator(".sync-google")
     for _ in range(20):
         run_jobs(served.app)
         page.click("#refresh")

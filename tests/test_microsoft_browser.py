@@ -1,8 +1,9 @@
 """Connecting Microsoft 365 in a real browser (Debian's Chromium through Playwright), from the integrations
 console as `make run` serves it: Connect → the Microsoft sandbox's consent page → Accept → the callback →
 back on the frontend with success; the console's Microsoft card and `/integrations/status` show the
-connection; two-way is refused with the API's message; disconnect. A declined consent and a grant
-Microsoft stopped accepting (reconnect) too. Screenshots go to test-artifacts/dev-console/."""
+connection; two-way is refused with the API's message; disconnect. A declined consent, a grant
+Microsoft stopped accepting (reconnect), and a test appointment reaching the sandbox's Outlook
+calendar too. Screenshots go to test-artifacts/dev-console/."""
 
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ from callnfy_integrations.auth import DEV_USER_ID
 from callnfy_integrations.microsoft.oauth import BINDER_COOKIE
 from tests.browser import chromium
 from tests.factories import auth_headers
-from tests.google_fixtures import fresh_sandbox, google_settings
+from tests.google_fixtures import fresh_sandbox, google_settings, run_jobs
 from tests.loopback import serve_wsgi
 from tests.microsoft_fixtures import microsoft_settings
 from tests.support import REPO_ROOT, make_config
@@ -150,3 +151,24 @@ def test_a_grant_microsoft_no_longer_accepts_asks_for_a_reconnect(browser_page, 
     expect(page.locator("#microsoft-state")).to_have_text("Connected")
     expect(page.locator("#microsoft-reauth")).to_be_hidden()
     assert status(served)["microsoftCalendar"]["connected"] is True
+
+
+def test_a_test_appointment_reaches_the_outlook_calendar(browser_page, served, ms_sandbox):
+    page = browser_page
+    connect(page, served)
+    expect(page.locator("#microsoft-state")).to_have_text("Connected")
+    page.fill("[name=scheduledAt]", "2030-06-03T10:00")
+    page.click("#appointment-create")
+    expect(page.locator("#notice")).to_have_text("Appointment created.")
+    outlook = page.locator("#appointment-list tbody tr").first.locator(".sync-microsoft")
+    for _ in range(20):  # the outbox dispatch, then the push to Outlook
+        run_jobs(served.app)
+        page.click("#refresh")
+        if outlook.inner_text().startswith("synced"):
+            break
+        page.wait_for_timeout(100)
+    expect(outlook).to_have_text("synced")
+    expect(page.locator("#appointment-list tbody tr").first.locator(".sync-google")).to_have_text("off")
+    [event] = ms_sandbox.events(EMAIL)
+    assert "Ann Example" in event["subject"]
+    page.screenshot(path=str(ARTIFACTS / "10-outlook-synced.png"), full_page=True)

@@ -213,10 +213,12 @@ function renderAppointments(appointments) {
     cell(row, when(appointment.scheduledAt), appointment.scheduledAt);
     cell(row, appointment.duration);
     cell(row, appointment.status);
-    const sync = appointment.googleSync || {state: 'off'};
-    const syncCell = cell(row, sync.state, sync.eventId ? `event ${sync.eventId}` : '');
-    syncCell.className = `sync sync-${sync.state}`;
-    if (sync.error) syncCell.append(` — ${sync.error}`);
+    for (const [sync, kind] of [[appointment.googleSync, 'google'], [appointment.microsoftSync, 'microsoft']]) {
+      const state = (sync || {state: 'off'}).state;
+      const syncCell = cell(row, state, sync && sync.eventId ? `event ${sync.eventId}` : '');
+      syncCell.className = `sync sync-${kind} sync-${state}`;
+      if (sync && sync.error) syncCell.append(` — ${sync.error}`);
+    }
     const actions = row.insertCell();
     if (appointment.status === 'scheduled') {
       const path = `/appointments/${appointment.id}`;
@@ -412,9 +414,10 @@ async function refresh() {
     await refreshCalendars(status.data.googleCalendar);
     await refreshSubscriptions(status.data.zapier);
     renderDeliveries((await api('GET', '/integrations/zapier/deliveries?page_size=10')).data);
-    // A push to Google is on its way: look again shortly, until none is pending.
+    // A push to Google or Outlook is on its way: look again shortly, until none is pending.
     clearTimeout(pollTimer);
-    if (appointments.data.some((a) => a.googleSync && a.googleSync.state === 'pending')) {
+    const pending = (sync) => sync && sync.state === 'pending';
+    if (appointments.data.some((a) => pending(a.googleSync) || pending(a.microsoftSync))) {
       pollTimer = setTimeout(refresh, 1500);
     }
   } catch (error) {
