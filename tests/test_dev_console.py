@@ -9,6 +9,8 @@ import pytest
 from callnfy_integrations import create_app
 from callnfy_integrations.auth import DEV_USER_ID
 from callnfy_integrations.config import DEV_JWT_SECRET_KEY, ConfigError, load_config
+from tests.google_fixtures import google_settings
+from tests.microsoft_fixtures import microsoft_settings
 from tests.support import make_config
 from tests.test_config import PRODUCTION_SECRETS
 
@@ -83,6 +85,14 @@ def test_console_page_carries_a_development_token_and_is_never_cached(console_ap
     assert 0 < claims["exp"] - claims["iat"] <= 12 * 3600
     assert config["publicApiUrl"] == "http://localhost:5000"
     assert config["sandboxUrl"] is None  # the app is not pointed at the Google sandbox
+    assert config["microsoftSandboxUrl"] is None  # nor at the Microsoft sandbox
+
+
+def test_console_names_the_sandboxes_the_app_talks_to(database_url, servers, sandbox, ms_sandbox, app):
+    app = create_app(make_config(database_url, servers["redis"], DEV_CONSOLE="1", **google_settings(sandbox),
+                                 **microsoft_settings(ms_sandbox)))
+    config = console_config(app.test_client().get("/dev/integrations").get_data(as_text=True))
+    assert (config["sandboxUrl"], config["microsoftSandboxUrl"]) == (sandbox.url, ms_sandbox.url)
 
 
 def test_console_token_works_on_the_public_api(console_app):
@@ -91,6 +101,7 @@ def test_console_token_works_on_the_public_api(console_app):
     response = client.get("/integrations/status", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json["data"]["googleCalendar"] == {"connected": False}
+    assert response.json["data"]["microsoftCalendar"] == {"connected": False}
 
 
 def test_console_assets_are_served(console_app):

@@ -1,6 +1,7 @@
 """`make run` (callnfy_integrations.dev.run) as a real process tree with the embedded PostgreSQL and Redis:
-whatever ends it — Ctrl-C, SIGTERM, a process that cannot start — nothing it started keeps running; and
-once it is up, the terminal stays quiet (RQ does not narrate the periodic jobs)."""
+whatever ends it — Ctrl-C, SIGTERM, a process that cannot start — nothing it started keeps running; once
+it is up, the terminal stays quiet (RQ does not narrate the periodic jobs); and a provider without
+credentials is its sandbox (Google's, Microsoft's)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from callnfy_integrations.dev import microsoft_sandbox
+from callnfy_integrations.dev import run as devrun
 from tests.support import REPO_ROOT, wait_for
 
-pytestmark = pytest.mark.processes
-
-# What the developer's shell might carry that would make devrun skip the embedded servers or the sandbox.
-_INHERITED = ("DATABASE_URL", "REDIS_URL", "GOOGLE_", "FRONTEND_URL", "PUBLIC_API_URL", "APP_ENV", "LOG_LEVEL",
-              "RQ_LOG_LEVEL", "PORT", "SANDBOX_PORT", "FLASK_", "INSTANCE_DIR", "DEV_CONSOLE")
+# What the developer's shell might carry that would make devrun skip the embedded servers or a sandbox.
+_INHERITED = ("DATABASE_URL", "REDIS_URL", "GOOGLE_", "MICROSOFT_", "FRONTEND_URL", "PUBLIC_API_URL", "APP_ENV",
+              "LOG_LEVEL", "RQ_LOG_LEVEL", "PORT", "SANDBOX_PORT", "FLASK_", "INSTANCE_DIR", "DEV_CONSOLE")
 
 
 def free_port() -> int:
@@ -36,12 +37,14 @@ def free_port() -> int:
 class DevRun:
     """`python -m callnfy_integrations.dev.run` in its own session, as a terminal would run `make run`."""
 
-    def __init__(self, instance: Path, *, sandbox_port: int | None = None):
+    def __init__(self, instance: Path, *, sandbox_port: int | None = None, microsoft_sandbox_port: int | None = None):
         self.instance = instance
         self.port = free_port()
+        self.microsoft_sandbox_port = microsoft_sandbox_port or free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED)}
         env.update(INSTANCE_DIR=str(instance), PORT=str(self.port), SANDBOX_PORT=str(sandbox_port or free_port()),
-                   WEB_CONCURRENCY="1", WEBHOOK_SWEEP_SECONDS="1", PYTHONUNBUFFERED="1")
+                   MICROSOFT_SANDBOX_PORT=str(self.microsoft_sandbox_port), WEB_CONCURRENCY="1",
+                   WEBHOOK_SWEEP_SECONDS="1", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen([sys.executable, "-m", "callnfy_integrations.dev.run"], cwd=REPO_ROOT,
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         start_new_session=True)
@@ -59,6 +62,9 @@ class DevRun:
     def wait_for_banner(self) -> None:
         wait_for(lambda: "Dev JWT" in self.output or self.process.poll() is not None, timeout=120)
         assert "Dev JWT" in self.output, self.output
+
+    def dev_jwt(self) -> str:
+        return next(line.split()[-1] for line in self.lines if line.strip().startswith("Dev JWT"))
 
     def lines_after_banner(self) -> list[str]:
         return self.lines[next(i for i, line in enumerate(self.lines) if "Dev JWT" in line) + 1:]
@@ -128,6 +134,7 @@ PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "s", "JWT_SECRET_KEY": "j",
               "PUBLIC_API_URL": "https://integrations.callnfy.test", "FRONTEND_URL": "https://app.callnfy.test"}
 
 
+@pytest.mark.processes
 @pytest.mark.parametrize("environ, bind", [
     ({"APP_ENV": "development"}, ["127.0.0.1:5123"]),  # make run
     ({"APP_ENV": "testing"}, ["127.0.0.1:5123"]),
@@ -137,6 +144,37 @@ PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "s", "JWT_SECRET_KEY": "j",
 ])
 def test_the_web_process_binds_loopback_unless_told_otherwise(environ, bind):
     assert gunicorn_bind(**environ) == bind
+
+
+@pytest.fixture
+def clean_environ(monkeypatch):
+    """os.environ without what the developer's shell might carry (devrun reads os.environ)."""
+    for name in [name for name in os.environ if name.startswith(_INHERITED)]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_without_microsoft_credentials_microsoft_is_the_sandbox(clean_environ):
+    clean_environ.setenv("MICROSOFT_SANDBOX_PORT", "5123")
+    env, sandboxes = devrun._environment()
+    sandbox = "http://127.0.0.1:5123"
+    assert sandboxes == {"sandbox": "http://127.0.0.1:5099", "microsoft-sandbox": sandbox}
+    assert {name: env[name] for name in env if name.startswith("MICROSOFT_")} == {
+        "MICROSOFT_CLIENT_ID": microsoft_sandbox.CLIENT_ID, "MICROSOFT_CLIENT_SECRET": microsoft_sandbox.CLIENT_SECRET,
+        "MICROSOFT_TENANT": "common", "MICROSOFT_AUTHORITY_URL": sandbox, "MICROSOFT_GRAPH_URL": f"{sandbox}/v1.0",
+        "MICROSOFT_SANDBOX_PORT": "5123"}
+
+
+def test_with_microsoft_credentials_microsoft_is_microsoft(clean_environ):
+    clean_environ.setenv("MICROSOFT_CLIENT_ID", "a-real-app")
+    clean_environ.setenv("MICROSOFT_CLIENT_SECRET", "its-secret")
+    clean_environ.setenv("MICROSOFT_TENANT", "organizations")
+    clean_environ.setenv("GOOGLE_CLIENT_ID", "a-real-google-client")
+    env, sandboxes = devrun._environment()
+    assert sandboxes == {}
+    assert {name: env[name] for name in env if name.startswith("MICROSOFT_")} == {
+        "MICROSOFT_CLIENT_ID": "a-real-app", "MICROSOFT_CLIENT_SECRET": "its-secret",
+        "MICROSOFT_TENANT": "organizations"}  # the real endpoints: config.py's defaults
 
 
 def embedded_postgres(instance: Path) -> list[str]:
@@ -156,6 +194,7 @@ def instance(tmp_path_factory):
         os.kill(int(survivor.split()[0]), signal.SIGKILL)
 
 
+@pytest.mark.processes
 def test_ctrl_c_stops_every_process_and_the_embedded_servers_and_the_run_is_quiet(instance):
     run = DevRun(instance)
     try:
@@ -163,6 +202,7 @@ def test_ctrl_c_stops_every_process_and_the_embedded_servers_and_the_run_is_quie
         assert embedded_postgres(instance), "the run did not start its own PostgreSQL"
         console = f"http://localhost:{run.port}/dev/integrations"
         assert f"Console    {console}" in run.output
+        assert f"Microsoft  sandbox at http://127.0.0.1:{run.microsoft_sandbox_port}" in run.output
         page = requests.get(f"http://127.0.0.1:{run.port}/dev/integrations", timeout=10)
         assert page.status_code == 200 and "console-config" in page.text
         # The console hands out JWTs: nothing of this run listens beyond this machine.
@@ -174,6 +214,14 @@ def test_ctrl_c_stops_every_process_and_the_embedded_servers_and_the_run_is_quie
         quiet_from = len(run.lines)
         time.sleep(4)  # four webhook sweeps (WEBHOOK_SWEEP_SECONDS=1) that find nothing
         assert run.lines[quiet_from:] == []
+        # Microsoft's Connect goes to the sandbox the run started, whose consent page answers.
+        connect = requests.post(f"http://127.0.0.1:{run.port}/integrations/microsoft/connect", timeout=10,
+                                headers={"Authorization": f"Bearer {run.dev_jwt()}"})
+        assert connect.status_code == 200, connect.text
+        authority = f"http://127.0.0.1:{run.microsoft_sandbox_port}/common/oauth2/v2.0"
+        assert connect.json()["data"]["authUrl"].startswith(f"{authority}/authorize?")
+        consent = requests.get(connect.json()["data"]["authUrl"], timeout=10)
+        assert consent.status_code == 200 and "Microsoft sandbox" in consent.text
         run.ctrl_c()
         returncode = run.finish()
     finally:
@@ -182,6 +230,7 @@ def test_ctrl_c_stops_every_process_and_the_embedded_servers_and_the_run_is_quie
     assert returncode == 130
 
 
+@pytest.mark.processes
 def test_sigterm_stops_every_process_and_the_embedded_servers(instance):
     run = DevRun(instance)
     try:
@@ -194,11 +243,13 @@ def test_sigterm_stops_every_process_and_the_embedded_servers(instance):
     assert returncode == 130
 
 
-def test_a_process_that_cannot_start_stops_everything(instance):
+@pytest.mark.processes
+@pytest.mark.parametrize("busy_port", ["sandbox_port", "microsoft_sandbox_port"])
+def test_a_process_that_cannot_start_stops_everything(instance, busy_port):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        run = DevRun(instance, sandbox_port=busy.getsockname()[1])  # the Google sandbox cannot listen
+        run = DevRun(instance, **{busy_port: busy.getsockname()[1]})  # that sandbox cannot listen
         try:
             returncode = run.finish(timeout=120)
         finally:
@@ -209,6 +260,7 @@ def test_a_process_that_cannot_start_stops_everything(instance):
     assert "Dev JWT" not in run.output  # no banner for a run that is not up
 
 
+@pytest.mark.processes
 def test_a_holder_that_died_does_not_keep_postgres_running(instance):
     """pgserver stops its server when the last holder lets go; a holder that died without letting go
     (SIGKILL, a closed terminal) used to stay listed, and from then on no run ever stopped PostgreSQL."""

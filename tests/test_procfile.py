@@ -1,6 +1,7 @@
-"""Fail fast, as the dyno manager sees it: each Procfile process, started by the Procfile's own
-command with a required secret missing, exits non-zero within seconds naming the variable (gunicorn's
-master would otherwise respawn workers that die at import, and the dyno would look up)."""
+"""The Procfiles: production's processes (and `Procfile.dev`, `make run`'s, the same plus the two
+sandboxes), and fail fast, as the dyno manager sees it: each Procfile process, started by the Procfile's
+own command with a required secret missing, exits non-zero within seconds naming the variable
+(gunicorn's master would otherwise respawn workers that die at import, and the dyno would look up)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,25 @@ import pytest
 from tests.support import REPO_ROOT
 
 
-def procfile() -> dict[str, str]:
-    lines = (REPO_ROOT / "Procfile").read_text().splitlines()
+def procfile(name: str = "Procfile") -> dict[str, str]:
+    lines = (REPO_ROOT / name).read_text().splitlines()
     return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
 def test_the_procfile_has_the_processes_the_readme_describes():
     assert set(procfile()) == {"web", "worker", "webhooks", "scheduler", "release"}
     assert "--queue webhooks" in procfile()["webhooks"] and "--queue webhooks" not in procfile()["worker"]
+
+
+def test_the_development_procfile_runs_production_processes_and_the_two_sandboxes():
+    """`make run` (dev/run.py) starts these by name, with the sandboxes' ports in the environment."""
+    production, development = procfile(), procfile("Procfile.dev")
+    running = set(production) - {"release"}  # make run migrates before it starts anything
+    assert set(development) == running | {"sandbox", "microsoft-sandbox"}
+    assert {name: development[name] for name in running} == {name: production[name] for name in running}
+    assert development["sandbox"] == "python -m callnfy_integrations.dev.google_sandbox --port ${SANDBOX_PORT:-5099}"
+    assert development["microsoft-sandbox"] == ("python -m callnfy_integrations.dev.microsoft_sandbox "
+                                                "--port ${MICROSOFT_SANDBOX_PORT:-5098}")
 
 
 SECRETS = {"SECRET_KEY": "s" * 64, "JWT_SECRET_KEY": "j" * 64,

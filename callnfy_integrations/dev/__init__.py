@@ -1,5 +1,6 @@
 """Development tools, apart from the service: `make run` (`run`), the embedded PostgreSQL and Redis
-(`embedded`), the Google emulator (`google_sandbox`) and the integrations console (`console`).
+(`embedded`), the Google and Microsoft emulators (`google_sandbox`, `microsoft_sandbox`) and the
+integrations console (`console`).
 
 Production never imports this package: `create_app` reaches into it only outside production (the
 embedded servers when no URLs are set) or with DEV_CONSOLE, which production refuses

@@ -1,4 +1,5 @@
-"""`make run`: embedded services when no URLs are set, migrate, then web + worker + scheduler via honcho.
+"""`make run`: embedded services when no URLs are set, migrate, then web + worker + scheduler via honcho,
+with the Google and Microsoft sandboxes standing in for providers that have no credentials.
 
 Every way out — Ctrl-C, SIGTERM or SIGHUP (a closed terminal), a process that fails to start, an error
 while starting — goes through one `finally` that stops honcho (and so every process it started) and
@@ -34,9 +35,9 @@ def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     try:
-        env, sandbox = _environment()
-        banner, host = _prepare_services(env, sandbox)
-        processes = ["web", "worker", "webhooks", "scheduler"] + (["sandbox"] if sandbox else [])
+        env, sandboxes = _environment()
+        banner, host = _prepare_services(env, sandboxes)
+        processes = ["web", "worker", "webhooks", "scheduler", *sandboxes]
         honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile.dev"),
                                    "-d", str(ROOT), "-p", env["PORT"], *processes], env=env, cwd=ROOT)
         if _wait_until_serving(f"http://{host}:{env['PORT']}/healthz", honcho):
@@ -57,33 +58,42 @@ def _interrupt(signum: int, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _environment() -> tuple[dict[str, str], str | None]:
-    """The processes' environment, and the Google sandbox's URL when it stands in for Google."""
+def _environment() -> tuple[dict[str, str], dict[str, str]]:
+    """The processes' environment, and the sandboxes standing in for a provider without credentials:
+    Procfile.dev entry -> the sandbox's URL."""
     env = dict(os.environ)
     env.setdefault("APP_ENV", "development")
     env.setdefault("SECRET_KEY", secrets.token_hex(32))  # one per dev run, shared by its processes
     env.setdefault("PORT", "5000")
     env.setdefault("WEB_CONCURRENCY", "2")
     base = f"http://localhost:{env['PORT']}"
-    env.setdefault("PUBLIC_API_URL", base)  # Google's callback and the webhook URL follow PORT
-    # Google's callback ends on FRONTEND_URL/settings/integrations: the console serves that path.
+    env.setdefault("PUBLIC_API_URL", base)  # the OAuth callbacks and the webhook URL follow PORT
+    # The OAuth callbacks end on FRONTEND_URL/settings/integrations: the console serves that path.
     env.setdefault("FRONTEND_URL", f"{base}/dev/integrations")
     # The Procfile's commands (gunicorn, flask) live next to this interpreter, in the virtualenv.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    sandbox = None
+    sandboxes = {}
     if not env.get("GOOGLE_CLIENT_ID"):
         # No Google credentials: the local Google sandbox stands in, so Connect works in a browser.
         from .google_sandbox import CLIENT_ID, CLIENT_SECRET
 
-        sandbox = f"http://127.0.0.1:{env.setdefault('SANDBOX_PORT', '5099')}"
+        sandbox = sandboxes["sandbox"] = f"http://127.0.0.1:{env.setdefault('SANDBOX_PORT', '5099')}"
         env.update(GOOGLE_CLIENT_ID=CLIENT_ID, GOOGLE_CLIENT_SECRET=CLIENT_SECRET,
                    GOOGLE_AUTHORIZE_URL=f"{sandbox}/o/oauth2/v2/auth", GOOGLE_TOKEN_URL=f"{sandbox}/token",
                    GOOGLE_USERINFO_URL=f"{sandbox}/v1/userinfo", GOOGLE_REVOKE_URL=f"{sandbox}/revoke",
                    GOOGLE_CALENDAR_API_URL=f"{sandbox}/calendar/v3/")
-    return env, sandbox
+    if not env.get("MICROSOFT_CLIENT_ID"):
+        # No Microsoft credentials: the local Microsoft sandbox stands in for Entra ID and Graph.
+        from .microsoft_sandbox import CLIENT_ID, CLIENT_SECRET
+
+        port = env.setdefault("MICROSOFT_SANDBOX_PORT", "5098")
+        sandbox = sandboxes["microsoft-sandbox"] = f"http://127.0.0.1:{port}"
+        env.update(MICROSOFT_CLIENT_ID=CLIENT_ID, MICROSOFT_CLIENT_SECRET=CLIENT_SECRET, MICROSOFT_TENANT="common",
+                   MICROSOFT_AUTHORITY_URL=sandbox, MICROSOFT_GRAPH_URL=f"{sandbox}/v1.0")
+    return env, sandboxes
 
 
-def _prepare_services(env: dict[str, str], sandbox: str | None) -> tuple[str, str]:
+def _prepare_services(env: dict[str, str], sandboxes: dict[str, str]) -> tuple[str, str]:
     """Start the embedded servers (when no URLs are set) and migrate; return the banner to print and
     an address the web process answers on."""
     from .. import create_app
@@ -121,10 +131,15 @@ def _prepare_services(env: dict[str, str], sandbox: str | None) -> tuple[str, st
   Console    {console}
   Dev JWT    {token}
   Try        curl -H "Authorization: Bearer {token}" {base}/integrations/status
-  Google     {"sandbox at " + sandbox if sandbox else "real Google (GOOGLE_CLIENT_ID is set)"}
+  Google     {_provider(sandboxes.get("sandbox"), "real Google (GOOGLE_CLIENT_ID is set)")}
+  Microsoft  {_provider(sandboxes.get("microsoft-sandbox"), "real Microsoft (MICROSOFT_CLIENT_ID is set)")}
 """
     answers_on = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # a wildcard includes loopback
     return banner, f"[{answers_on}]" if ":" in answers_on else answers_on
+
+
+def _provider(sandbox: str | None, otherwise: str) -> str:
+    return f"sandbox at {sandbox}" if sandbox else otherwise
 
 
 @contextmanager

@@ -2,9 +2,9 @@
 
 Registered only when `DEV_CONSOLE` is on (APP_ENV=development; config.py refuses it in production):
 otherwise the path is an unknown route, the 404 envelope. The page is rendered with a development JWT
-of the development user, the same user as the token `make run` prints. Google's callback lands on
-`FRONTEND_URL/settings/integrations`, so with FRONTEND_URL pointing here (`make run` does) the console
-serves that path too and a Connect round trip ends back on it.
+of the development user, the same user as the token `make run` prints. Google's and Microsoft's callbacks
+land on `FRONTEND_URL/settings/integrations`, so with FRONTEND_URL pointing here (`make run` does) the
+console serves that path too and a Connect round trip ends back on it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def console():
         token, token_error = None, str(exc)
     page = render_template("devconsole/console.html", console={
         "jwt": token, "tokenError": token_error, "userId": str(DEV_USER_ID),
-        "publicApiUrl": current_app.config["PUBLIC_API_URL"], "sandboxUrl": _sandbox_url()})
+        "publicApiUrl": current_app.config["PUBLIC_API_URL"], "sandboxUrl": _sandbox_url(),
+        "microsoftSandboxUrl": _microsoft_sandbox_url()})
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -51,3 +52,11 @@ def _sandbox_url() -> str | None:
     if config["GOOGLE_CLIENT_ID"] != CLIENT_ID:
         return None
     return config["GOOGLE_AUTHORIZE_URL"].rsplit("/o/oauth2/", 1)[0]
+
+
+def _microsoft_sandbox_url() -> str | None:
+    """The Microsoft sandbox's base URL when the app talks to it (the dev run without MICROSOFT_CLIENT_ID)."""
+    from ..microsoft_sandbox import CLIENT_ID
+
+    config = current_app.config
+    return config["MICROSOFT_AUTHORITY_URL"] if config["MICROSOFT_CLIENT_ID"] == CLIENT_ID else None

@@ -6,12 +6,17 @@
 const config = JSON.parse(document.getElementById('console-config').textContent);
 const $ = (id) => document.getElementById(id);
 const CONSOLE_PATH = '/dev/integrations';
+// Both providers' callbacks land on the same page with ?success=true or ?error=…; which Connect was
+// pressed is kept in this tab's sessionStorage (the `…_auth_failed` codes name their provider anyway).
+const PROVIDERS = {google: 'Google Calendar', microsoft: 'Microsoft 365'};
+const CONNECTING = 'callnfy-console-connecting';
 const LANDING_ERRORS = {
-  access_denied: 'Google Calendar was not connected: access was declined on the consent page.',
-  missing_scope: 'Google Calendar was not connected: calendar access was not granted.',
-  google_auth_failed: 'Google Calendar was not connected: the sign-in could not be completed '
+  access_denied: 'was not connected: access was declined on the consent page.',
+  missing_scope: 'was not connected: calendar access was not granted.',
+  auth_failed: 'was not connected: the sign-in could not be completed '
     + '(start Connect again from this page, in this browser).',
 };
+const MICROSOFT_BUSY = {provider: 'microsoft', calendarId: 'default'};  // the mailbox's default calendar
 
 let zapierKey = null;
 let pollTimer = null;
@@ -112,6 +117,29 @@ function renderGoogle(google) {
   if (!link.hidden) link.href = `${config.sandboxUrl}/sandbox/events/${encodeURIComponent(google.email)}`;
 }
 
+function renderMicrosoft(microsoft) {
+  const connected = microsoft.connected === true;
+  const reauth = microsoft.reauthorizationRequired === true;
+  setText('microsoft-state', connected ? 'Connected' : reauth ? 'Reconnect needed' : 'Not connected');
+  $('microsoft-reauth').hidden = !reauth;
+  setText('microsoft-email', microsoft.email);
+  $('microsoft-two-way').checked = microsoft.syncMode === 'two-way';
+  $('microsoft-two-way').disabled = !connected;
+  const directions = {'one-way': 'Callnfy → Outlook', 'two-way': 'Callnfy ⇄ Outlook'};
+  setText('microsoft-sync-mode', directions[microsoft.syncMode] || '');
+  const counted = busyCalendars.some((item) => item.provider === 'microsoft');
+  $('microsoft-busy').checked = counted;
+  $('microsoft-busy').disabled = !(connected || counted);  // a choice left from a connection can be undone
+  setText('microsoft-last-sync', when(microsoft.lastSyncAt));
+  setText('microsoft-sync-error', microsoft.syncError);
+  $('microsoft-connect').disabled = connected;
+  $('microsoft-connect').textContent = reauth ? 'Reconnect Microsoft 365' : 'Connect Microsoft 365';
+  $('microsoft-disconnect').disabled = !(connected || reauth);
+  const link = $('microsoft-sandbox-events');
+  link.hidden = !(config.microsoftSandboxUrl && microsoft.email);
+  if (!link.hidden) link.href = `${config.microsoftSandboxUrl}/sandbox/events/${encodeURIComponent(microsoft.email)}`;
+}
+
 function renderZapier(zapier) {
   zapierKey = zapier.connected ? zapier.apiKey : null;
   setText('zapier-state', zapier.connected ? 'API key active' : 'No API key');
@@ -185,10 +213,12 @@ function renderAppointments(appointments) {
     cell(row, when(appointment.scheduledAt), appointment.scheduledAt);
     cell(row, appointment.duration);
     cell(row, appointment.status);
-    const sync = appointment.googleSync || {state: 'off'};
-    const syncCell = cell(row, sync.state, sync.eventId ? `event ${sync.eventId}` : '');
-    syncCell.className = `sync sync-${sync.state}`;
-    if (sync.error) syncCell.append(` — ${sync.error}`);
+    for (const [sync, kind] of [[appointment.googleSync, 'google'], [appointment.microsoftSync, 'microsoft']]) {
+      const state = (sync || {state: 'off'}).state;
+      const syncCell = cell(row, state, sync && sync.eventId ? `event ${sync.eventId}` : '');
+      syncCell.className = `sync sync-${kind} sync-${state}`;
+      if (sync && sync.error) syncCell.append(` — ${sync.error}`);
+    }
     const actions = row.insertCell();
     if (appointment.status === 'scheduled') {
       const path = `/appointments/${appointment.id}`;
@@ -249,24 +279,24 @@ let calendarsEdited = false;  // boxes changed and not saved: a refresh leaves t
 
 async function refreshCalendars(google) {
   if (calendarsEdited) return;
-  const list = $('calendar-list');
-  list.replaceChildren();
-  list.hidden = true;
-  $('calendars-save').hidden = true;
+  let calendars = [];
   if (!google.connected) {
     setText('calendars-state', 'Connect Google Calendar to choose calendars.');
-    return;
+  } else {
+    try {
+      calendars = (await api('GET', '/integrations/google/calendars')).data;
+      setText('calendars-state', 'Events on the checked calendars make you busy.');
+    } catch (error) {
+      // INSUFFICIENT_SCOPE: connected before the calendar list was asked for; Connect again adds it.
+      setText('calendars-state', `${error.code}: ${error.message}`);
+      $('google-connect').disabled = error.code !== 'INSUFFICIENT_SCOPE';
+    }
+    if (calendarsEdited) return;  // boxes changed while the list was being read
   }
-  let calendars;
-  try {
-    calendars = (await api('GET', '/integrations/google/calendars')).data;
-  } catch (error) {
-    // INSUFFICIENT_SCOPE: connected before the calendar list was asked for; Connect again adds it.
-    setText('calendars-state', `${error.code}: ${error.message}`);
-    $('google-connect').disabled = error.code !== 'INSUFFICIENT_SCOPE';
-    return;
-  }
-  setText('calendars-state', 'Events on the checked calendars make you busy.');
+  // Emptied only now, after the answer: two refreshes at once (a poll and a click) each write the
+  // whole list instead of both appending to one emptied before either answered.
+  const list = $('calendar-list');
+  list.replaceChildren();
   for (const calendar of calendars) {
     const item = document.createElement('li');
     const label = document.createElement('label');
@@ -371,19 +401,23 @@ function wireAvailability() {
 
 async function refresh() {
   try {
-    const [status, appointments] = await Promise.all([
+    const [status, appointments, availability] = await Promise.all([
       api('GET', '/integrations/status'),
       api('GET', '/appointments?page_size=10'),
+      api('GET', '/integrations/availability/settings'),
     ]);
+    busyCalendars = availability.data.busyCalendars;  // only these: the form may hold unsaved edits
     renderGoogle(status.data.googleCalendar);
+    renderMicrosoft(status.data.microsoftCalendar);
     renderZapier(status.data.zapier);
     renderAppointments(appointments.data);
     await refreshCalendars(status.data.googleCalendar);
     await refreshSubscriptions(status.data.zapier);
     renderDeliveries((await api('GET', '/integrations/zapier/deliveries?page_size=10')).data);
-    // A push to Google is on its way: look again shortly, until none is pending.
+    // A push to Google or Outlook is on its way: look again shortly, until none is pending.
     clearTimeout(pollTimer);
-    if (appointments.data.some((a) => a.googleSync && a.googleSync.state === 'pending')) {
+    const pending = (sync) => sync && sync.state === 'pending';
+    if (appointments.data.some((a) => pending(a.googleSync) || pending(a.microsoftSync))) {
       pollTimer = setTimeout(refresh, 1500);
     }
   } catch (error) {
@@ -416,39 +450,70 @@ function defaultAppointmentTime() {
   return `${tomorrow.getFullYear()}-${pad(tomorrow.getMonth() + 1)}-${pad(tomorrow.getDate())}T10:00`;
 }
 
-/** Google's callback lands on FRONTEND_URL/settings/integrations?success=true|error=…: say how it went. */
+/** A callback lands on FRONTEND_URL/settings/integrations?success=true|error=…: say how it went. */
 function reportLanding() {
   const params = new URLSearchParams(location.search);
-  if (params.get('success') === 'true') showNotice('Google Calendar connected.');
-  if (params.has('error')) {
-    const code = params.get('error');
-    showError('Connecting Google Calendar', new Error(LANDING_ERRORS[code] || code));
+  const code = params.get('error');
+  const failed = /^(google|microsoft)_auth_failed$/.exec(code || '');
+  const provider = failed ? failed[1] : sessionStorage.getItem(CONNECTING);
+  const name = PROVIDERS[provider] || 'The calendar';
+  if (params.get('success') === 'true') showNotice(`${name} connected.`);
+  if (code) {
+    const reason = LANDING_ERRORS[failed ? 'auth_failed' : code];
+    showError(`Connecting ${PROVIDERS[provider] || 'a calendar'}`, new Error(reason ? `${name} ${reason}` : code));
   }
+  if (params.has('success') || code) sessionStorage.removeItem(CONNECTING);
   if (location.pathname !== CONSOLE_PATH || location.search) history.replaceState(null, '', CONSOLE_PATH);
 }
 
 function warnAboutOrigin() {
   const api = new URL(config.publicApiUrl);
   if (api.origin === location.origin) return;
-  // The binder cookie is set for this host; Google's callback goes to PUBLIC_API_URL's host.
-  $('google-origin').textContent = `Google's callback goes to ${api.origin} (PUBLIC_API_URL): open this console `
-    + `at ${api.origin}${CONSOLE_PATH} for Connect to finish here.`;
-  $('google-origin').hidden = false;
+  // The binder cookie is set for this host; each provider's callback goes to PUBLIC_API_URL's host.
+  for (const [provider, name] of [['google', 'Google'], ['microsoft', 'Microsoft']]) {
+    $(`${provider}-origin`).textContent = `${name}'s callback goes to ${api.origin} (PUBLIC_API_URL): open this `
+      + `console at ${api.origin}${CONSOLE_PATH} for Connect to finish here.`;
+    $(`${provider}-origin`).hidden = false;
+  }
+}
+
+/** Start a provider's Connect: its consent page, then back to this page through the callback. */
+async function connect(provider) {
+  // credentials: 'include' so the browser keeps the binder cookie the callback asks for.
+  const {data} = await api('POST', `/integrations/${provider}/connect`, {credentials: 'include'});
+  sessionStorage.setItem(CONNECTING, provider);
+  location.assign(data.authUrl);
 }
 
 function wire() {
   $('refresh').addEventListener('click', () => run('Refreshing', async () => null));
-  $('google-connect').addEventListener('click', (event) => run('Connect', async () => {
-    // credentials: 'include' so the browser keeps the binder cookie the callback asks for.
-    const {data} = await api('POST', '/integrations/google/connect', {credentials: 'include'});
-    location.assign(data.authUrl);
-  }, event.currentTarget));
+  $('google-connect').addEventListener('click', (event) => run('Connect', () => connect('google'),
+    event.currentTarget));
   $('google-disconnect').addEventListener('click', (event) => run('Disconnect', async () => (
     await api('DELETE', '/integrations/google/disconnect')).message, event.currentTarget));
   $('google-two-way').addEventListener('change', (event) => run('Changing the sync mode', async () => {
     const syncMode = event.target.checked ? 'two-way' : 'one-way';
     const {data} = await api('PUT', '/integrations/google/settings', {body: {syncMode}});
     return `Sync mode: ${data.syncMode}.`;
+  }));
+  $('microsoft-connect').addEventListener('click', (event) => run('Connect', () => connect('microsoft'),
+    event.currentTarget));
+  $('microsoft-disconnect').addEventListener('click', (event) => run('Disconnect', async () => (
+    await api('DELETE', '/integrations/microsoft/disconnect')).message, event.currentTarget));
+  // Until two-way sync with Outlook is built the API refuses it (409 TWO_WAY_NOT_AVAILABLE): the error
+  // banner shows its message and the refresh puts the box back.
+  $('microsoft-two-way').addEventListener('change', (event) => run('Changing the Microsoft sync mode', async () => {
+    const syncMode = event.target.checked ? 'two-way' : 'one-way';
+    const {data} = await api('PUT', '/integrations/microsoft/settings', {body: {syncMode}});
+    return `Microsoft sync mode: ${data.syncMode}.`;
+  }));
+  $('microsoft-busy').addEventListener('change', (event) => run('Saving the busy calendars', async () => {
+    const others = busyCalendars.filter((item) => item.provider !== 'microsoft');
+    const chosen = event.target.checked ? [MICROSOFT_BUSY] : [];
+    const {data} = await api('PUT', '/integrations/availability/settings',
+      {body: {busyCalendars: [...others, ...chosen]}});
+    busyCalendars = data.busyCalendars;
+    return chosen.length ? "Microsoft 365's default calendar counts as busy." : 'Microsoft 365 does not count as busy.';
   }));
   $('zapier-generate').addEventListener('click', (event) => run('Generate API key', async () => {
     await api('POST', '/integrations/zapier/generate-key');
