@@ -7,7 +7,8 @@ It follows Microsoft's documented behaviour where a client depends on it: PKCE S
 (AADSTS54005), a refresh token rotated on every refresh, the identity platform's error JSON with
 `error_codes`, Graph's error JSON, `transactionId` on create, 404 `ErrorItemNotFound`, delta pages and
 links with 410 `syncStateNotFound`, and the 4,230-minute subscription limit. State lives in memory, per
-process. The Microsoft provider of the service is not built yet; this sandbox comes first.
+process. The service's Microsoft provider is tested against it, and `make run` starts it when
+MICROSOFT_CLIENT_ID is unset.
 
 `store` owns the state, `mailbox` the events model, `times` time zones and recurrence; `oauth`,
 `graph`, `views` (calendarView, delta) and `subscriptions` are the Microsoft endpoints (`common`:
