@@ -105,8 +105,8 @@ def test_all_day_and_unreadable_times_have_no_start_or_end():
     all_day = normalize(graph_event(isAllDay=True, start={"dateTime": "2026-12-24T00:00:00.0000000", "timeZone": "UTC"},
                                     end={"dateTime": "2026-12-25T00:00:00.0000000", "timeZone": "UTC"}), OWNER)
     assert (all_day.start, all_day.end) == (None, None)
-    windows_zone = normalize(graph_event(start={"dateTime": "2026-12-10T15:00:00", "timeZone": "Pacific Standard Time"}),
-                             OWNER)
+    pacific = {"dateTime": "2026-12-10T15:00:00", "timeZone": "Pacific Standard Time"}
+    windows_zone = normalize(graph_event(start=pacific), OWNER)
     assert (windows_zone.start, windows_zone.end) == (None, None)  # never half a time
     assert normalize(graph_event(end={"dateTime": "not a time", "timeZone": "UTC"}), OWNER).start is None
     assert normalize(graph_event(start=None), OWNER).start is None
