@@ -391,7 +391,10 @@ def test_one_way_clears_the_subscription_at_once_and_deletes_it_at_graph(owner, 
 
 def test_disconnect_deletes_the_subscription_at_graph(owner, ms_sandbox):
     owner.enable_two_way()
+    ciphertext = owner.integration().access_token_encrypted.hex()
     assert owner.client.delete("/integrations/microsoft/disconnect", headers=owner.headers).status_code == 200
     assert owner.integration() is None
+    [job] = get_queue(CALENDAR).jobs
+    assert job.args[-1] == ciphertext and ciphertext not in job.description  # RQ logs the description
     run_jobs(owner.app)  # with the ciphertext of the last access token: the connection's tokens are gone
     assert owner.subscriptions() == [] and ms_sandbox.calls("subscriptions.delete") == 1

@@ -109,14 +109,16 @@ def stop(integration: Integration, *, disconnecting: bool = False) -> None:
         after_commit(enqueue_stop, (integration.id, subscription_id, integration.user_id, access and access.hex()))
 
 
-def enqueue_stop(items: list[tuple[uuid.UUID, str, uuid.UUID, str | None]]) -> None:
+def enqueue_stop(items: list[tuple[uuid.UUID, str, uuid.UUID | None, str | None]]) -> None:
     from rq import Retry
 
     for integration_id, subscription_id, user_id, access_hex in items:
         try:
-            enqueue(STOP_JOB, str(integration_id), subscription_id, str(user_id), access_hex, queue=CALENDAR,
-                    result_ttl=0, failure_ttl=7 * 86400, retry=Retry(max=len(STOP_RETRY_INTERVALS),
-                                                                      interval=STOP_RETRY_INTERVALS))
+            # RQ logs a job's description, by default its arguments: not the token's ciphertext.
+            enqueue(STOP_JOB, str(integration_id), subscription_id, user_id and str(user_id), access_hex,
+                    queue=CALENDAR, result_ttl=0, failure_ttl=7 * 86400,
+                    description=f"{STOP_JOB}({str(integration_id)!r}, {subscription_id!r})",
+                    retry=Retry(max=len(STOP_RETRY_INTERVALS), interval=STOP_RETRY_INTERVALS))
         except Exception:  # it expires by itself; its notifications are answered 404 meanwhile
             log.warning("could not enqueue deleting a Microsoft subscription", exc_info=True)
 
