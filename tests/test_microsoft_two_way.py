@@ -354,6 +354,39 @@ def test_an_expired_delta_link_takes_a_fresh_round_and_stores_its_delta_link(own
     assert two_way_runs.sync_changes(str(integration.id)) == "applied 0"  # and the new link works
 
 
+def test_the_delta_walk_hands_over_every_change_page_by_page_and_ends_with_a_delta_link(owner, ms_sandbox):
+    """The sync's page walk on its own (what the engine's apply step is handed): pages of at most
+    MICROSOFT_DELTA_PAGE_SIZE (3) events, changes and removals, then a new deltaLink."""
+    from callnfy_integrations.microsoft.events import normalize
+
+    day = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0) + timedelta(days=2)
+    before = owner.outlook("Before the baseline", day - timedelta(hours=2))
+    integration = owner.enable_two_way()
+    ms_sandbox.settings(notify=False)  # no sync job of its own meanwhile
+    created = [owner.outlook(f"After the baseline {n}", day + timedelta(hours=n)) for n in range(4)]
+    ms_sandbox.control("delete", f"/user/{OWNER}/events/{before['id']}").raise_for_status()
+    pages: list[list[dict]] = []
+    link = two_way.walk_delta(integration.id, "default", link=integration.sync_token, on_page=pages.append)
+    assert [len(page) for page in pages] == [3, 2]
+    seen = {item["id"]: normalize(item, OWNER) for page in pages for item in page}
+    assert set(seen) == {event["id"] for event in [before, *created]}
+    assert seen[before["id"]].cancelled  # removed: deleted in Outlook
+    assert seen[created[1]["id"]].summary == "After the baseline 1" and seen[created[1]["id"]].start == (
+        day + timedelta(hours=1)) and not seen[created[1]["id"]].cancelled
+    assert link != integration.sync_token and "$deltatoken=" in link
+    assert two_way.walk_delta(integration.id, "default", link=link, on_page=pages.append) and len(pages) == 2
+
+
+def test_a_401_refreshes_once_and_a_withdrawn_consent_marks_the_connection(owner, ms_sandbox):
+    integration = owner.enable_two_way()
+    ms_sandbox.control("post", "/fail", json={"endpoint": "calendarView.delta", "responses": [401]})
+    assert two_way_runs.sync_changes(str(integration.id)) == "applied 0"  # refreshed, asked again
+    ms_sandbox.control("post", f"/revoke/{OWNER}").raise_for_status()
+    assert two_way_runs.sync_changes(str(integration.id)) == "reauthorization required"
+    assert owner.status() == {"connected": False, "reauthorizationRequired": True, "email": OWNER}
+    assert owner.notify("calendar", [change(owner.subscriptions()[0])]).status_code == 404  # not a live connection
+
+
 def test_graph_unavailable_during_a_sync_keeps_the_delta_link_and_retries(owner, ms_sandbox):
     integration = owner.enable_two_way()
     ms_sandbox.control("post", "/fail", json={"endpoint": "calendarView.delta", "responses": [503]})
