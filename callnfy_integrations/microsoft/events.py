@@ -2,9 +2,10 @@
 
 A deleted, cancelled or moved-out-of-the-window event comes as `{"id", "@removed": {...}}`: cancelled.
 Times are read in the zone Graph names (the delta is asked for UTC); an all-day or unreadable event
-has no start or end. Callnfy's tag: the `transactionId` our push gives an event it creates
-(`callnfy-<appointment uuid hex>-…`), which Graph keeps and returns with the event; occurrences of a
-series have none.
+has no start or end. Callnfy's tag: the extended property our push writes (`event_body`), when the
+event was read with `$expand` (the delta cannot), else the `transactionId` our push gives an event it
+creates (`callnfy-<appointment uuid hex>[-v<n>]`), which Graph keeps and returns with the event;
+occurrences of a series have neither.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..calendar_sync.remote import ACCEPTED, DECLINED, NEEDS_ACTION, ORGANIZER, TENTATIVE, Attendee, RemoteEvent
+from . import event_body
 
 RECURRING_TYPES = ("seriesMaster", "occurrence", "exception")
 UTC_NAMES = ("UTC", "Coordinated Universal Time", "tzone://Microsoft/Utc", "Etc/UTC")
@@ -63,6 +65,9 @@ def owner_response(item: dict[str, Any]) -> str | None:
 
 
 def tagged_appointment_id(item: dict[str, Any]) -> uuid.UUID | None:
+    tagged = event_body.tagged_appointment_id(item)
+    if tagged is not None:
+        return tagged
     match = TAG.fullmatch(str(item.get("transactionId") or ""))
     return uuid.UUID(hex=match.group(1)) if match else None
 

@@ -5,6 +5,7 @@ Graph's own answer (status and error code) may be quoted; our internals never ar
 
 from __future__ import annotations
 
+from ..calendar_sync.remote import Skipped
 from . import graph_api, oauth
 
 UNAVAILABLE = "MICROSOFT_UNAVAILABLE"
@@ -12,6 +13,7 @@ RATE_LIMITED = "MICROSOFT_RATE_LIMITED"
 REJECTED = "MICROSOFT_REJECTED"
 SYNC_STOPPED = "SYNC_STOPPED"
 SYNC_FAILED = "SYNC_FAILED"
+EVENT_SKIPPED = "EVENT_SKIPPED"
 EVENT_NOT_APPLIED = "EVENT_NOT_APPLIED"
 IN_THE_LOGS = "the details are in the service's logs"
 
@@ -40,4 +42,7 @@ def gave_up(error: Exception, attempts: int) -> str:
 
 
 def unapplied_event(event_id: object, error: Exception) -> str:
+    """One Outlook event two-way sync skipped: our own reason when it is bad data, else only that it failed."""
+    if isinstance(error, Skipped):
+        return f"{EVENT_SKIPPED}: {error}"
     return f"{EVENT_NOT_APPLIED}: Outlook event {str(event_id)[:100]} could not be applied; {IN_THE_LOGS}"

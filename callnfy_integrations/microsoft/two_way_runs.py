@@ -23,12 +23,14 @@ from redis.exceptions import RedisError
 from ..availability import refresh
 from ..availability import service as availability
 from ..availability.busy import Source
+from ..calendar_sync import apply as engine_apply
+from ..calendar_sync.push_runs import push_lease
+from ..calendar_sync.remote import RemoteEvent, Skipped
 from ..crypto import secret_box
 from ..extensions import db
 from ..google import safety_sync
-from ..google.push_runs import push_lease
 from ..google.sync import backoff_seconds
-from ..integrations.models import CONNECTED, Integration
+from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, Integration
 from ..locking import Lease
 from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
@@ -308,19 +310,17 @@ def _apply_page(iid: uuid.UUID, items: list[dict[str, Any]], pages: Pages) -> No
             continue
         pages.seen += 1
         _apply_event(iid, integration, event, pages)
-        pages.foreign += not busy.is_mirror(item)
+        # Not our own copy of an appointment (the delta cannot $expand our tag; transactionId tells).
+        pages.foreign += event.tagged_appointment_id is None
     db.session.commit()
 
 
-def _apply_event(iid: uuid.UUID, integration: Integration, event, pages: Pages) -> None:
+def _apply_event(iid: uuid.UUID, integration: Integration, event: RemoteEvent, pages: Pages) -> None:
     """One event, in its own savepoint. A linked event is applied under its appointment's push lock and
     committed before the lock goes, so a push then reads what was applied. Bad data is recorded and
     skipped, never blocks the rest."""
-    from ..calendar_sync import apply as engine_apply  # the engine's apply step (the lead's)
-
     linked = engine_apply.linked_appointment_id(integration, event)
-    # TODO(calendar_sync): the provider-neutral push lock of `calendar_sync` once it exists; Google's for now.
-    lease = push_lease(linked) if linked is not None else None
+    lease = push_lease(linked, MICROSOFT_CALENDAR) if linked is not None else None
     if lease is not None and not lease.acquire():
         raise AppointmentBusy(str(linked))
     try:
@@ -330,7 +330,7 @@ def _apply_event(iid: uuid.UUID, integration: Integration, event, pages: Pages) 
             db.session.commit()
         pages.count(outcome)
     except Exception as exc:
-        log.warning("an Outlook event could not be applied", exc_info=True,
+        log.warning("an Outlook event could not be applied", exc_info=not isinstance(exc, Skipped),
                     extra={"integration_id": str(iid), "event_id": event.id[:100], "error": type(exc).__name__})
         pages.errors.append(sync_errors.unapplied_event(event.id, exc))
     finally:
