@@ -4,9 +4,9 @@ notifications, the delta baseline and its expiry, and deleting the subscription 
 disconnect.
 
 The app is served over HTTP on loopback (PUBLIC_API_URL points at it), so the sandbox's validation
-requests and notifications reach this app's `/webhooks/microsoft/*`. Applying Outlook's changes to
-appointments is the engine's (`calendar_sync.apply`, not on this branch yet): these tests keep the
-calendar unchanged after the baseline, so no sync here has an event to apply.
+requests and notifications reach this app's `/webhooks/microsoft/*`. Applying Outlook's changes is the
+engine's (`calendar_sync.apply`, tested with Google's events in its own tests); here, that Outlook's
+changes reach it and come out as the engine's rules say.
 """
 
 from __future__ import annotations
@@ -72,12 +72,32 @@ class Owner(MicrosoftUser):
             "id", "channel_id", "channel_token_hash", "channel_expires_at", "sync_token", "two_way_since",
             "last_sync_at")})
 
-    def outlook(self, subject: str, start: datetime) -> dict:
+    def outlook(self, subject: str, start: datetime, **extra) -> dict:
         body = {"subject": subject, "start": {"dateTime": f"{start:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
-                "end": {"dateTime": f"{start + timedelta(minutes=45):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}}
+                "end": {"dateTime": f"{start + timedelta(minutes=45):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+                **extra}
         response = self.sandbox.control("post", f"/user/{OWNER}/events", json=body)
         assert response.status_code == 201, response.text
         return response.json()
+
+    def settle(self) -> None:
+        """Run the workers until every notification the sandbox sent (50 ms after each change) has been
+        answered and no sync is pending or queued."""
+        seen = -1
+        for _ in range(30):
+            time.sleep(0.2)
+            count = len(self.sandbox.deliveries())
+            pending = redis_connection().exists(two_way.pending_key(self.integration().id))
+            if count == seen and not pending and not get_queue(CALENDAR).count:
+                return
+            seen = count
+            run_jobs(self.app)
+        raise AssertionError("syncs kept coming")
+
+    def appointments(self) -> list[Appointment]:
+        db.session.expire_all()
+        return db.session.scalars(select(Appointment).where(Appointment.user_id == self.user_id)
+                                  .order_by(Appointment.created_at)).all()
 
     def subscriptions(self) -> list[dict]:
         return self.sandbox.control("get", "/subscriptions").json()
@@ -405,6 +425,52 @@ def test_the_safety_sync_requests_a_sync_of_every_two_way_calendar_once_per_inte
     assert safety_sync(now + 1) == 0  # its moment has passed; the next is an interval later
     interval = owner.app.config["MICROSOFT_SAFETY_SYNC_SECONDS"]
     assert safety_sync(now + interval + 1) == 1
+
+
+# -- Outlook's changes through the engine --------------------------------------------------------------
+
+def test_an_outlook_event_becomes_an_appointment_a_move_reschedules_it_and_a_delete_cancels_it(owner, ms_sandbox):
+    owner.enable_two_way()
+    start = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0) + timedelta(days=4)
+    jane = {"type": "required", "emailAddress": {"name": "Jane Smith", "address": "jane@example.com"}}
+    event = owner.outlook("Consultation", start, attendees=[jane])
+    owner.outlook("Lunch", start + timedelta(hours=2), showAs="free")  # free time: not an appointment
+    owner.settle()
+
+    [appointment] = owner.appointments()
+    assert appointment.source == "microsoft" and appointment.status == "scheduled"
+    assert (appointment.scheduled_at, appointment.duration) == (start, 45)
+    assert (appointment.customer.name, appointment.customer.email) == ("Jane Smith", "jane@example.com")
+    assert ms_sandbox.calls("events.create") == ms_sandbox.calls("events.update") == 0  # never pushed back
+
+    moved = start + timedelta(hours=1)
+    ms_sandbox.control("patch", f"/user/{OWNER}/events/{event['id']}", json={
+        "start": {"dateTime": f"{moved:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+        "end": {"dateTime": f"{moved + timedelta(minutes=30):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}}
+    ).raise_for_status()
+    owner.settle()
+    [appointment] = owner.appointments()
+    assert (appointment.scheduled_at, appointment.duration, appointment.status) == (moved, 30, "scheduled")
+
+    ms_sandbox.control("delete", f"/user/{OWNER}/events/{event['id']}").raise_for_status()
+    owner.settle()
+    [appointment] = owner.appointments()
+    assert appointment.status == "cancelled"
+    assert ms_sandbox.calls("events.update") == ms_sandbox.calls("events.delete") == 0
+    assert owner.integration().sync_error is None
+
+
+def test_our_own_pushes_coming_back_as_notifications_change_nothing(owner, ms_sandbox):
+    owner.enable_two_way()
+    booked = owner.create(scheduledAt=(datetime.now(UTC) + timedelta(days=5)).strftime("%Y-%m-%dT10:00:00.000Z"))
+    owner.settle()  # pushed to Outlook; its notification comes back and is synced
+    [event] = ms_sandbox.events()
+    assert event["transactionId"].startswith("callnfy-")
+    [appointment] = owner.appointments()
+    assert appointment.version == 1 and appointment.status == "scheduled" and appointment.source == "callnfy"
+    assert ms_sandbox.calls("events.create") == 1 and ms_sandbox.calls("events.update") == 0
+    assert owner.appointment(booked["id"])["microsoftSync"]["state"] == "synced"
+    assert ms_sandbox.calls("calendarView.delta") >= 2  # the notification did bring a sync
 
 
 # -- switching off -----------------------------------------------------------------------------------
