@@ -116,13 +116,14 @@ def _register_blueprints(api) -> None:
     from .integrations.views import blp as integrations_blp
     from .microsoft import busy as microsoft_busy  # noqa: F401  (registers the busy provider)
     from .microsoft import sync as microsoft_sync  # noqa: F401  (registers the Outlook push adapter)
+    from .microsoft.notifications import blp as microsoft_notifications_blp
     from .microsoft.views import blp as microsoft_blp
     from .zapier import delivery  # noqa: F401  (registers the outbox handler that creates deliveries)
     from .zapier.v1.views import blp as zapier_v1_blp
     from .zapier.views import hooks_blp, keys_blp
 
     for blueprint in (health_blp, integrations_blp, google_blp, microsoft_blp, appointments_blp, calls_blp, keys_blp,
-                      hooks_blp, google_push_blp, availability_blp, zapier_v1_blp):
+                      hooks_blp, google_push_blp, microsoft_notifications_blp, availability_blp, zapier_v1_blp):
         api.register_blueprint(blueprint)
     from .zapier.schemas import document_hook_urls
 

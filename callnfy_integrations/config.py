@@ -139,6 +139,17 @@ def _positive(get: Callable[..., str], name: str, default: str, kind: type = flo
     return value
 
 
+MICROSOFT_SUBSCRIPTION_MAX_MINUTES = 4230  # Graph's limit for subscriptions to Outlook events
+
+
+def _subscription_minutes(get: Callable[..., str]) -> int:
+    minutes = _positive(get, "MICROSOFT_SUBSCRIPTION_MINUTES", "4200", int)
+    if minutes >= MICROSOFT_SUBSCRIPTION_MAX_MINUTES:
+        raise ConfigError(f"MICROSOFT_SUBSCRIPTION_MINUTES: must be below {MICROSOFT_SUBSCRIPTION_MAX_MINUTES} "
+                          f"(Graph's limit for Outlook event subscriptions; got {minutes})")
+    return minutes
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config from an environment mapping; raise ConfigError when it cannot run."""
     env = dict(os.environ if environ is None else environ)
@@ -230,6 +241,18 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MICROSOFT_CLIENT_SECRET": get("MICROSOFT_CLIENT_SECRET"),
         "MICROSOFT_TENANT": get("MICROSOFT_TENANT", "common"),
         **{name: get(name, default).rstrip("/") for name, default in MICROSOFT_ENDPOINTS.items()},
+        # Microsoft two-way sync: a subscription lives this long (Graph allows at most 4,230 minutes for
+        # Outlook events; a little less leaves room for clocks that disagree) and is renewed (PATCH) by a
+        # sweep this often once within a day of its end; a safety sync of every two-way calendar this often.
+        "MICROSOFT_SUBSCRIPTION_MINUTES": _subscription_minutes(get),
+        "MICROSOFT_SUBSCRIPTION_SWEEP_SECONDS": _positive(get, "MICROSOFT_SUBSCRIPTION_SWEEP_SECONDS", "3600", int),
+        "MICROSOFT_SAFETY_SYNC_SECONDS": _positive(get, "MICROSOFT_SAFETY_SYNC_SECONDS", "10800", int),
+        # The delta follows a calendar view: from a day before the baseline to this many days after it.
+        "MICROSOFT_DELTA_WINDOW_DAYS": _positive(get, "MICROSOFT_DELTA_WINDOW_DAYS", "365", int),
+        "MICROSOFT_DELTA_PAGE_SIZE": _positive(get, "MICROSOFT_DELTA_PAGE_SIZE", "50", int),
+        "MICROSOFT_IMPORT_MAX_PER_SYNC": _positive(get, "MICROSOFT_IMPORT_MAX_PER_SYNC", "100", int),
+        "MICROSOFT_SYNC_DEBOUNCE_SECONDS": float(get("MICROSOFT_SYNC_DEBOUNCE_SECONDS", "1")),
+        "MICROSOFT_NOTIFICATION_RATE_LIMIT": _rate(get, "MICROSOFT_NOTIFICATION_RATE_LIMIT", "6000 per minute"),
         # Calendar sync: Google's per-user quota is 600 requests/minute; stay well under it.
         "GOOGLE_USER_RATE_LIMIT": get("GOOGLE_USER_RATE_LIMIT", "5 per second"),
         "GOOGLE_RETRY_BASE_SECONDS": float(get("GOOGLE_RETRY_BASE_SECONDS", "2")),  # backoff: base × 2^n, ±20 %

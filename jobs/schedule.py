@@ -9,10 +9,13 @@ from flask import Flask
 from rq.cron import CronScheduler
 
 from callnfy_integrations.google.safety_sync import tick_seconds as safety_sync_tick_seconds
+from callnfy_integrations.microsoft.two_way_runs import safety_tick_seconds as microsoft_safety_tick_seconds
 from callnfy_integrations.queues import CALENDAR, DEFAULT, WEBHOOKS, redis_connection
 from jobs.events import sweep_outbox
 from jobs.google import safety_sync, sweep_google_sync, sweep_two_way
 from jobs.maintenance import prune_retention, record_heartbeat
+from jobs.microsoft import safety_sync as microsoft_safety_sync
+from jobs.microsoft import sweep_subscriptions
 from jobs.webhooks import sweep_webhooks
 
 
@@ -27,6 +30,10 @@ def register_periodic_jobs(scheduler: CronScheduler, config: Mapping[str, Any]) 
                        result_ttl=0)
     scheduler.register(safety_sync, queue_name=CALENDAR, interval=safety_sync_tick_seconds(config), result_ttl=0)
     scheduler.register(sweep_google_sync, queue_name=CALENDAR, interval=config["GOOGLE_SYNC_SWEEP_SECONDS"],
+                       result_ttl=0)
+    scheduler.register(sweep_subscriptions, queue_name=CALENDAR,
+                       interval=config["MICROSOFT_SUBSCRIPTION_SWEEP_SECONDS"], result_ttl=0)
+    scheduler.register(microsoft_safety_sync, queue_name=CALENDAR, interval=microsoft_safety_tick_seconds(config),
                        result_ttl=0)
 
 

@@ -60,6 +60,7 @@ def explore(test):
 SEEN: dict[tuple[str, str], set[str]] = defaultdict(set)
 RATE_LIMIT_TEST = "tests/test_zapier_hooks.py::test_failed_key_checks_are_rate_limited_per_address_and_account"
 ZAPIER_ACTIONS = "tests/test_zapier_actions.py::"
+MICROSOFT_TWO_WAY = "tests/test_microsoft_two_way.py::"
 ZAPIER_RATE_LIMIT_TEST = ZAPIER_ACTIONS + "test_failed_key_checks_are_rate_limited_per_address_and_key"
 ELSEWHERE = {
     ("GET", "/readyz", "503"): "tests/test_health.py::test_readyz_is_503_naming_what_is_down",
@@ -104,9 +105,19 @@ ELSEWHERE = {
         "tests/test_microsoft_connect.py::test_connect_when_connected_is_409_and_after_lapse_is_allowed",
     ("DELETE", "/integrations/microsoft/disconnect", "200"):
         "tests/test_microsoft_connect.py::test_disconnect_forgets_the_connection_and_a_second_is_404",
-    **{("PUT", "/integrations/microsoft/settings", status):
-       "tests/test_microsoft_connect.py::test_settings_accept_one_way_and_explain_that_two_way_is_not_built"
-       for status in ("200", "409")},
+    ("PUT", "/integrations/microsoft/settings", "200"):
+        "tests/test_microsoft_connect.py::test_settings_accept_one_way_and_two_way_and_refuse_anything_else",
+    **{("POST", f"/webhooks/microsoft/{path}", status): MICROSOFT_TWO_WAY + test
+       for path in ("calendar", "lifecycle")
+       for status, test in (
+           ("200", "test_the_validation_handshake_answers_the_decoded_token_as_plain_text_without_the_database"),
+           ("400", "test_what_is_not_a_notification_batch_is_400_never_500"),
+           ("404", "test_a_forged_client_state_or_unknown_subscription_is_404_and_nothing_is_enqueued"),
+           ("429", "test_notifications_are_rate_limited_per_client_address"))},
+    ("POST", "/webhooks/microsoft/calendar", "202"):
+        MICROSOFT_TWO_WAY + "test_a_valid_batch_is_answered_202_at_once_and_requests_one_sync",
+    ("POST", "/webhooks/microsoft/lifecycle", "202"):
+        MICROSOFT_TWO_WAY + "test_reauthorization_required_renews_the_subscription_with_a_patch",
     ("POST", "/webhooks/google/calendar", "429"):
         "tests/test_google_two_way.py::test_notifications_are_rate_limited_per_client_address",
     **{(method, path, "429"): ZAPIER_RATE_LIMIT_TEST

@@ -1,7 +1,7 @@
 """Connecting Microsoft 365 in a real browser (Debian's Chromium through Playwright), from the integrations
 console as `make run` serves it: Connect → the Microsoft sandbox's consent page → Accept → the callback →
 back on the frontend with success; the console's Microsoft card and `/integrations/status` show the
-connection; two-way is refused with the API's message; disconnect. A declined consent, a grant
+connection; two-way is switched on and off again; disconnect. A declined consent, a grant
 Microsoft stopped accepting (reconnect), and a test appointment reaching the sandbox's Outlook
 calendar too. Screenshots go to test-artifacts/dev-console/."""
 
@@ -102,11 +102,11 @@ def test_connect_microsoft_through_the_sandbox_consent_page_and_disconnect(brows
     assert [c for c in page.context.cookies() if c["name"] == BINDER_COOKIE] == []  # spent by the callback
     card.screenshot(path=str(ARTIFACTS / "9-microsoft-connected.png"))
 
-    # Two-way is not built yet: the API's 409 is shown and the box goes back to one-way.
     page.check("#microsoft-two-way")
-    expect(page.locator("#error")).to_contain_text("TWO_WAY_NOT_AVAILABLE")
-    expect(page.locator("#error")).to_contain_text("Two-way sync with Microsoft 365 is not available yet")
-    expect(page.locator("#microsoft-two-way")).not_to_be_checked()
+    expect(page.locator("#notice")).to_have_text("Microsoft sync mode: two-way.")
+    assert status(served)["microsoftCalendar"]["syncMode"] == "two-way"
+    page.uncheck("#microsoft-two-way")
+    expect(page.locator("#notice")).to_have_text("Microsoft sync mode: one-way.")
     assert status(served)["microsoftCalendar"]["syncMode"] == "one-way"
 
     page.uncheck("#microsoft-busy")

@@ -150,18 +150,19 @@ def test_disconnect_forgets_the_connection_and_a_second_is_404(muser):
     assert again.status_code == 404 and again.json["error"]["message"] == "Microsoft Calendar not connected"
 
 
-@pytest.mark.shows_status(*[("PUT", "/integrations/microsoft/settings", status) for status in ("200", "409")])
-def test_settings_accept_one_way_and_explain_that_two_way_is_not_built(muser):
+@pytest.mark.shows_status(("PUT", "/integrations/microsoft/settings", "200"))
+def test_settings_accept_one_way_and_two_way_and_refuse_anything_else(muser):
     put = lambda mode: muser.client.put("/integrations/microsoft/settings", json={"syncMode": mode},  # noqa: E731
                                         headers=muser.headers)
     assert put("one-way").status_code == 404  # not connected
     assert muser.connect() == {"success": "true"}
     assert put("one-way").json == {"success": True, "data": {"syncMode": "one-way"}}
-    two_way = put("two-way")
-    assert two_way.status_code == 409 and two_way.json["error"]["code"] == "TWO_WAY_NOT_AVAILABLE"
+    assert put("two-way").json == {"success": True, "data": {"syncMode": "two-way"}}  # a start is queued
+    assert muser.status()["syncMode"] == "two-way"
     bad = put("sometimes")
     assert bad.status_code == 400
     assert bad.json["error"]["message"] == "Invalid sync mode. Must be 'one-way' or 'two-way'"
+    assert put("one-way").json == {"success": True, "data": {"syncMode": "one-way"}}
     assert muser.status()["syncMode"] == "one-way"
 
 

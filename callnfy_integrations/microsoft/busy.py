@@ -11,8 +11,9 @@ timed event's start and end are exact moments whatever zone they are shown in, a
 blocks its dates from local midnight to midnight in that zone (as Google's do). Without a connected
 Google calendar the availability zone defaults to Europe/London until the owner sets `timeZone`.
 
-Not pushed (no Graph subscriptions yet): the copy is read again when older than
-AVAILABILITY_MAX_AGE_SECONDS, as for one-way Google.
+A two-way connection's calendar is pushed: its subscription's notifications make two-way sync read
+the copy again after each change (`two_way_runs._refresh_busy`). Other calendars are read again when
+the copy is older than AVAILABILITY_MAX_AGE_SECONDS, as for one-way Google.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy import select
 from ..availability.busy import Block, BusyUnavailable, register_provider
 from ..availability.rules import local_midnight
 from ..extensions import AUTOCOMMIT_BIND, db
-from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, Integration
+from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, TWO_WAY, Integration
 from . import graph_api, oauth
 from .event_body import tagged_appointment_id
 from .tokens import ReauthorizationRequired, call
@@ -108,7 +109,9 @@ class MicrosoftBusy:
         return None  # the mailbox's zone needs MailboxSettings.Read, which Callnfy does not ask for
 
     def pushed(self, user_id: uuid.UUID, calendar_id: str) -> bool:
-        return False  # no Graph subscriptions yet: read when the copy is older than the max age
+        integration = _integration(user_id)
+        return (integration is not None and integration.sync_mode == TWO_WAY and integration.channel_id is not None
+                and calendar_id == (integration.calendar_id or DEFAULT_CALENDAR))
 
     def calendar_ids(self, user_id: uuid.UUID) -> set[str] | None:
         integration = _connected_id(user_id)

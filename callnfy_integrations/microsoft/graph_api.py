@@ -1,5 +1,6 @@
 """Microsoft Graph over requests: the few calls the provider makes, with Graph's errors sorted into what
-the caller can do (401: refresh once; 429/503/5xx: later, after `Retry-After`; others: refused)."""
+the caller can do (401: refresh once; 429/503/5xx: later, after `Retry-After`; 410 on a delta link:
+`DeltaExpired`, start a new round; others: refused)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,14 @@ class GraphError(Exception):
 
 class Unauthorized(GraphError):
     """401: the access token is not (or no longer) good; refresh once and ask again."""
+
+
+class DeltaExpired(GraphError):
+    """Graph dropped the delta round's state (410, `syncStateNotFound`, `resyncRequired`): start a new
+    round with the initial query (Graph documents this as a synchronization reset)."""
+
+
+DELTA_RESET_CODES = ("syncStateNotFound", "resyncRequired")
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -98,3 +107,53 @@ def calendar_view(token: str, calendar_id: str, start: datetime, end: datetime, 
 def calendars(token: str) -> list[dict[str, Any]]:
     """The owner's calendars (one page: Graph answers them all for a mailbox's usual few)."""
     return get(token, "/me/calendars", params={"$top": "100"}).get("value") or []
+
+
+# -- two-way: subscriptions and the delta of a calendar view -------------------------------------------
+
+def subscription_resource(calendar_id: str) -> str:
+    """What a subscription watches: the events of the calendar (`me/events`: the default calendar's).
+    The id goes into a JSON body unquoted, as Graph lists it."""
+    return "me/events" if calendar_id == "default" else f"me/calendars/{calendar_id}/events"
+
+
+def create_subscription(token: str, *, resource: str, notification_url: str, lifecycle_url: str,
+                        client_state: str, expires_at: datetime) -> dict[str, Any]:
+    """POST /subscriptions: Graph first sends the validation handshake to both URLs, then answers 201."""
+    return request("POST", token, "/subscriptions", json={
+        "changeType": "created,updated,deleted", "resource": resource, "notificationUrl": notification_url,
+        "lifecycleNotificationUrl": lifecycle_url, "clientState": client_state,
+        "expirationDateTime": _graph_time(expires_at), "latestSupportedTlsVersion": "v1_2"}) or {}
+
+
+def renew_subscription(token: str, subscription_id: str, expires_at: datetime) -> dict[str, Any]:
+    """PATCH a new expiry (renewing also answers a `reauthorizationRequired`); 404 when Graph dropped it."""
+    return request("PATCH", token, f"/subscriptions/{quote(subscription_id, safe='')}",
+                   json={"expirationDateTime": _graph_time(expires_at)}) or {}
+
+
+def delete_subscription(token: str, subscription_id: str) -> None:
+    """DELETE the subscription; one Graph no longer holds counts as deleted."""
+    try:
+        request("DELETE", token, f"/subscriptions/{quote(subscription_id, safe='')}")
+    except GraphError as exc:
+        if exc.status != 404 or isinstance(exc, Unauthorized):
+            raise
+
+
+def delta_page(token: str, calendar_id: str, *, link: str | None = None, start: datetime | None = None,
+               end: datetime | None = None, page_size: int = 50) -> dict[str, Any]:
+    """One page of the calendar view's delta: the initial query for [start, end) when `link` is None,
+    else the `@odata.nextLink` or `@odata.deltaLink` given; at most `page_size` events a page
+    (`Prefer: odata.maxpagesize`), times in UTC. A reset of the round's state raises `DeltaExpired`.
+    (The delta function takes no `$select` or `$expand`: events come whole, extended properties never.)"""
+    headers = {"Prefer": f'odata.maxpagesize={page_size}, outlook.timezone="UTC"'}
+    try:
+        if link:
+            return get(token, link, headers=headers)
+        params = {"startDateTime": _graph_time(start), "endDateTime": _graph_time(end)}
+        return get(token, f"{calendar_path(calendar_id)}/calendarView/delta", params=params, headers=headers)
+    except GraphError as exc:
+        if exc.status == 410 or exc.code in DELTA_RESET_CODES:
+            raise DeltaExpired(exc.status, exc.code, exc.retry_after) from None
+        raise

@@ -1,8 +1,9 @@
 """Connecting, disconnecting and configuring a user's Microsoft 365 / Outlook calendar.
 
 Services only flush: the views commit (the callback too). What is built: the connection (OAuth,
-tokens, status) and busy times for availability (`busy.py`). Not built yet: pushing appointments to
-Outlook (one-way) and two-way sync; `syncMode` is recorded as one-way and two-way is refused.
+tokens, status), busy times for availability (`busy.py`), pushing appointments to Outlook (`sync.py`,
+on the shared engine) and Microsoft's half of two-way sync (`two_way.py`: the subscription,
+notifications and the delta; the engine's `calendar_sync.apply` applies Outlook's changes).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..extensions import db
 from ..integrations import oauth_flow
 from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, ONE_WAY, SYNC_MODES, TWO_WAY, Integration
 from ..users.service import ensure_user
-from . import oauth, sync
+from . import oauth, sync, two_way
 from .busy import PROVIDER as BUSY_PROVIDER
 from .tokens import store_tokens
 
@@ -40,11 +41,6 @@ class NotConnected(NotFound):
 
     def __init__(self):
         super().__init__(details="Please connect Microsoft Calendar first")
-
-
-class TwoWayNotBuilt(Conflict):
-    code = "TWO_WAY_NOT_AVAILABLE"
-    message = "Two-way sync with Microsoft 365 is not available yet; only one-way can be chosen"
 
 
 def _integration(user_id: uuid.UUID, *, for_update: bool = False) -> Integration | None:
@@ -95,6 +91,8 @@ def _store_connection(user_id: uuid.UUID, email: str, token: dict) -> None:
         db.session.add(row)
     if row.email != email:
         row.calendar_id = None  # another Microsoft account: its default calendar
+    if row.channel_id or row.sync_token:  # reconnecting after a lapse in two-way: back to one-way, cleanly
+        two_way.stop(row)
     row.status, row.email, row.sync_mode = CONNECTED, email, ONE_WAY
     store_tokens(row, token)
     db.session.flush()
@@ -108,6 +106,7 @@ def disconnect(user_id: uuid.UUID) -> None:
     row = _integration(user_id, for_update=True)
     if row is None:
         raise NotConnected()
+    two_way.stop(row, disconnecting=True)  # the subscription is deleted at Graph by a job
     availability_busy.forget(user_id, BUSY_PROVIDER)
     sync.stop_syncing(user_id)
     db.session.delete(row)
@@ -118,9 +117,15 @@ def update_sync_mode(user_id: uuid.UUID, sync_mode: str) -> str:
     if sync_mode not in SYNC_MODES:
         raise ValidationFailed("Invalid sync mode. Must be 'one-way' or 'two-way'",
                                details={"syncMode": ["Must be one of: one-way, two-way."]})
-    row = _integration(user_id)
+    row = _integration(user_id, for_update=True)
     if row is None or row.status != CONNECTED:
         raise NotConnected()
-    if sync_mode == TWO_WAY:
-        raise TwoWayNotBuilt()
-    return row.sync_mode or ONE_WAY
+    old = row.sync_mode or ONE_WAY
+    if sync_mode != old:
+        row.sync_mode = sync_mode
+        if sync_mode == TWO_WAY:
+            two_way.request_start(row)  # a baseline, then a subscription, once the caller commits
+        else:
+            two_way.stop(row)
+        db.session.flush()
+    return row.sync_mode

@@ -15,7 +15,7 @@ from .oauth import BINDER_COOKIE, CALLBACK_PATH
 from .schemas import AuthUrlSchema, SettingsSchema
 
 blp = Blueprint("microsoft", __name__, url_prefix="/integrations/microsoft",
-                description="Microsoft 365 / Outlook calendar connection and sync")
+                description="Microsoft 365 / Outlook calendar connection and sync (one-way and two-way)")
 
 
 @blp.route("/connect")
@@ -53,7 +53,8 @@ class Disconnect(MethodView):
     @blp.response(200, MessageSchema)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Microsoft Calendar not connected")
     def delete(self):
-        """Disconnect: the connection, its tokens and its busy copy are forgotten at once"""
+        """Disconnect: the connection, its tokens and its busy copy are forgotten at once; a two-way
+        subscription is deleted at Graph in the background"""
         service.disconnect(current_user_id())
         db.session.commit()
         return {"message": "Microsoft Calendar disconnected successfully"}
@@ -65,10 +66,8 @@ class Settings(MethodView):
     @blp.arguments(SettingsSchema)
     @blp.response(200, SettingsSchema)
     @blp.alt_response(404, schema=ErrorEnvelopeSchema, description="Microsoft Calendar not connected")
-    @blp.alt_response(409, schema=ErrorEnvelopeSchema,
-                      description="TWO_WAY_NOT_AVAILABLE: two-way sync with Microsoft 365 is not built yet")
     def put(self, body):
-        """Choose the sync mode: only one-way is accepted for now (and sync to Outlook is not built yet)"""
+        """Choose one-way (Callnfy → Outlook) or two-way sync"""
         sync_mode = service.update_sync_mode(current_user_id(), body["syncMode"])
         db.session.commit()
         return {"syncMode": sync_mode}

@@ -500,8 +500,6 @@ function wire() {
     event.currentTarget));
   $('microsoft-disconnect').addEventListener('click', (event) => run('Disconnect', async () => (
     await api('DELETE', '/integrations/microsoft/disconnect')).message, event.currentTarget));
-  // Until two-way sync with Outlook is built the API refuses it (409 TWO_WAY_NOT_AVAILABLE): the error
-  // banner shows its message and the refresh puts the box back.
   $('microsoft-two-way').addEventListener('change', (event) => run('Changing the Microsoft sync mode', async () => {
     const syncMode = event.target.checked ? 'two-way' : 'one-way';
     const {data} = await api('PUT', '/integrations/microsoft/settings', {body: {syncMode}});

@@ -1,0 +1,396 @@
+"""Running Microsoft two-way sync: the steps behind `jobs.microsoft.start_two_way`, `renew_subscription`,
+`recreate_subscription`, `sync_calendar`, `stop_subscription`, `sweep_subscriptions` and `safety_sync`.
+
+As Google's (`google/two_way_runs.py`): these are edges. Each step commits its own work (the services in
+`two_way.py` only flush), one run of a calendar at a time (a lease), and no transaction stays open
+while Graph answers. Each changed event is translated (`events.normalize`) and handed to the engine's
+provider-neutral apply step (`calendar_sync.apply`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from redis.exceptions import RedisError
+
+from ..availability import refresh
+from ..availability import service as availability
+from ..availability.busy import Source
+from ..calendar_sync import apply as engine_apply
+from ..calendar_sync.push_runs import push_lease
+from ..calendar_sync.remote import RemoteEvent, Skipped
+from ..crypto import secret_box
+from ..extensions import db
+from ..google import safety_sync
+from ..google.sync import backoff_seconds
+from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, Integration
+from ..locking import Lease
+from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
+from ..timestamps import utcnow
+from . import busy, events, graph_api, oauth, sync_errors, two_way
+from .tokens import ACCESS_FIELD, ReauthorizationRequired
+
+log = logging.getLogger(__name__)
+
+TWO_WAY_LOCK_WAIT_SECONDS = 60
+MAX_TWO_WAY_ATTEMPTS = 12
+CHANGED = ("created", "cancelled", "rescheduled")
+SAFETY_THROUGH_KEY = "callnfy:microsoft:safety-sync:through"
+
+
+class AppointmentBusy(Exception):
+    """A push of a linked appointment held its lock for too long: the sync runs again shortly."""
+
+
+def _two_way_lock(integration_id: uuid.UUID) -> Lease:
+    """One start, renewal or sync of a calendar at a time (a second waits for the first)."""
+    return Lease(f"callnfy:lock:microsoft-two-way:{integration_id}", wait=TWO_WAY_LOCK_WAIT_SECONDS)
+
+
+# -- the runs --------------------------------------------------------------------------------------
+
+def start(integration_id: str) -> str:
+    """Switching on: a baseline deltaLink (nothing imported), then a subscription."""
+    return _run(two_way.START_JOB, integration_id, _begin)
+
+
+def renew(integration_id: str) -> str:
+    """A later expiry for the subscription (PATCH); a new one when Graph no longer holds it."""
+    return _run(two_way.RENEW_JOB, integration_id, _renew)
+
+
+def recreate(integration_id: str) -> str:
+    """After `subscriptionRemoved`: a new subscription, then a sync of what changed meanwhile."""
+    return _run(two_way.RECREATE_JOB, integration_id, _resubscribe)
+
+
+def sync_changes(integration_id: str) -> str:
+    """Apply what changed in Outlook since the stored deltaLink (a notification, or the safety sweep)."""
+    try:
+        redis_connection().delete(two_way.pending_key(integration_id))  # from now on a notification queues the next
+    except RedisError:
+        pass
+    return _run(two_way.SYNC_JOB, integration_id, _incremental)
+
+
+def _run(job: str, integration_id: str, work: Callable[[uuid.UUID, str], str]) -> str:
+    """`work(integration id, calendar id)` under the calendar's lease; how a failure is retried."""
+    iid = uuid.UUID(integration_id)
+    integration = two_way.two_way_integration(iid)
+    calendar_id = integration and two_way.calendar_of(integration)
+    db.session.commit()
+    if integration is None:
+        return "not two-way"
+    lock = _two_way_lock(iid)
+    if not lock.acquire():  # another run holds it for long: try again shortly
+        enqueue_in(timedelta(seconds=5), job, integration_id, queue=CALENDAR, result_ttl=0)
+        return "busy"
+    try:
+        outcome = work(iid, calendar_id)
+        _record_success(iid)
+        return outcome
+    except Exception as exc:  # sorted by `_after_failure`, which raises again what it does not know
+        db.session.rollback()
+        return _after_failure(job, iid, exc)
+    finally:
+        lock.release()
+
+
+def _after_failure(job: str, iid: uuid.UUID, exc: Exception) -> str:
+    """Record a failed run and schedule it again when it may succeed later; what happened, for the log."""
+    again_in: float | None = None
+    if isinstance(exc, AppointmentBusy):  # the deltaLink was not moved: the next run reads these again
+        again_in, outcome = 5.0, "busy"
+    elif isinstance(exc, ReauthorizationRequired):  # marked for reconnecting by the token store
+        outcome = "reauthorization required"
+    elif isinstance(exc, (oauth.MicrosoftUnavailable, graph_api.DeltaExpired)) or (
+            isinstance(exc, graph_api.GraphError) and exc.retryable):
+        again_in, outcome = _record_failure(iid, exc, retry=True), "retry"
+    elif isinstance(exc, (graph_api.GraphError, LookupError)):
+        _record_failure(iid, exc, retry=False)
+        outcome = "failed"
+    else:
+        raise exc
+    if again_in is not None:
+        enqueue_in(timedelta(seconds=again_in), job, str(iid), queue=CALENDAR, result_ttl=0)
+    return outcome
+
+
+def _record_success(iid: uuid.UUID) -> None:
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is not None and integration.sync_attempts:
+        integration.sync_attempts = 0
+    db.session.commit()
+
+
+def _record_failure(iid: uuid.UUID, exc: Exception, *, retry: bool) -> float | None:
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is None:
+        db.session.commit()
+        return None
+    integration.sync_attempts += 1
+    delay = None
+    if retry and integration.sync_attempts < MAX_TWO_WAY_ATTEMPTS:
+        delay = backoff_seconds(integration.sync_attempts, getattr(exc, "retry_after", None))
+    two_way.record_sync_error(integration, sync_errors.will_retry(exc) if delay else
+                              sync_errors.gave_up(exc, integration.sync_attempts) if retry else
+                              sync_errors.describe(exc))
+    db.session.commit()
+    log.warning("microsoft two-way sync failed", extra={"integration_id": str(iid), "error": type(exc).__name__,
+                                                         "detail": str(exc)[:500], "retry_in": delay})
+    return delay
+
+
+# -- baseline and subscription -----------------------------------------------------------------------
+
+def _begin(iid: uuid.UUID, calendar_id: str) -> str:
+    """The baseline (every page of the delta, nothing imported), then the subscription; both stored
+    together, so a failure of either starts again from scratch."""
+    started = utcnow()
+    delta_link = two_way.walk_delta(iid, calendar_id, window=two_way.delta_window(started))
+    subscription = two_way.open_subscription(iid, calendar_id)
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is None:  # switched off or disconnected meanwhile: this subscription must not live on
+        db.session.commit()
+        _delete_replaced(iid, subscription.id)
+        return "switched off meanwhile"
+    replaced = two_way.install_subscription(integration, subscription)
+    integration.sync_token, integration.two_way_since, integration.last_sync_at = delta_link, started, utcnow()
+    integration.sync_error = None
+    db.session.commit()
+    _delete_replaced(iid, replaced)
+    _refresh_busy(iid, calendar_id)  # from now on notifications keep it fresh
+    return "started"
+
+
+def _renew(iid: uuid.UUID, calendar_id: str) -> str:
+    integration = two_way.two_way_integration(iid)
+    subscription_id, baseline = integration.channel_id, integration.sync_token
+    db.session.commit()
+    if not baseline:  # a lost start
+        return _begin(iid, calendar_id)
+    if subscription_id:
+        try:
+            expires_at = two_way.renew_subscription(iid, subscription_id)
+        except graph_api.GraphError as exc:
+            if exc.status != 404 or isinstance(exc, graph_api.Unauthorized):
+                raise
+            log.info("Graph no longer holds the subscription; creating a new one", extra={"integration_id": str(iid)})
+        else:
+            integration = two_way.two_way_integration(iid, for_update=True)
+            if integration is not None and integration.channel_id == subscription_id:
+                integration.channel_expires_at = expires_at
+            db.session.commit()
+            return "renewed"
+    return _resubscribe(iid, calendar_id)
+
+
+def _resubscribe(iid: uuid.UUID, calendar_id: str) -> str:
+    """A new subscription in place of the current one (gone at Graph, or about to be deleted), then a
+    sync: changes made while no subscription listened sent no notification."""
+    integration = two_way.two_way_integration(iid)
+    baseline = integration.sync_token
+    db.session.commit()
+    if not baseline:
+        return _begin(iid, calendar_id)
+    subscription = two_way.open_subscription(iid, calendar_id)
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is None:
+        db.session.commit()
+        _delete_replaced(iid, subscription.id)
+        return "switched off meanwhile"
+    replaced = two_way.install_subscription(integration, subscription)
+    db.session.commit()
+    _delete_replaced(iid, replaced)
+    two_way.request_sync(iid)
+    return "resubscribed"
+
+
+def _delete_replaced(iid: uuid.UUID, subscription_id: str | None) -> None:
+    """Delete a replaced subscription now; what fails is left to a retried job (it also expires)."""
+    if not subscription_id:
+        return
+    try:
+        two_way.delete_subscription(iid, subscription_id)
+    except Exception:
+        log.warning("could not delete a replaced Microsoft subscription; retrying in a job", exc_info=True)
+        two_way.enqueue_stop([(iid, subscription_id, None, None)])
+
+
+def stop_subscription(integration_id: str, subscription_id: str, user_id: str | None = None,
+                      access_token_hex: str | None = None) -> str:
+    """Delete a subscription at Graph (switched to one-way, replaced, or disconnected); raises to be
+    retried. A disconnected connection's tokens are gone: its access token's ciphertext came along."""
+    iid = uuid.UUID(integration_id)
+    integration = db.session.get(Integration, iid)
+    connected = integration is not None and integration.status == CONNECTED
+    db.session.commit()
+    if connected:
+        try:
+            two_way.delete_subscription(iid, subscription_id)
+        except ReauthorizationRequired:
+            return "reauthorization required; it expires by itself"
+        return "deleted"
+    if not (access_token_hex and user_id):
+        return "nothing to delete it with; it expires by itself"
+    token = secret_box().decrypt(bytes.fromhex(access_token_hex), user_id=uuid.UUID(user_id), field=ACCESS_FIELD)
+    try:
+        graph_api.delete_subscription(token, subscription_id)
+    except graph_api.Unauthorized:  # the last access token expired: Graph drops it at its expiry
+        return "token expired; it expires by itself"
+    return "deleted"
+
+
+# -- applying changes ------------------------------------------------------------------------------
+
+@dataclass
+class Pages:
+    """What one sync did: appointments changed and created, events skipped by reason, errors to show."""
+
+    cap: int
+    seen: int = 0
+    foreign: int = 0  # events that are not Callnfy's mirrors: they may change the owner's busy time
+    applied: int = 0
+    created: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, outcome: str) -> None:
+        if outcome in CHANGED:
+            self.applied += 1
+            self.created += outcome == "created"
+        elif outcome.startswith("skipped: "):
+            self.skipped[outcome.removeprefix("skipped: ")] += 1
+
+
+def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
+    integration = two_way.two_way_integration(iid)
+    link = integration.sync_token
+    db.session.commit()
+    if not link:  # no baseline yet (a lost start): take one
+        return _begin(iid, calendar_id)
+    pages = Pages(cap=current_app.config["MICROSOFT_IMPORT_MAX_PER_SYNC"])
+    on_page = lambda items: _apply_page(iid, items, pages)  # noqa: E731
+    try:
+        new_link = two_way.walk_delta(iid, calendar_id, link=link, on_page=on_page)
+        rebaselined = False
+    except graph_api.DeltaExpired:
+        # Graph dropped the round's state: a fresh round over a new window, every event in it handed to
+        # apply (linked ones reconcile; unlinked ones created before `two_way_since` stay out).
+        db.session.rollback()
+        new_link = two_way.walk_delta(iid, calendar_id, window=two_way.delta_window(utcnow()), on_page=on_page)
+        rebaselined = True
+    integration = two_way.two_way_integration(iid, for_update=True)
+    if integration is not None and (rebaselined or integration.sync_token == link):
+        integration.sync_token = new_link  # only once every page is applied
+        integration.last_sync_at = utcnow()
+        integration.sync_error = pages.errors[-1][:two_way.ERROR_MAX] if pages.errors else None
+    db.session.commit()
+    _report_skipped(iid, pages)
+    if pages.foreign:
+        _refresh_busy(iid, calendar_id)
+    return f"re-baselined, applied {pages.applied}" if rebaselined else f"applied {pages.applied}"
+
+
+def _apply_page(iid: uuid.UUID, items: list[dict[str, Any]], pages: Pages) -> None:
+    """Each event of a page in its own savepoint; the page committed before Graph is asked for the next."""
+    integration = two_way.two_way_integration(iid)
+    if integration is None:
+        raise LookupError("switched off or disconnected during the sync")
+    for item in items:
+        event = events.normalize(item, integration.email)
+        if not event.id:
+            continue
+        pages.seen += 1
+        _apply_event(iid, integration, event, pages)
+        # Not our own copy of an appointment (the delta cannot $expand our tag; transactionId tells).
+        pages.foreign += event.tagged_appointment_id is None
+    db.session.commit()
+
+
+def _apply_event(iid: uuid.UUID, integration: Integration, event: RemoteEvent, pages: Pages) -> None:
+    """One event, in its own savepoint. A linked event is applied under its appointment's push lock and
+    committed before the lock goes, so a push then reads what was applied. Bad data is recorded and
+    skipped, never blocks the rest."""
+    linked = engine_apply.linked_appointment_id(integration, event)
+    lease = push_lease(linked, MICROSOFT_CALENDAR) if linked is not None else None
+    if lease is not None and not lease.acquire():
+        raise AppointmentBusy(str(linked))
+    try:
+        with db.session.begin_nested():
+            outcome = engine_apply.apply_change(integration, event, may_create=pages.created < pages.cap)
+        if lease is not None:
+            db.session.commit()
+        pages.count(outcome)
+    except Exception as exc:
+        log.warning("an Outlook event could not be applied", exc_info=not isinstance(exc, Skipped),
+                    extra={"integration_id": str(iid), "event_id": event.id[:100], "error": type(exc).__name__})
+        pages.errors.append(sync_errors.unapplied_event(event.id, exc))
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def _report_skipped(iid: uuid.UUID, pages: Pages) -> None:
+    if pages.skipped:
+        log.info("two-way sync skipped Outlook events", extra={
+            "integration_id": str(iid), "skipped": dict(pages.skipped), "imported": pages.created})
+
+
+def _refresh_busy(iid: uuid.UUID, calendar_id: str) -> None:
+    """The calendar changed (or two-way began): read its busy copy again, when it counts as busy."""
+    integration = db.session.get(Integration, iid)
+    user_id = integration and integration.user_id
+    if user_id is None:
+        db.session.commit()
+        return
+    owner, sources = availability.resolved(user_id)
+    db.session.commit()
+    source = Source(busy.PROVIDER, calendar_id)
+    if source in sources:
+        refresh.refresh_source(user_id, source, owner.zone)
+
+
+# -- sweeps ----------------------------------------------------------------------------------------
+
+def sweep_subscriptions() -> dict[str, int]:
+    """Renew subscriptions ending soon (or missing: a lost start)."""
+    renew_ids = two_way.subscriptions_to_renew()
+    db.session.commit()
+    for integration_id in renew_ids:
+        enqueue(two_way.RENEW_JOB, str(integration_id), queue=CALENDAR, result_ttl=0)
+    return {"renewing": len(renew_ids)}
+
+
+def safety_tick_seconds(config) -> int:
+    return min(config["GOOGLE_SAFETY_SYNC_TICK_SECONDS"], config["MICROSOFT_SAFETY_SYNC_SECONDS"])
+
+
+def request_safety_syncs(now: float | None = None) -> int:
+    """Notifications are not guaranteed: every two-way calendar syncs once per MICROSOFT_SAFETY_SYNC_SECONDS
+    anyway, each at its own moment of the interval (google/safety_sync.py's `due`, with a mark of our
+    own); returns how many were requested."""
+    config = current_app.config
+    integration_ids = two_way.two_way_integrations()
+    db.session.commit()
+    connection = redis_connection()
+    interval = config["MICROSOFT_SAFETY_SYNC_SECONDS"]
+    if now is None:
+        seconds, microseconds = connection.time()
+        now = seconds + microseconds / 1_000_000
+    recorded = connection.get(SAFETY_THROUGH_KEY)
+    since = float(recorded) if recorded is not None else now - interval  # unknown: every calendar is due
+    steady = -(-len(integration_ids) * safety_tick_seconds(config) // interval)
+    limit = max(config["GOOGLE_SAFETY_SYNC_MAX_PER_TICK"], 2 * steady)
+    due, through = safety_sync.due(integration_ids, since=max(since, now - interval), now=now, interval=interval,
+                                   limit=limit)
+    requested = sum(1 for integration_id in due if two_way.request_sync(integration_id))
+    connection.set(SAFETY_THROUGH_KEY, repr(through))
+    return requested
