@@ -137,7 +137,8 @@ def test_a_production_process_never_imports_the_dev_package(config):
               "from callnfy_integrations.worker import build_worker\n"
               "from jobs.schedule import build_scheduler\n"
               "build_worker(wsgi.app); build_scheduler(wsgi.app)\n"
-              "import callnfy_integrations.cli, jobs.calendar, jobs.google, jobs.webhooks, jobs.events, jobs.maintenance\n"
+              "import callnfy_integrations.cli, jobs.calendar, jobs.google, jobs.microsoft\n"
+              "import jobs.webhooks, jobs.events, jobs.maintenance\n"
               "print(sorted(m for m in sys.modules if m.startswith('callnfy_integrations.dev')))\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                             timeout=60)
