@@ -497,3 +497,21 @@ def test_disconnect_deletes_the_subscription_at_graph(owner, ms_sandbox):
     assert job.args[-1] == ciphertext and ciphertext not in job.description  # RQ logs the description
     run_jobs(owner.app)  # with the ciphertext of the last access token: the connection's tokens are gone
     assert owner.subscriptions() == [] and ms_sandbox.calls("subscriptions.delete") == 1
+
+
+def test_reconnecting_after_a_withdrawn_consent_stays_two_way_with_a_new_subscription(owner, ms_sandbox):
+    """As for Google: a (re)connect in two-way takes a fresh baseline and subscription; the old one is
+    deleted at Graph."""
+    integration = owner.enable_two_way()
+    [old] = owner.subscriptions()
+    ms_sandbox.control("post", f"/revoke/{OWNER}").raise_for_status()
+    assert two_way_runs.sync_changes(str(integration.id)) == "reauthorization required"
+    assert owner.connect() == {"success": "true"}
+    run_jobs(owner.app)  # the old subscription deleted, a baseline and a new subscription
+    row = wait_for(lambda: owner.integration().channel_id and owner.integration())
+    assert owner.status()["syncMode"] == "two-way" and owner.status()["connected"] is True
+    [new] = owner.subscriptions()
+    assert new["id"] != old["id"] and row.channel_id == new["id"] and row.sync_token
+    owner.outlook("Consultation", datetime(2026, 12, 12, 9, tzinfo=UTC))
+    owner.settle()
+    assert [a.source for a in owner.appointments()] == ["microsoft"]

@@ -91,10 +91,13 @@ def _store_connection(user_id: uuid.UUID, email: str, token: dict) -> None:
         db.session.add(row)
     if row.email != email:
         row.calendar_id = None  # another Microsoft account: its default calendar
-    if row.channel_id or row.sync_token:  # reconnecting after a lapse in two-way: back to one-way, cleanly
+    if row.channel_id or row.sync_token:  # reconnecting after a lapse: the old subscription goes
         two_way.stop(row)
-    row.status, row.email, row.sync_mode = CONNECTED, email, ONE_WAY
+    row.status, row.email = CONNECTED, email
+    row.sync_mode = row.sync_mode or ONE_WAY
     store_tokens(row, token)
+    if row.sync_mode == TWO_WAY:  # as for Google: a (re)connect in two-way takes a fresh baseline
+        two_way.request_start(row)
     db.session.flush()
     sync.request_backfill(user_id)  # the next days' appointments, and whatever waited, go to Outlook
 
