@@ -118,7 +118,8 @@ def cctx(calendars_app, sandbox, ms_sandbox):
     ms_sandbox.fresh()
 
 
-@pytest.fixture(params=["google", "microsoft"])
+# Google's half is in the full suite only: tests/test_google_sync.py covers it in the fast loop.
+@pytest.fixture(params=[pytest.param("google", marks=pytest.mark.slow), "microsoft"])
 def side(request, sandbox, ms_sandbox):
     return Google(sandbox) if request.param == "google" else Microsoft(ms_sandbox)
 
@@ -273,6 +274,7 @@ def test_disconnect_stops_pushing(side, owner, calendars_app):
 
 # -- both at once ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_with_both_connected_each_calendar_mirrors_the_appointment(calendars_app, cctx, sandbox, ms_sandbox):
     google = Google(sandbox).user(calendars_app)
     microsoft = Microsoft(ms_sandbox).user(calendars_app, google.user_id)

@@ -27,7 +27,8 @@ NOT_DOMAIN = {"dev", "admin"}  # the sandbox; HTTP-only pages
 # commit between calls to Google or between webhook attempts (a page applied, an outcome recorded):
 # the jobs in jobs/ only name them for RQ, and these files hold the job's unit of work.
 EDGE_FILES = {PACKAGE / "events" / "dispatch.py", PACKAGE / "calendar_sync" / "push_runs.py",
-              PACKAGE / "google" / "two_way_runs.py", PACKAGE / "zapier" / "drain.py",
+              PACKAGE / "google" / "two_way_runs.py", PACKAGE / "microsoft" / "two_way_runs.py",
+              PACKAGE / "zapier" / "drain.py",
               PACKAGE / "availability" / "refresh.py"}
 TRANSACTION_CALLS = {"commit", "rollback"}
 
