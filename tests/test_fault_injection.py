@@ -1,28 +1,29 @@
-"""Fault injection: Zapier webhooks and two-way Google sync while everything around them fails.
+"""Fault injection: Zapier webhooks and two-way calendar sync while everything around them fails.
 
-Two accounts, each with a two-way Google connection (its own calendar in the sandbox) and Zapier
+Two accounts, one with a two-way Google connection (its calendar in the Google sandbox), one with a
+two-way Microsoft 365 connection (its mailbox in the Microsoft sandbox), each with Zapier
 subscriptions to all four events on a real HTTPS receiver that verifies every signature. Real
 processes do the work: two `flask worker` processes (every queue) and the `flask scheduler`
 (the sweepers, run every second or few). The app is served over HTTP in this process, so the
-sandbox's push notifications reach it.
+sandboxes' notifications reach it.
 
 While at least 300 events are generated — appointments created, moved, cancelled and completed,
-calls, and the calendar owners creating, moving and deleting events in Google — a chaos thread
+calls, and the calendar owners creating, moving and deleting events in their calendars — a chaos thread
 SIGKILLs workers (restarting them; every other kill takes the one running RQ's scheduler), FLUSHes
 the Redis database, terminates every PostgreSQL backend of this test's own database, and plays a
 worker killed right after taking jobs off the queues (it BLPOPs them like RQ and drops a drain or a
 two-way sync); the receiver fails a fifth of its requests (5xx, 429, a stall past the attempt
-deadline, a 200 sent too late) and the sandbox 15 % of its Calendar calls (5xx, 429, 403
+deadline, a 200 sent too late) and each sandbox 15 % of its calendar calls (5xx, 429, Google's 403
 rateLimitExceeded, a stalled error, a write whose answer never comes within the client's timeout).
 The last faults come during the last operations and nothing flushes Redis after them: a flush, a
-termination, lost jobs, then every worker SIGKILLed the moment one holds a Google lock. Then the
+termination, lost jobs, then every worker SIGKILLed the moment one holds a calendar lock. Then the
 faults stop and nothing is done by hand: the scheduler's sweepers must bring everything home.
 
 Asserted at the end: every event delivered at least once (re-deliveries carry the same
 `webhook-id`, and one event never has two), every delivery `delivered`, no claim, lock or job left
-behind, every scheduled or completed appointment mirrored in Google exactly once at its time, every
-cancelled one absent, every Google-made event imported once. The counts are printed (`pytest -s`);
-about two minutes on two cores. FAULT_SEED picks another run of the dice.
+behind, every scheduled or completed appointment mirrored in its owner's calendar exactly once at its
+time, every cancelled one absent, every event the owner made imported once: for both providers. The
+counts are printed (`pytest -s`); about two minutes on two cores. FAULT_SEED picks another run of the dice.
 """
 
 from __future__ import annotations
@@ -49,20 +50,22 @@ from callnfy_integrations.extensions import db as db_extension
 from callnfy_integrations.google.event_body import event_id_for
 from callnfy_integrations.google.tokens import LOCK_TIMEOUT_SECONDS as TOKEN_LOCK_SECONDS
 from callnfy_integrations.locking import LOCK_LEASE_SECONDS
+from callnfy_integrations.microsoft.event_body import tagged_appointment_id
 from callnfy_integrations.public_ids import APPOINTMENT, decode
 from callnfy_integrations.queues import ALL_QUEUES, redis_connection
 from tests.factories import auth_headers
 from tests.google_fixtures import google_settings, worker_env
 from tests.loopback import serve_wsgi
+from tests.microsoft_fixtures import microsoft_settings
 from tests.receiver import Receiver
 from tests.support import make_config, run_flask, wait_for
 
 pytestmark = [pytest.mark.chaos, pytest.mark.processes]
 
 ZAPIER_EVENTS = ("appointment.created", "appointment.cancelled", "appointment.completed", "call.received")
-OWNERS = ("owner-a@example.com", "owner-b@example.com")
+OWNERS = (("google", "owner-a@example.com"), ("microsoft", "owner-b@example.com"))
 MIN_EVENTS = 300
-OPERATIONS = 360  # API calls and Google-side edits; some are refused (a race, an event not yet in Google)
+OPERATIONS = 360  # API calls and the owners' edits; some are refused (a race, an event not yet in the calendar)
 PACE_SECONDS = 0.12  # between operations: the faults below land throughout
 CHAOS_EVERY_SECONDS = 3.0
 CHAOS_SEQUENCE = ("kill", "flush", "terminate", "lose_taken_jobs", "kill", "terminate", "flush", "kill",
@@ -85,6 +88,8 @@ SETTINGS = {
     "GOOGLE_RETRY_BASE_SECONDS": "1", "GOOGLE_RETRY_MAX_SECONDS": "4",
     "GOOGLE_CHANNEL_SWEEP_SECONDS": "5", "GOOGLE_SAFETY_SYNC_SECONDS": "4",
     "GOOGLE_USER_RATE_LIMIT": "25 per second", "GOOGLE_SYNC_DEBOUNCE_SECONDS": "1",
+    "MICROSOFT_SUBSCRIPTION_SWEEP_SECONDS": "5", "MICROSOFT_SAFETY_SYNC_SECONDS": "4",
+    "MICROSOFT_SYNC_DEBOUNCE_SECONDS": "1", "MICROSOFT_NOTIFICATION_RATE_LIMIT": "100000 per minute",
 }
 RECEIVER_FAULT_RATE = 0.2
 SANDBOX_FAULT_RATE = 0.15
@@ -93,6 +98,10 @@ SANDBOX_FAULTS = [{"status": 500}, {"status": 503}, {"status": 503}, {"status": 
                   {"stall": 11}]  # the Calendar client gives up after 10 s: the write happened, its answer is lost
 SANDBOX_FAULT_ENDPOINTS = ["events.insert", "events.update", "events.patch", "events.delete", "events.list",
                            "events.watch", "channels.stop", "token:refresh_token"]
+# Graph's: the same faults but Google's 403 (Graph throttles with 429 only); its client gives up after 10 s too.
+GRAPH_FAULTS = [f for f in SANDBOX_FAULTS if f.get("status") != 403]
+GRAPH_FAULT_ENDPOINTS = ["events.create", "events.update", "events.delete", "calendarView.delta",
+                         "subscriptions.create", "subscriptions.update", "subscriptions.delete", "token:refresh_token"]
 
 
 # -- the database, straight (this test's own connections come and go with the terminations) -------
@@ -187,41 +196,160 @@ class Process:
 # -- the app, served over HTTP for Google's notifications -----------------------------------------
 
 @pytest.fixture
-def served_app(database_url, servers, sandbox, ca_bundle, app):
+def served_app(database_url, servers, sandbox, ms_sandbox, ca_bundle, app):
     server = serve_wsgi()
     url = server.url
     application = create_app(make_config(database_url, servers["redis"], PUBLIC_API_URL=url, LOG_LEVEL="CRITICAL",
-                                         WEBHOOK_CA_BUNDLE=ca_bundle, **SETTINGS, **google_settings(sandbox)))
+                                         WEBHOOK_CA_BUNDLE=ca_bundle, **SETTINGS, **google_settings(sandbox),
+                                         **microsoft_settings(ms_sandbox)))
     server.app = application
     requests.post(f"{sandbox.url}/sandbox/reset", timeout=5).raise_for_status()
     sandbox.settings(access_token_lifetime=3599, rotate_refresh_tokens=False, notify=True, token_delay=0,
                      write_delay=0, time_zones={})
+    ms_sandbox.fresh()
+    # Entra does not revoke a refresh token when it issues the next one: a refresh whose answer was lost
+    # is repeated with the token we still hold (the sandbox's default refuses it at once).
+    ms_sandbox.settings(refresh_token_grace=86400)
     yield application, url
     requests.post(f"{sandbox.url}/sandbox/reset", timeout=5)  # no random failures for the next tests
+    ms_sandbox.fresh()
     server.shutdown()
 
 
-class Account:
-    """A Callnfy user: Google connected in two-way mode, Zapier subscribed to all four events."""
+class GoogleCalendar:
+    """The owner's Google calendar, as the owner and the test's checks see it."""
 
-    def __init__(self, app, sandbox, receiver, email: str, index: int):
-        self.client = app.test_client()
+    provider, name = "google_calendar", "Google"
+
+    def __init__(self, sandbox):
         self.sandbox = sandbox
+
+    def consent(self, auth_url: str, email: str) -> requests.Response:
+        return requests.get(auth_url + f"&sandbox_decision=allow&sandbox_email={email}", allow_redirects=False,
+                            timeout=5)
+
+    def _owner(self, method: str, email: str, path: str = "", **kwargs) -> requests.Response:
+        return requests.request(method, f"{self.sandbox.url}/sandbox/user/{email}/events{path}", timeout=5, **kwargs)
+
+    def owner_create(self, email: str, start: datetime, minutes: int, n: int) -> str:
+        response = self._owner("post", email, json={
+            "summary": f"Booked in Google {n}", "start": {"dateTime": start.isoformat()},
+            "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat()},
+            "attendees": [{"email": email, "self": True},
+                          {"email": f"guest{n}@example.com", "displayName": f"Guest {n}"}]})
+        assert response.status_code == 201
+        return response.json()["id"]
+
+    def owner_move(self, email: str, event_id: str, start: datetime, minutes: int) -> bool:
+        return self._owner("patch", email, f"/{event_id}", json={
+            "start": {"dateTime": start.isoformat()},
+            "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat()}}).status_code == 200
+
+    def owner_delete(self, email: str, event_id: str) -> bool:
+        return self._owner("delete", email, f"/{event_id}").status_code == 204
+
+    def our_event_id(self, db: Database, appointment: str) -> str | None:
+        return event_id_for(decode(APPOINTMENT, appointment))  # deterministic: known before it is written
+
+    def live_events(self, email: str) -> list[tuple[str, uuid.UUID | None, datetime, datetime]]:
+        """(event id, the appointment tagged on it, start, end) of every live event."""
+        found = []
+        for event in self.sandbox.events(email):
+            private = (event.get("extendedProperties") or {}).get("private") or {}
+            found.append((event["id"], decode(APPOINTMENT, private.get("callnfyAppointmentId") or ""),
+                          datetime.fromisoformat(event["start"]["dateTime"]),
+                          datetime.fromisoformat(event["end"]["dateTime"])))
+        return found
+
+    def counts(self, email: str) -> str:
+        events = self.sandbox.events(email, live_only=False)
+        live = sum(1 for e in events if e["status"] != "cancelled")
+        return f"live {live}, cancelled {len(events) - live}"
+
+    def chaos(self, rate: float) -> dict:
+        body = {"rate": rate, "faults": SANDBOX_FAULTS, "endpoints": SANDBOX_FAULT_ENDPOINTS, "seed": SEED}
+        response = requests.post(f"{self.sandbox.url}/sandbox/chaos", json=body if rate else {"rate": 0}, timeout=5)
+        response.raise_for_status()
+        return response.json()
+
+    def calls(self) -> dict:
+        calls = requests.get(f"{self.sandbox.url}/sandbox/calls", timeout=5).json()
+        return {k: v for k, v in sorted(calls.items()) if k.startswith(("events.", "channels."))}
+
+
+class MicrosoftCalendar(GoogleCalendar):
+    """The owner's Outlook calendar (the Microsoft sandbox's mailbox)."""
+
+    provider, name = "microsoft_calendar", "Outlook"
+
+    def _owner(self, method: str, email: str, path: str = "", **kwargs) -> requests.Response:
+        return self.sandbox.control(method, f"/user/{email}/events{path}", **kwargs)
+
+    @staticmethod
+    def _times(start: datetime, minutes: int) -> dict:
+        end = start + timedelta(minutes=minutes)
+        return {"start": {"dateTime": f"{start:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+                "end": {"dateTime": f"{end:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}}
+
+    def owner_create(self, email: str, start: datetime, minutes: int, n: int) -> str:
+        response = self._owner("post", email, json={
+            "subject": f"Booked in Outlook {n}", **self._times(start, minutes),
+            "attendees": [{"emailAddress": {"address": f"guest{n}@example.com", "name": f"Guest {n}"},
+                           "type": "required"}]})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    def owner_move(self, email: str, event_id: str, start: datetime, minutes: int) -> bool:
+        return self._owner("patch", email, f"/{event_id}", json=self._times(start, minutes)).status_code == 200
+
+    def our_event_id(self, db: Database, appointment: str) -> str | None:
+        """Graph names the event when it is created: known once the push has recorded it."""
+        rows = db.rows("SELECT event_id FROM calendar_links WHERE appointment_id = %s "
+                       "AND provider = 'microsoft_calendar'", str(decode(APPOINTMENT, appointment)))
+        return rows[0][0] if rows else None
+
+    def live_events(self, email: str) -> list[tuple[str, uuid.UUID | None, datetime, datetime]]:
+        from callnfy_integrations.dev.microsoft_sandbox.times import moment
+
+        return [(event["id"], tagged_appointment_id(event), moment(event["start"]), moment(event["end"]))
+                for event in self.sandbox.events(email) if not event.get("isCancelled")]
+
+    def counts(self, email: str) -> str:
+        return f"live {len(self.live_events(email))}"
+
+    def chaos(self, rate: float) -> dict:
+        body = {"rate": rate, "faults": GRAPH_FAULTS, "endpoints": GRAPH_FAULT_ENDPOINTS, "seed": SEED}
+        response = self.sandbox.control("post", "/chaos", json=body if rate else {"rate": 0})
+        response.raise_for_status()
+        return response.json()
+
+    def calls(self) -> dict:
+        calls = self.sandbox.control("get", "/calls").json()
+        return {k: v for k, v in sorted(calls.items()) if k.startswith(("events.", "calendarView.", "subscriptions."))}
+
+
+class Account:
+    """A Callnfy user: its calendar (Google or Microsoft) connected in two-way mode, Zapier subscribed to
+    all four events."""
+
+    def __init__(self, app, calendar: GoogleCalendar, receiver, email: str, index: int):
+        self.client = app.test_client()
+        self.calendar = calendar
         self.email = email
         self.user_id = uuid.uuid4()
         self.headers = auth_headers(self.user_id, expires_in=3600)
         self.scheduled: list[str] = []  # Callnfy-made appointments this generator may still change
-        self.google_born: list[str] = []  # events the owner made in Google, which only the owner changes
-        self.google_moved: set[str] = set()  # Callnfy-made appointments the owner moved in Google: hands off
+        self.owner_born: list[str] = []  # events the owner made in the calendar, which only the owner changes
+        self.owner_moved: set[str] = set()  # Callnfy-made appointments the owner moved there: hands off
 
-        response = self.client.post("/integrations/google/connect", headers=self.headers)
+        provider = calendar.provider.split("_")[0]
+        response = self.client.post(f"/integrations/{provider}/connect", headers=self.headers)
         assert response.status_code == 200, response.json
-        consent = requests.get(response.json["data"]["authUrl"] + f"&sandbox_decision=allow&sandbox_email={email}",
-                               allow_redirects=False, timeout=5)
+        consent = calendar.consent(response.json["data"]["authUrl"], email)
         location = urlsplit(consent.headers["Location"])
         callback = self.client.get(f"{location.path}?{location.query}")
         assert parse_qs(urlsplit(callback.headers["Location"]).query) == {"success": ["true"]}
-        response = self.client.put("/integrations/google/settings", json={"syncMode": "two-way"},
+        response = self.client.put(f"/integrations/{provider}/settings", json={"syncMode": "two-way"},
                                    headers=self.headers)
         assert response.status_code == 200, response.json
         self.api_key = self.client.post("/integrations/zapier/generate-key", headers=self.headers).json[
@@ -246,10 +374,6 @@ class Account:
             time.sleep(0.2)
         raise AssertionError(f"{method} {path} kept failing: {response.status_code} {response.json}")
 
-    def google(self, method: str, path: str = "", **kwargs):
-        return requests.request(method, f"{self.sandbox.url}/sandbox/user/{self.email}/events{path}", timeout=5,
-                                **kwargs)
-
 
 def when(rng: random.Random) -> tuple[datetime, int]:
     start = datetime(2026, 12, 1, 8, tzinfo=UTC) + timedelta(days=rng.randrange(60),
@@ -262,19 +386,20 @@ def iso(moment: datetime) -> str:
 
 
 class Generator:
-    """Appointments, calls and the owners' own edits in Google, at random (seeded)."""
+    """Appointments, calls and the owners' own edits in their calendars, at random (seeded)."""
 
-    def __init__(self, accounts: list[Account], seed: int):
+    def __init__(self, accounts: list[Account], seed: int, db: Database):
         self.accounts = accounts
+        self.db = db
         self.rng = random.Random(seed)
         self.done: Counter = Counter()  # operation -> accepted
         self.refused: Counter = Counter()  # operation -> not applied (nothing to pick, an event not yet in
-        # Google, a transition a retried request had already made)
+        # the calendar, a transition a retried request had already made)
 
     def step(self) -> None:
         account = self.rng.choice(self.accounts)
         operation = self.rng.choices(
-            ["create", "call", "move", "cancel", "complete", "g_create", "g_move", "g_move_ours", "g_delete"],
+            ["create", "call", "move", "cancel", "complete", "o_create", "o_move", "o_move_ours", "o_delete"],
             weights=[28, 22, 14, 8, 8, 10, 4, 3, 3])[0]
         ok = getattr(self, operation)(account)
         (self.done if ok else self.refused)[operation] += 1
@@ -302,7 +427,7 @@ class Generator:
         return True
 
     def _pick(self, account: Account) -> str | None:
-        candidates = [a for a in account.scheduled if a not in account.google_moved]
+        candidates = [a for a in account.scheduled if a not in account.owner_moved]
         return self.rng.choice(candidates) if candidates else None
 
     def move(self, account: Account) -> bool:
@@ -341,42 +466,36 @@ class Generator:
         assert account.api("get", f"/appointments/{appointment}").json["data"]["status"] == status
         return False
 
-    # -- the owner, in Google Calendar
-    def g_create(self, account: Account) -> bool:
+    # -- the owner, in their calendar
+    def o_create(self, account: Account) -> bool:
         start, minutes = when(self.rng)
-        n = self.rng.randrange(10_000)
-        response = account.google("post", json={
-            "summary": f"Booked in Google {n}", "start": {"dateTime": start.isoformat()},
-            "end": {"dateTime": (start + timedelta(minutes=minutes)).isoformat()},
-            "attendees": [{"email": account.email, "self": True},
-                          {"email": f"guest{n}@example.com", "displayName": f"Guest {n}"}]})
-        assert response.status_code == 201
-        account.google_born.append(response.json()["id"])
+        account.owner_born.append(account.calendar.owner_create(account.email, start, minutes,
+                                                                self.rng.randrange(10_000)))
         return True
 
-    def _google_move(self, account: Account, event_id: str) -> bool:
+    def _owner_move(self, account: Account, event_id: str) -> bool:
         start, minutes = when(self.rng)
-        response = account.google("patch", f"/{event_id}", json={
-            "start": {"dateTime": start.isoformat()}, "end": {"dateTime": (start + timedelta(minutes=minutes))
-                                                             .isoformat()}})
-        return response.status_code == 200
+        return account.calendar.owner_move(account.email, event_id, start, minutes)
 
-    def g_move(self, account: Account) -> bool:
-        return bool(account.google_born) and self._google_move(account, self.rng.choice(account.google_born))
+    def o_move(self, account: Account) -> bool:
+        return bool(account.owner_born) and self._owner_move(account, self.rng.choice(account.owner_born))
 
-    def g_move_ours(self, account: Account) -> bool:
+    def o_move_ours(self, account: Account) -> bool:
         """The owner moves an event Callnfy made (once it is there); Callnfy leaves that appointment alone."""
         appointment = self._pick(account)
         if appointment is None:
             return False
-        account.google_moved.add(appointment)
-        return self._google_move(account, event_id_for(decode(APPOINTMENT, appointment)))
-
-    def g_delete(self, account: Account) -> bool:
-        if not account.google_born:
+        event_id = account.calendar.our_event_id(self.db, appointment)
+        if event_id is None:
             return False
-        event_id = account.google_born.pop(self.rng.randrange(len(account.google_born)))
-        return account.google("delete", f"/{event_id}").status_code == 204
+        account.owner_moved.add(appointment)
+        return self._owner_move(account, event_id)
+
+    def o_delete(self, account: Account) -> bool:
+        if not account.owner_born:
+            return False
+        event_id = account.owner_born.pop(self.rng.randrange(len(account.owner_born)))
+        return account.calendar.owner_delete(account.email, event_id)
 
 
 class Chaos:
@@ -427,12 +546,13 @@ class Chaos:
         self.workers[index] = self.start_worker()
 
     def kill_all_holding_a_lock(self, timeout: float = 15.0) -> str | None:
-        """SIGKILL every worker the moment one holds a Google lock (a push's or a calendar sync's), then
-        restart them: the lock's holder is gone for good, with whatever it was doing."""
+        """SIGKILL every worker the moment one holds a calendar lock (a push's or a calendar sync's, of
+        either provider), then restart them: the lock's holder is gone for good, with whatever it was doing."""
         deadline = time.monotonic() + timeout
         held = None
         while held is None and time.monotonic() < deadline:
-            held = next(self.redis.scan_iter("callnfy:lock:google-*"), None)
+            held = next(self.redis.scan_iter("callnfy:lock:google-*"), None) or \
+                next(self.redis.scan_iter("callnfy:lock:microsoft*"), None)
             if held is None:
                 time.sleep(0.002)
         for worker in self.workers:
@@ -451,7 +571,8 @@ class Chaos:
         from rq.exceptions import NoSuchJobError
         from rq.job import Job
 
-        wanted = {"jobs.events.drain_outbox", "jobs.webhooks.send_webhooks", "jobs.google.sync_calendar"}
+        wanted = {"jobs.events.drain_outbox", "jobs.webhooks.send_webhooks", "jobs.google.sync_calendar",
+                  "jobs.microsoft.sync_calendar"}
         deadline = time.monotonic() + timeout
         while wanted and time.monotonic() < deadline:
             taken = self.redis.blpop([f"rq:queue:{name}" for name in ALL_QUEUES], timeout=1)
@@ -479,40 +600,39 @@ class Chaos:
 
 # -- what the end state must be ---------------------------------------------------------------------
 
-def mirror_problems(db: Database, sandbox, account: Account) -> list[str]:
-    """Every scheduled or completed appointment has exactly one live Google event at its time; no
-    cancelled one has any; no live Google event is unknown to Callnfy."""
+def mirror_problems(db: Database, account: Account) -> list[str]:
+    """Every scheduled or completed appointment has exactly one live event in the account's calendar at
+    its time; no cancelled one has any; no live event is unknown to Callnfy."""
+    calendar = account.calendar
     appointments = {row[0]: row for row in db.rows(
         "SELECT a.id, a.status, a.scheduled_at, a.duration, l.event_id, l.state FROM appointments a "
-        "LEFT JOIN calendar_links l ON l.appointment_id = a.id AND l.provider = 'google_calendar' "
-        "WHERE a.user_id = %s", str(account.user_id))}
+        "LEFT JOIN calendar_links l ON l.appointment_id = a.id AND l.provider = %s "
+        "WHERE a.user_id = %s", calendar.provider, str(account.user_id))}
     by_event_id = {row[4]: row[0] for row in appointments.values() if row[4]}
-    live: dict[str, list[dict]] = defaultdict(list)
+    live: dict[str, list[tuple]] = defaultdict(list)
     problems = []
-    for event in sandbox.events(account.email):
-        private = (event.get("extendedProperties") or {}).get("private") or {}
-        appointment_id = decode(APPOINTMENT, private.get("callnfyAppointmentId") or "")
-        appointment_id = str(appointment_id) if appointment_id else by_event_id.get(event["id"])
+    for event_id, tagged, start, end in calendar.live_events(account.email):
+        appointment_id = str(tagged) if tagged else by_event_id.get(event_id)
         if appointment_id not in appointments:
-            problems.append(f"live Google event {event['id']} belongs to no appointment")
+            problems.append(f"live {calendar.name} event {event_id} belongs to no appointment")
             continue
-        live[appointment_id].append(event)
+        live[appointment_id].append((start, end))
     for appointment_id, (_, status, scheduled_at, duration, _, sync_state) in appointments.items():
         events = live.get(appointment_id, [])
         if sync_state != "synced":
             problems.append(f"appointment {appointment_id} ({status}) is {sync_state}, not synced")
         if status == "cancelled":
             if events:
-                problems.append(f"cancelled appointment {appointment_id} still has {len(events)} Google event(s)")
+                problems.append(f"cancelled appointment {appointment_id} still has {len(events)} "
+                                f"{calendar.name} event(s)")
             continue
         if len(events) != 1:
-            problems.append(f"{status} appointment {appointment_id} has {len(events)} Google events")
+            problems.append(f"{status} appointment {appointment_id} has {len(events)} {calendar.name} events")
             continue
-        start = datetime.fromisoformat(events[0]["start"]["dateTime"])
-        end = datetime.fromisoformat(events[0]["end"]["dateTime"])
+        start, end = events[0]
         if start != scheduled_at or end - start != timedelta(minutes=duration):
-            problems.append(f"appointment {appointment_id} at {scheduled_at} for {duration} min is in Google "
-                            f"at {start} for {(end - start).total_seconds() / 60:g} min")
+            problems.append(f"appointment {appointment_id} at {scheduled_at} for {duration} min is in "
+                            f"{calendar.name} at {start} for {(end - start).total_seconds() / 60:g} min")
     return problems
 
 
@@ -532,23 +652,24 @@ def delivery_problems(db: Database, receiver: Receiver, accounts: list[Account])
     return problems
 
 
-def settled(db, sandbox, receiver, accounts) -> list[str]:
+def settled(db, receiver, accounts) -> list[str]:
     problems = delivery_problems(db, receiver, accounts)
     for account in accounts:
-        problems += mirror_problems(db, sandbox, account)
+        problems += mirror_problems(db, account)
     return problems
 
 
 def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fails(
-        served_app, sandbox, receiver, config, ca_bundle, database_url, tmp_path, app):
+        served_app, sandbox, ms_sandbox, receiver, config, ca_bundle, database_url, tmp_path, app):
     started = time.monotonic()
     web, url = served_app
     db = Database(database_url)
     redis_client = redis_connection(web)
-    accounts = [Account(web, sandbox, receiver, email, n) for n, email in enumerate(OWNERS)]
+    calendars = {"google": GoogleCalendar(sandbox), "microsoft": MicrosoftCalendar(ms_sandbox)}
+    accounts = [Account(web, calendars[provider], receiver, email, n) for n, (provider, email) in enumerate(OWNERS)]
 
     env = worker_env(config, sandbox, PUBLIC_API_URL=url, WEBHOOK_CA_BUNDLE=ca_bundle, LOG_LEVEL="INFO",
-                     RQ_LOG_LEVEL="WARNING", **SETTINGS)
+                     RQ_LOG_LEVEL="WARNING", **SETTINGS, **microsoft_settings(ms_sandbox))
     scheduler = Process(env, "scheduler")
     workers = [Process(env, "worker") for _ in range(2)]  # every queue, as a small deployment runs it
     restarted: list[Process] = []
@@ -561,17 +682,16 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
         return process
 
     chaos = Chaos(db, redis_client, workers, start_worker, SEED)
-    generator = Generator(accounts, SEED)
+    generator = Generator(accounts, SEED, db)
     try:
-        # Both calendars in two-way mode (baseline taken, channel open) before anything fails.
-        wait_for(lambda: db.value("SELECT count(*) FROM integrations WHERE provider = 'google_calendar' "
-                                  "AND channel_id IS NOT NULL AND sync_token IS NOT NULL") == 2, timeout=60)
+        # Both calendars in two-way mode (baseline taken, channel or subscription open) before anything fails.
+        wait_for(lambda: db.value("SELECT count(*) FROM integrations WHERE channel_id IS NOT NULL "
+                                  "AND sync_token IS NOT NULL") == 2, timeout=60)
         setup_seconds = time.monotonic() - started
 
         receiver.mode, receiver.chaos_rate, receiver.chaos_stall = "chaos", RECEIVER_FAULT_RATE, 3.0
-        requests.post(f"{sandbox.url}/sandbox/chaos", json={"rate": SANDBOX_FAULT_RATE, "faults": SANDBOX_FAULTS,
-                                                            "endpoints": SANDBOX_FAULT_ENDPOINTS, "seed": SEED},
-                      timeout=5).raise_for_status()
+        for calendar in calendars.values():
+            calendar.chaos(SANDBOX_FAULT_RATE)
         chaos.thread.start()
         generating = time.monotonic()
         for n in range(OPERATIONS):
@@ -584,7 +704,7 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
         assert not chaos.errors and not chaos.thread.is_alive(), chaos.errors
         lock_held_at_last_kill = chaos.lock_held_at_last_kill
         receiver.chaos_rate = 0.0
-        sandbox_chaos = requests.post(f"{sandbox.url}/sandbox/chaos", json={"rate": 0}, timeout=5).json()
+        sandbox_chaos = {name: calendar.chaos(0) for name, calendar in calendars.items()}
         generated_seconds = time.monotonic() - generating
 
         recovering = time.monotonic()
@@ -592,7 +712,7 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
 
         def converged():
             nonlocal last
-            last = settled(db, sandbox, receiver, accounts)
+            last = settled(db, receiver, accounts)
             return not last
 
         try:
@@ -608,7 +728,8 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
     finally:
         chaos.finishing.set()
         receiver.chaos_rate = 0.0
-        requests.post(f"{sandbox.url}/sandbox/chaos", json={"rate": 0}, timeout=5)
+        for calendar in calendars.values():
+            calendar.chaos(0)
         for process in [scheduler, *chaos.workers]:
             process.stop()
         for process in [*workers, *restarted]:
@@ -642,7 +763,6 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
                             "WHEN status_code IS NOT NULL THEN 'HTTP ' || status_code "
                             "WHEN error LIKE 'deadline%%' THEN 'deadline' ELSE 'network' END AS error "
                             "FROM webhook_attempts) a GROUP BY 1"))
-    google = {a.email: sandbox.events(a.email, live_only=False) for a in accounts}
     sweeps = Counter()
     for process in [scheduler, *workers, *restarted]:
         for line in process.lines:
@@ -670,11 +790,11 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
           f"lock), Redis flushes {chaos.flushes}, PostgreSQL terminations {chaos.terminations} "
           f"({chaos.terminated_backends} backends), jobs taken by a worker killed before starting them "
           f"{dict(chaos.lost_jobs)}")
-    print(f"injected: receiver {dict(receiver.injected)}; Google sandbox {sandbox_chaos['injectedFaults']} on "
-          f"{sandbox_chaos['injected']}")
-    print(f"Google events: live {sum(1 for e in sum(google.values(), []) if e['status'] != 'cancelled')}, "
-          f"cancelled {sum(1 for e in sum(google.values(), []) if e['status'] == 'cancelled')}; "
-          f"Calendar calls {sandbox_calls(sandbox)}")
+    print(f"injected: receiver {dict(receiver.injected)}; " + "; ".join(
+        f"{name} sandbox {chaos_['injectedFaults']} on {chaos_['injected']}" for name, chaos_ in sandbox_chaos.items()))
+    for account in accounts:
+        print(f"{account.calendar.name} events: {account.calendar.counts(account.email)}; "
+              f"calls {account.calendar.calls()}")
     print(f"sweepers re-enqueued {dict(sweeps)}; RQ jobs failed {failed_jobs} and abandoned by killed workers "
           f"{abandoned_jobs} since the last flush (their work redone); nothing stuck: {stuck}")
 
@@ -687,7 +807,8 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
     assert sum(chaos.lost_jobs.values()) >= 3
     # Nothing was re-driven by hand: the scheduler's sweepers found what Redis and the workers lost.
     assert sweeps["outbox sweep re-enqueued events"] and sweeps["calendar sweep re-enqueued pushes"], sweeps
-    assert sum(receiver.injected.values()) and sum(sandbox_chaos["injected"].values())
+    assert sum(receiver.injected.values())
+    assert all(sum(chaos_["injected"].values()) for chaos_ in sandbox_chaos.values()), sandbox_chaos
     assert not any(stuck.values()), (stuck, diagnose(db))
 
 
@@ -706,18 +827,13 @@ def diagnose(db: Database) -> str:
             "WHERE l.state <> 'synced' OR l.next_sync_at IS NOT NULL LIMIT 10")),
         "two-way: " + repr(db.rows(
             "SELECT sync_attempts, sync_error, last_sync_at - now(), channel_id IS NOT NULL, sync_token IS NOT NULL "
-            "FROM integrations WHERE provider = 'google_calendar'"))])
+            "FROM integrations WHERE provider IN ('google_calendar', 'microsoft_calendar')"))])
 
 
 def keep_logs(directory, processes: list[Process]) -> str:
     for n, process in enumerate(processes):
         (directory / f"{n}-{process.args[0]}-{process.popen.pid}.log").write_text("\n".join(process.lines))
     return str(directory)
-
-
-def sandbox_calls(sandbox) -> dict:
-    calls = requests.get(f"{sandbox.url}/sandbox/calls", timeout=5).json()
-    return {k: v for k, v in sorted(calls.items()) if k.startswith(("events.", "channels."))}
 
 
 def locks_left(redis_client, within: float = max(LOCK_LEASE_SECONDS, TOKEN_LOCK_SECONDS) + 5) -> list[str]:
@@ -755,7 +871,8 @@ def stuck_work(redis_client, db: Database, workers: list[Process]) -> dict:
     stuck["appointments not synced"] = db.value(
         "SELECT count(*) FROM calendar_links WHERE state <> 'synced' OR next_sync_at IS NOT NULL")
     stuck["two-way sync failing"] = db.value(
-        "SELECT count(*) FROM integrations WHERE provider = 'google_calendar' AND sync_attempts > 0")
+        "SELECT count(*) FROM integrations WHERE provider IN ('google_calendar', 'microsoft_calendar') "
+        "AND sync_attempts > 0")
     stuck["deliveries claimed"] = db.value("SELECT count(*) FROM webhook_deliveries WHERE claimed_until IS NOT NULL")
     stuck["events undispatched"] = db.value("SELECT count(*) FROM events WHERE dispatched_at IS NULL")
     return stuck
