@@ -515,3 +515,73 @@ def test_reconnecting_after_a_withdrawn_consent_stays_two_way_with_a_new_subscri
     owner.outlook("Consultation", datetime(2026, 12, 12, 9, tzinfo=UTC))
     owner.settle()
     assert [a.source for a in owner.appointments()] == ["microsoft"]
+
+
+# -- do no harm: the owner's calendar and customers (the counterparts of test_google_two_way_safety.py)
+
+def _ms_event(ms_sandbox, event_id: str) -> dict:
+    [event] = [e for e in ms_sandbox.events(OWNER) if e["id"] == event_id]
+    return event
+
+
+def test_a_strangers_invitation_becomes_an_appointment_only_once_the_owner_accepts_it(owner, ms_sandbox):
+    owner.enable_two_way()
+    start = datetime.now(UTC).replace(hour=11, minute=0, second=0, microsecond=0) + timedelta(days=3)
+    times = {"start": {"dateTime": f"{start:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+             "end": {"dateTime": f"{start + timedelta(minutes=30):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}}
+    invitation = ms_sandbox.control("post", f"/user/{OWNER}/invitations", json={"subject": "Pitch", **times})
+    assert invitation.status_code == 201, invitation.text
+    tentative = ms_sandbox.control("post", f"/user/{OWNER}/invitations", json={
+        "subject": "Maybe", "responseStatus": "tentativelyAccepted", **times})
+    assert tentative.status_code == 201
+    owner.settle()
+    assert owner.appointments() == []  # not answered, tentative: nothing that could text a stranger
+
+    ms_sandbox.control("post", f"/user/{OWNER}/events/{invitation.json()['id']}/respond",
+                       json={"response": "accepted"}).raise_for_status()
+    owner.settle()
+    [appointment] = owner.appointments()
+    assert appointment.source == "microsoft" and appointment.scheduled_at == start
+
+    ms_sandbox.control("post", f"/user/{OWNER}/events/{invitation.json()['id']}/respond",
+                       json={"response": "declined"}).raise_for_status()
+    owner.settle()
+    [appointment] = owner.appointments()
+    assert appointment.status == "cancelled" and appointment.cancel_reason == "Cancelled in Outlook"
+    assert ms_sandbox.calls("events.update") == ms_sandbox.calls("events.delete") == 0  # never touched
+
+
+def test_an_imported_meeting_keeps_all_but_its_time_and_is_left_in_outlook_when_cancelled(owner, ms_sandbox):
+    owner.enable_two_way()
+    start = datetime.now(UTC).replace(hour=14, minute=0, second=0, microsecond=0) + timedelta(days=6)
+    jane = {"type": "required", "emailAddress": {"name": "Jane Smith", "address": "jane@example.com"}}
+    event = owner.outlook("Quarterly review", start, attendees=[jane], body={"contentType": "text",
+                                                                            "content": "Agenda: numbers"})
+    owner.settle()
+    [appointment] = owner.appointments()
+    public_id = owner.client.get("/appointments", headers=owner.headers).json["data"][0]["id"]
+    before = _ms_event(ms_sandbox, event["id"])
+
+    moved = start + timedelta(hours=2)
+    response = owner.client.patch(f"/appointments/{public_id}", headers=owner.headers, json={
+        "scheduledAt": moved.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "duration": 90, "notes": "Bring the numbers"})
+    assert response.status_code == 200, response.json
+    owner.settle()
+    after = _ms_event(ms_sandbox, event["id"])
+    from callnfy_integrations.dev.microsoft_sandbox.times import moment
+
+    assert (moment(after["start"]), moment(after["end"])) == (moved, moved + timedelta(minutes=90))
+    kept = ("subject", "body", "attendees", "organizer", "showAs", "isReminderOn", "location")
+    assert {k: after.get(k) for k in kept} == {k: before.get(k) for k in kept}  # only its time is Callnfy's
+    assert owner.appointment(public_id)["scheduledAt"] == moved.strftime("%Y-%m-%dT%H:%M:%S.000Z")  # no echo
+
+    meeting = _ms_event(ms_sandbox, event["id"])
+    response = owner.client.post(f"/appointments/{public_id}/cancel", headers=owner.headers, json={})
+    assert response.status_code == 200
+    owner.settle()
+    assert _ms_event(ms_sandbox, event["id"]) == meeting  # still there, untouched
+    assert ms_sandbox.calls("events.delete") == 0 and ms_sandbox.calls("events.create") == 0
+    shown = owner.appointment(public_id)
+    assert shown["status"] == "cancelled"
+    assert shown["microsoftSync"]["state"] == "synced" and shown["microsoftSync"]["leftInOutlook"] is True
+    assert len(owner.appointments()) == 1  # and it is not imported again
