@@ -6,7 +6,7 @@ New job parameters are added last, with defaults, so jobs already queued stay va
 
 from __future__ import annotations
 
-from callnfy_integrations.microsoft import two_way_runs
+from callnfy_integrations.microsoft import sweeps, two_way_runs
 
 
 def start_two_way(integration_id: str) -> str:
@@ -37,9 +37,9 @@ def stop_subscription(integration_id: str, subscription_id: str, user_id: str | 
 
 def sweep_subscriptions() -> dict[str, int]:
     """Renew subscriptions ending soon, or missing."""
-    return two_way_runs.sweep_subscriptions()
+    return sweeps.sweep_subscriptions()
 
 
 def safety_sync(now: float | None = None) -> int:
     """Request the safety syncs due now (each two-way calendar once per MICROSOFT_SAFETY_SYNC_SECONDS)."""
-    return two_way_runs.request_safety_syncs(now)
+    return sweeps.request_safety_syncs(now)

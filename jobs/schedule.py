@@ -9,7 +9,7 @@ from flask import Flask
 from rq.cron import CronScheduler
 
 from callnfy_integrations.google.safety_sync import tick_seconds as safety_sync_tick_seconds
-from callnfy_integrations.microsoft.two_way_runs import safety_tick_seconds as microsoft_safety_tick_seconds
+from callnfy_integrations.microsoft.sweeps import safety_tick_seconds as microsoft_safety_tick_seconds
 from callnfy_integrations.queues import CALENDAR, DEFAULT, WEBHOOKS, redis_connection
 from jobs.events import sweep_outbox
 from jobs.google import safety_sync, sweep_google_sync, sweep_two_way

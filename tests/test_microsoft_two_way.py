@@ -374,6 +374,25 @@ def test_an_expired_delta_link_takes_a_fresh_round_and_stores_its_delta_link(own
     assert two_way_runs.sync_changes(str(integration.id)) == "applied 0"  # and the new link works
 
 
+def test_a_window_near_its_end_is_moved_forward_after_the_rounds_changes_are_applied(owner, ms_sandbox):
+    """A round's calendar view is fixed when it starts: a quarter before its end, a sync applies the
+    round's last changes, then starts a fresh round over a window from now."""
+    integration = owner.enable_two_way()
+    ends = datetime.fromisoformat(owner.integration().settings[two_way.WINDOW_END])
+    assert timedelta(days=364) < ends - datetime.now(UTC) <= timedelta(days=365)
+    row = owner.integration()
+    row.settings = {**row.settings, two_way.WINDOW_END: (datetime.now(UTC) + timedelta(days=30)).isoformat()}
+    db.session.commit()
+    owner.outlook("Consultation", datetime.now(UTC).replace(microsecond=0) + timedelta(days=2))
+    assert two_way_runs.sync_changes(str(integration.id)) == "re-baselined, applied 1"
+    deltas = [r for r in ms_sandbox.control("get", "/requests").json() if r["endpoint"] == "calendarView.delta"]
+    assert "$deltatoken" in deltas[-2]["query"] and set(deltas[-1]["query"]) == {"startDateTime", "endDateTime"}
+    moved = datetime.fromisoformat(owner.integration().settings[two_way.WINDOW_END])
+    assert moved - datetime.now(UTC) > timedelta(days=364)
+    assert [a.source for a in owner.appointments()] == ["microsoft"]  # imported once, not again by the new round
+    assert two_way_runs.sync_changes(str(integration.id)) == "applied 0"
+
+
 def test_the_delta_walk_hands_over_every_change_page_by_page_and_ends_with_a_delta_link(owner, ms_sandbox):
     """The sync's page walk on its own (what the engine's apply step is handed): pages of at most
     MICROSOFT_DELTA_PAGE_SIZE (3) events, changes and removals, then a new deltaLink."""

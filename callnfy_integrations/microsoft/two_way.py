@@ -199,6 +199,28 @@ def delta_window(at: datetime) -> tuple[datetime, datetime]:
     return at - timedelta(days=1), at + timedelta(days=current_app.config["MICROSOFT_DELTA_WINDOW_DAYS"])
 
 
+WINDOW_END = "deltaWindowEnd"  # in the connection's `settings`: where the current round's window ends
+
+
+def record_window(integration: Integration, end: datetime) -> None:
+    integration.settings = {**(integration.settings or {}), WINDOW_END: end.isoformat()}
+
+
+def window_ends_soon(integration: Integration, now: datetime) -> bool:
+    """A round's window is fixed when it starts, so time runs towards its end: once a quarter of it is
+    left, the next sync starts a fresh round over a window from now (else events booked beyond the end
+    would never be seen). A connection without a recorded end counts from its baseline."""
+    days = current_app.config["MICROSOFT_DELTA_WINDOW_DAYS"]
+    recorded = (integration.settings or {}).get(WINDOW_END)
+    try:
+        end = datetime.fromisoformat(recorded) if recorded else None
+    except (TypeError, ValueError):
+        end = None
+    if end is None and integration.two_way_since is not None:
+        end = integration.two_way_since + timedelta(days=days)
+    return end is not None and end - now < timedelta(days=days / 4)
+
+
 def walk_delta(integration_id: uuid.UUID, calendar_id: str, *, link: str | None = None,
                window: tuple[datetime, datetime] | None = None,
                on_page: Callable[[list[dict[str, Any]]], None] | None = None) -> str:

@@ -1,5 +1,5 @@
 """Running Microsoft two-way sync: the steps behind `jobs.microsoft.start_two_way`, `renew_subscription`,
-`recreate_subscription`, `sync_calendar`, `stop_subscription`, `sweep_subscriptions` and `safety_sync`.
+`recreate_subscription`, `sync_calendar` and `stop_subscription` (the periodic ones are in `sweeps.py`).
 
 As Google's (`google/two_way_runs.py`): these are edges. Each step commits its own work (the services in
 `two_way.py` only flush), one run of a calendar at a time (a lease), and no transaction stays open
@@ -28,11 +28,10 @@ from ..calendar_sync.push_runs import push_lease
 from ..calendar_sync.remote import RemoteEvent, Skipped
 from ..crypto import secret_box
 from ..extensions import db
-from ..google import safety_sync
 from ..google.sync import backoff_seconds
 from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, Integration
 from ..locking import Lease
-from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
+from ..queues import CALENDAR, enqueue_in, redis_connection
 from ..timestamps import utcnow
 from . import busy, events, graph_api, oauth, sync_errors, two_way
 from .tokens import ACCESS_FIELD, ReauthorizationRequired
@@ -42,7 +41,6 @@ log = logging.getLogger(__name__)
 TWO_WAY_LOCK_WAIT_SECONDS = 60
 MAX_TWO_WAY_ATTEMPTS = 12
 CHANGED = ("created", "cancelled", "rescheduled")
-SAFETY_THROUGH_KEY = "callnfy:microsoft:safety-sync:through"
 
 
 class AppointmentBusy(Exception):
@@ -154,7 +152,8 @@ def _begin(iid: uuid.UUID, calendar_id: str) -> str:
     """The baseline (every page of the delta, nothing imported), then the subscription; both stored
     together, so a failure of either starts again from scratch."""
     started = utcnow()
-    delta_link = two_way.walk_delta(iid, calendar_id, window=two_way.delta_window(started))
+    window = two_way.delta_window(started)
+    delta_link = two_way.walk_delta(iid, calendar_id, window=window)
     subscription = two_way.open_subscription(iid, calendar_id)
     integration = two_way.two_way_integration(iid, for_update=True)
     if integration is None:  # switched off or disconnected meanwhile: this subscription must not live on
@@ -163,6 +162,7 @@ def _begin(iid: uuid.UUID, calendar_id: str) -> str:
         return "switched off meanwhile"
     replaced = two_way.install_subscription(integration, subscription)
     integration.sync_token, integration.two_way_since, integration.last_sync_at = delta_link, started, utcnow()
+    two_way.record_window(integration, window[1])
     integration.sync_error = None
     db.session.commit()
     _delete_replaced(iid, replaced)
@@ -273,22 +273,28 @@ class Pages:
 def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
     integration = two_way.two_way_integration(iid)
     link = integration.sync_token
+    move_window = two_way.window_ends_soon(integration, utcnow())
     db.session.commit()
     if not link:  # no baseline yet (a lost start): take one
         return _begin(iid, calendar_id)
     pages = Pages(cap=current_app.config["MICROSOFT_IMPORT_MAX_PER_SYNC"])
     on_page = lambda items: _apply_page(iid, items, pages)  # noqa: E731
+    window = None
     try:
         new_link = two_way.walk_delta(iid, calendar_id, link=link, on_page=on_page)
-        rebaselined = False
     except graph_api.DeltaExpired:
         # Graph dropped the round's state: a fresh round over a new window, every event in it handed to
         # apply (linked ones reconcile; unlinked ones created before `two_way_since` stay out).
         db.session.rollback()
-        new_link = two_way.walk_delta(iid, calendar_id, window=two_way.delta_window(utcnow()), on_page=on_page)
-        rebaselined = True
+        move_window = True
+    if move_window:  # (or the window nears its end: the round's changes are applied first, above)
+        window = two_way.delta_window(utcnow())
+        new_link = two_way.walk_delta(iid, calendar_id, window=window, on_page=on_page)
+    rebaselined = window is not None
     integration = two_way.two_way_integration(iid, for_update=True)
     if integration is not None and (rebaselined or integration.sync_token == link):
+        if window is not None:
+            two_way.record_window(integration, window[1])
         integration.sync_token = new_link  # only once every page is applied
         integration.last_sync_at = utcnow()
         integration.sync_error = pages.errors[-1][:two_way.ERROR_MAX] if pages.errors else None
@@ -356,41 +362,3 @@ def _refresh_busy(iid: uuid.UUID, calendar_id: str) -> None:
     source = Source(busy.PROVIDER, calendar_id)
     if source in sources:
         refresh.refresh_source(user_id, source, owner.zone)
-
-
-# -- sweeps ----------------------------------------------------------------------------------------
-
-def sweep_subscriptions() -> dict[str, int]:
-    """Renew subscriptions ending soon (or missing: a lost start)."""
-    renew_ids = two_way.subscriptions_to_renew()
-    db.session.commit()
-    for integration_id in renew_ids:
-        enqueue(two_way.RENEW_JOB, str(integration_id), queue=CALENDAR, result_ttl=0)
-    return {"renewing": len(renew_ids)}
-
-
-def safety_tick_seconds(config) -> int:
-    return min(config["GOOGLE_SAFETY_SYNC_TICK_SECONDS"], config["MICROSOFT_SAFETY_SYNC_SECONDS"])
-
-
-def request_safety_syncs(now: float | None = None) -> int:
-    """Notifications are not guaranteed: every two-way calendar syncs once per MICROSOFT_SAFETY_SYNC_SECONDS
-    anyway, each at its own moment of the interval (google/safety_sync.py's `due`, with a mark of our
-    own); returns how many were requested."""
-    config = current_app.config
-    integration_ids = two_way.two_way_integrations()
-    db.session.commit()
-    connection = redis_connection()
-    interval = config["MICROSOFT_SAFETY_SYNC_SECONDS"]
-    if now is None:
-        seconds, microseconds = connection.time()
-        now = seconds + microseconds / 1_000_000
-    recorded = connection.get(SAFETY_THROUGH_KEY)
-    since = float(recorded) if recorded is not None else now - interval  # unknown: every calendar is due
-    steady = -(-len(integration_ids) * safety_tick_seconds(config) // interval)
-    limit = max(config["GOOGLE_SAFETY_SYNC_MAX_PER_TICK"], 2 * steady)
-    due, through = safety_sync.due(integration_ids, since=max(since, now - interval), now=now, interval=interval,
-                                   limit=limit)
-    requested = sum(1 for integration_id in due if two_way.request_sync(integration_id))
-    connection.set(SAFETY_THROUGH_KEY, repr(through))
-    return requested
