@@ -41,7 +41,8 @@ def register_request_log(app: Flask) -> None:
 # Periodic housekeeping: a line every few seconds that says nothing; DEBUG unless it failed.
 QUIET_JOBS = frozenset({"jobs.events.sweep_outbox", "jobs.webhooks.sweep_webhooks", "jobs.google.sweep_google_sync",
                         "jobs.maintenance.record_heartbeat", "jobs.google.sweep_two_way", "jobs.google.safety_sync",
-                        "jobs.maintenance.prune_retention"})
+                        "jobs.maintenance.prune_retention", "jobs.microsoft.sweep_subscriptions",
+                        "jobs.microsoft.safety_sync"})
 
 
 def log_job(job, queue_name: str, started: float, outcome: str) -> None:
