@@ -604,3 +604,59 @@ def test_an_imported_meeting_keeps_all_but_its_time_and_is_left_in_outlook_when_
     assert shown["status"] == "cancelled"
     assert shown["microsoftSync"]["state"] == "synced" and shown["microsoftSync"]["leftInOutlook"] is True
     assert len(owner.appointments()) == 1  # and it is not imported again
+
+
+def test_an_outlook_edit_while_a_callnfy_move_backs_off_keeps_the_move(owner, ms_sandbox):
+    """The counterpart of Google's: the owner moves the appointment in Callnfy, its PATCH meets a 503 and
+    backs off; the owner then edits the event's subject in Outlook (still at the old time). The sync
+    must not move the appointment back; the retried push then brings the move to Outlook."""
+    from callnfy_integrations.calendar_sync.adapter import adapter_for
+    from callnfy_integrations.calendar_sync.push_runs import push_appointment
+    from callnfy_integrations.dev.microsoft_sandbox.times import moment
+    from callnfy_integrations.integrations.models import MICROSOFT_CALENDAR
+
+    owner.enable_two_way()
+    first = (datetime.now(UTC) + timedelta(days=5)).replace(hour=9, minute=0, second=0, microsecond=0)
+    booked = owner.create(scheduledAt=first.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    owner.settle()
+    event_id = owner.appointment(booked["id"])["microsoftSync"]["eventId"]
+    assert event_id and owner.appointment(booked["id"])["microsoftSync"]["state"] == "synced"
+
+    ms_sandbox.state.script("events.update", {"status": 503, "reason": "ServiceUnavailable"})
+    later = first + timedelta(hours=6)
+    owner.client.patch(f"/appointments/{booked['id']}", headers=owner.headers,
+                       json={"scheduledAt": later.strftime("%Y-%m-%dT%H:%M:%S.000Z")})
+    run_jobs(owner.app)  # the push's retry is scheduled: a burst worker runs no scheduler
+    backing_off = owner.appointment(booked["id"])["microsoftSync"]
+    assert backing_off["state"] == "failed" and "503" in backing_off["error"]
+
+    ms_sandbox.control("patch", f"/user/{OWNER}/events/{event_id}",
+                       json={"subject": "Owner's note: parking at the back"}).raise_for_status()
+    owner.settle()
+    kept = owner.appointment(booked["id"])
+    assert kept["scheduledAt"] == later.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert kept["microsoftSync"]["state"] != "synced"
+
+    [appointment] = owner.appointments()
+    push_appointment(adapter_for(MICROSOFT_CALENDAR), appointment.id)  # the retry, when its backoff ends
+    owner.settle()
+    final = owner.appointment(booked["id"])
+    assert final["scheduledAt"] == later.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert final["microsoftSync"]["state"] == "synced"
+    assert moment(_ms_event(ms_sandbox, event_id)["start"]) == later
+
+
+def test_one_outlook_sync_imports_at_most_the_cap_and_says_what_it_left(owner, ms_sandbox):
+    integration = owner.enable_two_way()
+    owner.app.config["MICROSOFT_IMPORT_MAX_PER_SYNC"] = 5
+    try:
+        ms_sandbox.settings(notify=False)
+        start = (datetime.now(UTC) + timedelta(days=7)).replace(hour=8, minute=0, second=0, microsecond=0)
+        for n in range(8):
+            owner.outlook(f"Own {n}", start + timedelta(hours=n))
+        ms_sandbox.settings(notify=True)
+        two_way_runs.sync_changes(str(integration.id))
+    finally:
+        owner.app.config["MICROSOFT_IMPORT_MAX_PER_SYNC"] = 100
+    assert len(owner.appointments()) == 5
+    assert "3 new Outlook events were not imported: one sync imports at most 5" in owner.integration().sync_error

@@ -291,6 +291,7 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
         window = two_way.delta_window(utcnow())
         new_link = two_way.walk_delta(iid, calendar_id, window=window, on_page=on_page)
     rebaselined = window is not None
+    _report_skipped(iid, pages)
     integration = two_way.two_way_integration(iid, for_update=True)
     if integration is not None and (rebaselined or integration.sync_token == link):
         if window is not None:
@@ -299,7 +300,6 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
         integration.last_sync_at = utcnow()
         integration.sync_error = pages.errors[-1][:two_way.ERROR_MAX] if pages.errors else None
     db.session.commit()
-    _report_skipped(iid, pages)
     if pages.foreign:
         _refresh_busy(iid, calendar_id)
     return f"re-baselined, applied {pages.applied}" if rebaselined else f"applied {pages.applied}"
@@ -345,9 +345,13 @@ def _apply_event(iid: uuid.UUID, integration: Integration, event: RemoteEvent, p
 
 
 def _report_skipped(iid: uuid.UUID, pages: Pages) -> None:
+    """Logged; the import cap also shown to the owner (`syncError`), as Google's is."""
     if pages.skipped:
         log.info("two-way sync skipped Outlook events", extra={
             "integration_id": str(iid), "skipped": dict(pages.skipped), "imported": pages.created})
+    capped = pages.skipped[engine_apply.IMPORT_CAPPED.removeprefix("skipped: ")]
+    if capped:
+        pages.errors.append(f"{capped} new Outlook events were not imported: one sync imports at most {pages.cap}")
 
 
 def _refresh_busy(iid: uuid.UUID, calendar_id: str) -> None:
