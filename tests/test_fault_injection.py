@@ -605,7 +605,8 @@ def mirror_problems(db: Database, account: Account) -> list[str]:
     its time; no cancelled one has any; no live event is unknown to Callnfy."""
     calendar = account.calendar
     appointments = {row[0]: row for row in db.rows(
-        "SELECT a.id, a.status, a.scheduled_at, a.duration, l.event_id, l.state FROM appointments a "
+        "SELECT a.id, a.status, a.scheduled_at, a.duration, l.event_id, l.state, a.source, a.version, "
+        "l.synced_version FROM appointments a "
         "LEFT JOIN calendar_links l ON l.appointment_id = a.id AND l.provider = %s "
         "WHERE a.user_id = %s", calendar.provider, str(account.user_id))}
     by_event_id = {row[4]: row[0] for row in appointments.values() if row[4]}
@@ -617,7 +618,8 @@ def mirror_problems(db: Database, account: Account) -> list[str]:
             problems.append(f"live {calendar.name} event {event_id} belongs to no appointment")
             continue
         live[appointment_id].append((start, end))
-    for appointment_id, (_, status, scheduled_at, duration, _, sync_state) in appointments.items():
+    for appointment_id, (_, status, scheduled_at, duration, event_id, sync_state, source, version,
+                         synced_version) in appointments.items():
         events = live.get(appointment_id, [])
         if sync_state != "synced":
             problems.append(f"appointment {appointment_id} ({status}) is {sync_state}, not synced")
@@ -627,7 +629,8 @@ def mirror_problems(db: Database, account: Account) -> list[str]:
                                 f"{calendar.name} event(s)")
             continue
         if len(events) != 1:
-            problems.append(f"{status} appointment {appointment_id} has {len(events)} {calendar.name} events")
+            problems.append(f"{status} appointment {appointment_id} has {len(events)} {calendar.name} events "
+                            f"(source {source}, v{version}, synced v{synced_version}, event {event_id})")
             continue
         start, end = events[0]
         if start != scheduled_at or end - start != timedelta(minutes=duration):
@@ -719,6 +722,9 @@ def test_every_event_arrives_and_every_appointment_is_mirrored_once_whatever_fai
             wait_for(converged, timeout=RECOVERY_TIMEOUT, interval=1.0)
         except AssertionError:
             kinds = Counter(" ".join(w for w in p.split() if not any(c.isdigit() for c in w)) for p in last)
+            for name, calendar in calendars.items():  # every call each sandbox answered, for the post-mortem
+                (tmp_path / f"{name}-sandbox-requests.json").write_text(json.dumps(
+                    requests.get(f"{calendar.sandbox.url}/sandbox/requests", timeout=10).json(), default=str))
             raise AssertionError(f"not recovered within {RECOVERY_TIMEOUT}s: {len(last)} problems {dict(kinds)}, "
                                  f"e.g. {last[:10]}\n{diagnose(db)}\nlogs in {keep_logs(tmp_path, processes)}") \
                 from None

@@ -660,3 +660,23 @@ def test_one_outlook_sync_imports_at_most_the_cap_and_says_what_it_left(owner, m
         owner.app.config["MICROSOFT_IMPORT_MAX_PER_SYNC"] = 100
     assert len(owner.appointments()) == 5
     assert "3 new Outlook events were not imported: one sync imports at most 5" in owner.integration().sync_error
+
+
+def test_an_event_moved_out_of_the_window_is_not_taken_for_a_deleted_one(owner, ms_sandbox):
+    """Graph's delta says `@removed` for an event moved out of the round's calendar view as for a deleted
+    one. The owner moving their meeting to last week reschedules its appointment; only a real deletion
+    cancels (a cancellation starts Zaps that text the customer)."""
+    owner.enable_two_way()
+    start = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+    event = owner.outlook("Consultation", start)
+    owner.settle()
+    [appointment] = owner.appointments()
+    last_week = start - timedelta(days=10)
+    ms_sandbox.control("patch", f"/user/{OWNER}/events/{event['id']}", json={
+        "start": {"dateTime": f"{last_week:%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"},
+        "end": {"dateTime": f"{last_week + timedelta(minutes=45):%Y-%m-%dT%H:%M:%S}", "timeZone": "UTC"}}
+    ).raise_for_status()
+    owner.settle()
+    [appointment] = owner.appointments()
+    assert (appointment.status, appointment.scheduled_at) == ("scheduled", last_week)
+    assert ms_sandbox.calls("events.get") >= 1  # the removal was checked

@@ -111,6 +111,16 @@ def calendars(token: str) -> list[dict[str, Any]]:
 
 # -- two-way: subscriptions and the delta of a calendar view -------------------------------------------
 
+def event_or_none(token: str, event_id: str) -> dict[str, Any] | None:
+    """The event as it is now (times in UTC), or None when Graph no longer has it (404/410)."""
+    try:
+        return get(token, f"/me/events/{quote(event_id, safe='')}", headers={"Prefer": 'outlook.timezone="UTC"'})
+    except GraphError as exc:
+        if exc.status in (404, 410):
+            return None
+        raise
+
+
 def subscription_resource(calendar_id: str) -> str:
     """What a subscription watches: the events of the calendar (`me/events`: the default calendar's).
     The id goes into a JSON body unquoted, as Graph lists it."""

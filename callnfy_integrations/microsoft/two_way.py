@@ -35,6 +35,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import or_, select
 
+from ..calendar_sync.models import CalendarLink
 from ..extensions import AUTOCOMMIT_BIND, db
 from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, TWO_WAY, Integration
 from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
@@ -190,6 +191,16 @@ def install_subscription(integration: Integration, subscription: Subscription) -
 
 def delete_subscription(integration_id: uuid.UUID, subscription_id: str) -> None:
     call(integration_id, lambda token: graph_api.delete_subscription(token, subscription_id))
+
+
+def linked_event_ids(integration_id: uuid.UUID, event_ids: set[str]) -> set[str]:
+    """Which of these Outlook events are linked to an appointment of this connection."""
+    integration = db.session.get(Integration, integration_id)
+    if integration is None:
+        return set()
+    return set(db.session.scalars(select(CalendarLink.event_id).where(
+        CalendarLink.user_id == integration.user_id, CalendarLink.provider == MICROSOFT_CALENDAR,
+        CalendarLink.event_id.in_(event_ids))))
 
 
 # -- the delta of the calendar view ------------------------------------------------------------------

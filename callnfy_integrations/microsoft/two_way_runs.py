@@ -34,7 +34,7 @@ from ..locking import Lease
 from ..queues import CALENDAR, enqueue_in, redis_connection
 from ..timestamps import utcnow
 from . import busy, events, graph_api, oauth, sync_errors, two_way
-from .tokens import ACCESS_FIELD, ReauthorizationRequired
+from .tokens import ACCESS_FIELD, ReauthorizationRequired, call
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +307,7 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
 
 def _apply_page(iid: uuid.UUID, items: list[dict[str, Any]], pages: Pages) -> None:
     """Each event of a page in its own savepoint; the page committed before Graph is asked for the next."""
+    items = _confirm_removals(iid, items)
     integration = two_way.two_way_integration(iid)
     if integration is None:
         raise LookupError("switched off or disconnected during the sync")
@@ -319,6 +320,19 @@ def _apply_page(iid: uuid.UUID, items: list[dict[str, Any]], pages: Pages) -> No
         # Not our own copy of an appointment (the delta cannot $expand our tag; transactionId tells).
         pages.foreign += event.tagged_appointment_id is None
     db.session.commit()
+
+
+def _confirm_removals(iid: uuid.UUID, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Graph says `@removed` both for an event deleted and for one moved out of the round's window (to a
+    past date, say): only a deleted one may cancel its appointment. A removal of a linked event is
+    checked with a GET (outside any transaction); the event as it is now replaces it when it exists."""
+    removed = {str(item.get("id")) for item in items if "@removed" in item and item.get("id")}
+    if not removed:
+        return items
+    linked = two_way.linked_event_ids(iid, removed)
+    db.session.commit()
+    found = {event_id: call(iid, lambda token, e=event_id: graph_api.event_or_none(token, e)) for event_id in linked}
+    return [found.get(str(item.get("id"))) or item for item in items]
 
 
 def _apply_event(iid: uuid.UUID, integration: Integration, event: RemoteEvent, pages: Pages) -> None:
