@@ -149,6 +149,7 @@ def test_create_makes_one_event_and_shows_synced(side, owner, calendars_app):
     appointment = owner.create(scheduledAt="2026-12-01T10:00:00.000Z", duration=45)
     run_jobs(calendars_app)
     assert side.calls(side.create_call) == before + 1
+    assert side.calls(side.update_call) == 0  # one call: nothing written twice
     [event] = side.events()
     assert side.start_of(event) == datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
     shown = owner.appointment(appointment["id"])[side.key]
@@ -301,3 +302,31 @@ def test_with_both_connected_each_calendar_mirrors_the_appointment(calendars_app
     shown = google.appointment(appointment["id"])
     assert shown["googleSync"]["state"] == "synced" and shown["microsoftSync"]["state"] == "failed"
     assert "MICROSOFT_UNAVAILABLE" in shown["microsoftSync"]["error"]
+
+
+def test_a_create_whose_answer_was_lost_is_brought_up_to_date_by_the_retry(calendars_app, cctx, ms_sandbox):
+    """Outlook: a create made the event but its answer was lost, and the appointment moved before the
+    retry. Graph answers the retry's transactionId with the event the first create made, at the old
+    time; the push then PATCHes it, so Outlook does not keep the old time while Callnfy shows synced."""
+    from jobs.events import drain_outbox
+
+    side = Microsoft(ms_sandbox)
+    owner = side.user(calendars_app)
+    assert owner.connect() == {"success": "true"}
+    run_jobs(calendars_app)
+    appointment = owner.create(scheduledAt="2026-12-01T10:00:00.000Z", duration=30)
+    drain_outbox()
+    lost = adapter_for(MICROSOFT_CALENDAR).send(engine.plan_push(MICROSOFT_CALENDAR, uuid_of(appointment)))
+    db.session.commit()  # the event exists in Outlook; Callnfy never recorded it
+    moved = owner.client.patch(f"/appointments/{appointment['id']}", headers=owner.headers,
+                               json={"scheduledAt": "2026-12-02T15:00:00.000Z", "duration": 45})
+    assert moved.status_code == 200
+    run_jobs(calendars_app)
+    [event] = side.events()
+    assert event["id"] == lost.event_id  # the same event, not a second one
+    assert side.start_of(event) == datetime(2026, 12, 2, 15, tzinfo=UTC)
+    from callnfy_integrations.dev.microsoft_sandbox.times import moment
+
+    assert moment(event["end"]) == datetime(2026, 12, 2, 15, 45, tzinfo=UTC)
+    shown = owner.appointment(appointment["id"])["microsoftSync"]
+    assert shown["state"] == "synced" and shown["eventId"] == event["id"]

@@ -25,7 +25,7 @@ from ..calendar_sync.adapter import RECONNECT, REJECTED, RETRY, STOPPED, Adapter
 from ..extensions import db
 from ..google.event_body import DEFAULT_TIME_ZONE
 from ..integrations.models import MICROSOFT_CALENDAR, Integration
-from . import graph_api, oauth
+from . import events, graph_api, oauth
 from .event_body import build_event, times, transaction_id
 from .tokens import ReauthorizationRequired, call
 
@@ -53,6 +53,21 @@ def _events_path(calendar_id: str | None) -> str:
 
 def _event_path(event_id: str) -> str:
     return f"/me/events/{graph_api.quote(event_id, safe='')}"
+
+
+# A create's answer in UTC and with a text body, so `_holds` can compare it with what was sent.
+PREFER = {"Prefer": 'outlook.timezone="UTC", outlook.body-content-type="text"'}
+
+
+def _text(body: Any) -> str:
+    return " ".join(str((body or {}).get("content") or "").split())
+
+
+def _holds(event: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether the event Graph answered holds what this push sent (time, subject, text)."""
+    shown, sent = events.normalize(event, None), events.normalize(body, None)
+    return ((shown.start, shown.end) == (sent.start, sent.end) and event.get("subject") == body.get("subject")
+            and _text(event.get("body")) == _text(body.get("body")))
 
 
 def _sent(event: dict[str, Any] | None) -> Sent:
@@ -127,7 +142,13 @@ class MicrosoftAdapter(Adapter):
             body["transactionId"] = transaction_id(push.appointment_id, push.version)
         else:
             body["transactionId"] = transaction_id(push.appointment_id)
-        return _sent(graph_api.request("POST", token, _events_path(push.calendar_id), json=body))
+        created = graph_api.request("POST", token, _events_path(push.calendar_id), json=body, headers=PREFER)
+        if created and created.get("id") and not _holds(created, body):
+            # Graph answered a repeated transactionId with the event an earlier create made (its answer
+            # was lost), as that create wrote it: an older version of the appointment. Bring it up to date.
+            update = {k: v for k, v in body.items() if k not in ("singleValueExtendedProperties", "transactionId")}
+            return _sent(graph_api.request("PATCH", token, _event_path(created["id"]), json=update))
+        return _sent(created)
 
     def _write_foreign(self, push: Push, token: str) -> Sent:
         """The owner's own event (imported from Outlook): only its start and end are Callnfy's to change;
