@@ -330,3 +330,26 @@ def test_a_create_whose_answer_was_lost_is_brought_up_to_date_by_the_retry(calen
     assert moment(event["end"]) == datetime(2026, 12, 2, 15, 45, tzinfo=UTC)
     shown = owner.appointment(appointment["id"])["microsoftSync"]
     assert shown["state"] == "synced" and shown["eventId"] == event["id"]
+
+
+def test_a_cancel_after_a_create_whose_answer_was_lost_still_removes_the_event(calendars_app, cctx, ms_sandbox):
+    """Outlook names an event when it is created: if that answer was lost, Callnfy has no event id when
+    the appointment is cancelled. Callnfy's tag finds the event (a filter on the extended property)."""
+    from jobs.events import drain_outbox
+
+    side = Microsoft(ms_sandbox)
+    owner = side.user(calendars_app)
+    assert owner.connect() == {"success": "true"}
+    run_jobs(calendars_app)
+    appointment = owner.create()
+    drain_outbox()
+    adapter_for(MICROSOFT_CALENDAR).send(engine.plan_push(MICROSOFT_CALENDAR, uuid_of(appointment)))
+    db.session.commit()  # made in Outlook, never recorded
+    other = owner.create(customerName="Someone Else")
+    response = owner.client.post(f"/appointments/{appointment['id']}/cancel", headers=owner.headers, json={})
+    assert response.status_code == 200
+    assert owner.appointment(appointment["id"])["microsoftSync"]["eventId"] is None
+    run_jobs(calendars_app)  # the create's own push, then the cancel's: both find it cancelled
+    [left] = side.events()
+    assert left["id"] == owner.appointment(other["id"])["microsoftSync"]["eventId"]  # only the cancelled one went
+    assert owner.appointment(appointment["id"])["microsoftSync"]["state"] == "synced"

@@ -538,3 +538,16 @@ def test_the_sandbox_runs_standalone(tmp_path):
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_events_are_found_by_a_single_value_extended_property_and_other_filters_are_400(sandbox, token):
+    prop = "String {00020329-0000-0000-C000-000000000046} Name callnfyAppointmentId"
+    times = {"start": {"dateTime": "2026-12-10T10:00:00", "timeZone": "UTC"},
+             "end": {"dateTime": "2026-12-10T10:30:00", "timeZone": "UTC"}}
+    tagged = sandbox.api(token, "POST", "/me/events", json={
+        "subject": "Tagged", **times, "singleValueExtendedProperties": [{"id": prop, "value": "appt_abc"}]}).json()
+    sandbox.api(token, "POST", "/me/events", json={"subject": "Plain", **times}).raise_for_status()
+    query = f"singleValueExtendedProperties/Any(ep: ep/id eq '{prop}' and ep/value eq 'APPT_ABC')"
+    found = sandbox.api(token, "GET", "/me/events", params={"$filter": query})
+    assert found.status_code == 200 and [e["id"] for e in found.json()["value"]] == [tagged["id"]]
+    assert sandbox.api(token, "GET", "/me/events", params={"$filter": "subject eq 'Plain'"}).status_code == 400

@@ -111,6 +111,15 @@ def calendars(token: str) -> list[dict[str, Any]]:
 
 # -- two-way: subscriptions and the delta of a calendar view -------------------------------------------
 
+def tagged_events(token: str, calendar_id: str, property_id: str, value: str) -> list[dict[str, Any]]:
+    """The calendar's events carrying this single-value extended property (ids only; one page: a tag is
+    on one event, two at most after a lost answer)."""
+    found = get(token, f"{calendar_path(calendar_id)}/events", params={
+        "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{property_id}' and ep/value eq '{value}')",
+        "$select": "id", "$top": "10"})
+    return [item for item in found.get("value") or [] if isinstance(item, dict) and item.get("id")]
+
+
 def event_or_none(token: str, event_id: str) -> dict[str, Any] | None:
     """The event as it is now (times in UTC), or None when Graph no longer has it (404/410)."""
     try:

@@ -19,6 +19,7 @@ import uuid
 from datetime import UTC
 from typing import Any
 
+from .. import public_ids
 from ..availability import service as availability
 from ..calendar_sync import push as engine
 from ..calendar_sync.adapter import RECONNECT, REJECTED, RETRY, STOPPED, Adapter, Push, Sent, register
@@ -26,7 +27,7 @@ from ..extensions import db
 from ..google.event_body import DEFAULT_TIME_ZONE
 from ..integrations.models import MICROSOFT_CALENDAR, Integration
 from . import events, graph_api, oauth
-from .event_body import build_event, times, transaction_id
+from .event_body import TAG_PROPERTY, build_event, times, transaction_id
 from .tokens import ReauthorizationRequired, call
 
 SYNC_JOB = "jobs.calendar.sync_microsoft_appointments"
@@ -123,9 +124,13 @@ class MicrosoftAdapter(Adapter):
         if not push.ours:
             return self._write_foreign(push, token)
         if push.delete:
-            if push.event_id:
+            # No event id known: a create may still have made one whose answer was lost. Our tag finds it.
+            found = [push.event_id] if push.event_id else [e["id"] for e in graph_api.tagged_events(
+                token, push.calendar_id or "default", TAG_PROPERTY,
+                public_ids.encode(public_ids.APPOINTMENT, push.appointment_id))]
+            for event_id in found:
                 try:
-                    graph_api.request("DELETE", token, _event_path(push.event_id))
+                    graph_api.request("DELETE", token, _event_path(event_id))
                 except graph_api.GraphError as exc:
                     if exc.status not in (404, 410):
                         raise  # 404: already gone

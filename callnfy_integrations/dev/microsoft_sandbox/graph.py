@@ -11,6 +11,7 @@ Calendars.ReadWrite, writing Calendars.ReadWrite, `/me` User.Read, mailboxSettin
 from __future__ import annotations
 
 import copy
+import re
 
 from flask import Blueprint, jsonify, request
 
@@ -21,6 +22,8 @@ from .mailbox import display_name
 from .store import state, user_id
 
 blp = Blueprint("microsoft_graph", __name__)
+PROPERTY_FILTER = re.compile(r"singleValueExtendedProperties/Any\(\s*ep\s*:\s*ep/id\s+eq\s+'([^']+)'\s+and\s+"
+                             r"ep/value\s+eq\s+'([^']*)'\s*\)", re.IGNORECASE)
 
 # -- the user -----------------------------------------------------------------------------------------
 
@@ -220,7 +223,9 @@ def remove(email: str, master: dict, occurrence: dict | None = None) -> None:
 @blp.get("/me/calendars/<calendar_id>/events")
 def list_events(calendar_id=None):
     """Single events and series masters (not occurrences), newest first as Graph's default order;
-    `$top` (default 10) and `$skip` with `@odata.nextLink`."""
+    `$top` (default 10) and `$skip` with `@odata.nextLink`; `$filter` on a single-value extended property
+    (`singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value eq '…')`, the value compared
+    case-insensitively, as Graph documents), any other `$filter` a 400."""
     early = begin("events.list")
     if early:
         return early
@@ -232,5 +237,14 @@ def list_events(calendar_id=None):
         if error:
             return error
         events = [e for e in mailbox.mailbox(email)["events"].values() if e["_calendar"] == found["id"]]
+        wanted = request.args.get("$filter")
+        if wanted is not None:
+            match = PROPERTY_FILTER.fullmatch(wanted.strip())
+            if match is None:
+                return graph_error(400, "BadRequest", "Invalid filter clause")
+            events = [e for e in events if any(
+                str(p.get("id", "")).lower() == match.group(1).lower()
+                and str(p.get("value", "")).lower() == match.group(2).lower()
+                for p in e.get("singleValueExtendedProperties") or [])]
         events.sort(key=lambda e: e["createdDateTime"], reverse=True)
         return respond(page([shown(e) for e in events]))
