@@ -28,7 +28,7 @@ NOT_DOMAIN = {"dev", "admin"}  # the sandbox; HTTP-only pages
 # the jobs in jobs/ only name them for RQ, and these files hold the job's unit of work.
 EDGE_FILES = {PACKAGE / "events" / "dispatch.py", PACKAGE / "calendar_sync" / "push_runs.py",
               PACKAGE / "google" / "two_way_runs.py", PACKAGE / "microsoft" / "two_way_runs.py",
-              PACKAGE / "microsoft" / "sweeps.py",
+              PACKAGE / "microsoft" / "sweeps.py", PACKAGE / "calendar_sync" / "apply_runs.py",
               PACKAGE / "zapier" / "drain.py",
               PACKAGE / "availability" / "refresh.py"}
 TRANSACTION_CALLS = {"commit", "rollback"}

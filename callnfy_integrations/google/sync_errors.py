@@ -8,7 +8,7 @@ rows. The caller logs the detail.
 
 from __future__ import annotations
 
-from ..calendar_sync import remote
+from ..calendar_sync import apply_runs
 from . import calendar_api, oauth
 
 UNAVAILABLE = "GOOGLE_UNAVAILABLE"
@@ -17,10 +17,10 @@ REJECTED = "GOOGLE_REJECTED"
 TOKEN_REFUSED = "GOOGLE_TOKEN_REFUSED"
 SYNC_STOPPED = "SYNC_STOPPED"
 SYNC_FAILED = "SYNC_FAILED"
-EVENT_SKIPPED = "EVENT_SKIPPED"
-EVENT_NOT_APPLIED = "EVENT_NOT_APPLIED"
+EVENT_SKIPPED = apply_runs.EVENT_SKIPPED
+EVENT_NOT_APPLIED = apply_runs.EVENT_NOT_APPLIED
 
-IN_THE_LOGS = "the details are in the service's logs"
+IN_THE_LOGS = apply_runs.IN_THE_LOGS
 
 
 def describe(error: Exception) -> str:
@@ -52,11 +52,8 @@ def gave_up(error: Exception, attempts: int) -> str:
     return f"{describe(error)}; gave up after {attempts} attempts"
 
 
-Skipped = remote.Skipped  # an event that cannot become or change an appointment (bad data)
 
 
 def unapplied_event(event_id: object, error: Exception) -> str:
     """One Google event two-way sync skipped: our own reason when it is bad data, else only that it failed."""
-    if isinstance(error, Skipped):
-        return f"{EVENT_SKIPPED}: {error}"
-    return f"{EVENT_NOT_APPLIED}: Google event {str(event_id)[:100]} could not be applied; {IN_THE_LOGS}"
+    return apply_runs.unapplied_event("Google", event_id, error)

@@ -17,8 +17,9 @@
   last write, or content already equal) → ignored. An unlinked, timed, busy, confirmed, single
   (non-recurring) event created after the baseline that the owner organises or has accepted → a new
   appointment with `source: google` (at most GOOGLE_IMPORT_MAX_PER_SYNC per sync). A change that came
-  from Google is marked synced at its new version, so it is never pushed back. The rules when both
-  sides changed are `_apply_to_linked`'s.
+  from Google is marked synced at its new version, so it is never pushed back. These rules are the
+  engine's (`calendar_sync/apply.py`, fed `events.normalize`d items by `two_way_runs.py`); the
+  rules when both sides changed are its `_apply_to_linked`'s.
 * Channels are renewed a day before they expire (the new one opened before the old one is stopped;
   both are accepted meanwhile), and a safety sync runs every few hours for every two-way calendar.
 
@@ -34,20 +35,17 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from flask import current_app
 from sqlalchemy import or_, select
 
-from ..calendar_sync import apply as engine_apply
 from ..extensions import db
 from ..integrations.models import CONNECTED, GOOGLE_CALENDAR, TWO_WAY, Integration
 from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
 from ..transactions import after_commit
-from . import calendar_api, events
+from . import calendar_api
 from .sync import call  # one Calendar call on our quota, refreshing the token once on a 401
-from .sync_errors import Skipped  # noqa: F401  (raised by apply, caught by the runs)
 from .sync_mode import on_sync_mode_change
 
 log = logging.getLogger(__name__)
@@ -254,21 +252,6 @@ def request_sync(integration_id: uuid.UUID) -> bool:
     else:
         enqueue(SYNC_JOB, str(integration_id), queue=CALENDAR, connection=connection, **options)
     return True
-
-
-# -- applying Google's changes (the engine's two-way apply, on Google's events) -----------------------
-
-IMPORT_CAPPED = engine_apply.IMPORT_CAPPED
-
-
-def linked_appointment_id(integration: Integration, item: dict[str, Any]) -> uuid.UUID | None:
-    """The appointment this event is linked to (our private tag, or the stored event id), if any."""
-    return engine_apply.linked_appointment_id(integration, events.normalize(item, integration.email))
-
-
-def apply_change(integration: Integration, item: dict[str, Any], *, may_create: bool = True) -> str:
-    """Make Callnfy reflect one changed Google event (`calendar_sync.apply.apply_change`)."""
-    return engine_apply.apply_change(integration, events.normalize(item, integration.email), may_create=may_create)
 
 
 def record_sync_error(integration: Integration, message: str) -> None:

@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
 
-from ..availability import refresh
-from ..availability import service as availability
-from ..availability.busy import Source
+from ..calendar_sync.apply_runs import AppointmentBusy, Pages, apply_event, refresh_busy, report_skipped
 from ..extensions import db
 from ..integrations.models import Integration
 from ..locking import Lease
 from ..queues import CALENDAR, enqueue, enqueue_in, redis_connection
 from ..timestamps import utcnow
-from . import busy, calendar_api, oauth, safety_sync, sync, sync_errors, two_way
-from .push_runs import push_lease
+from . import busy, calendar_api, events, oauth, safety_sync, sync, sync_errors, two_way
 from .tokens import ReauthorizationRequired
 
 log = logging.getLogger(__name__)
@@ -36,11 +30,6 @@ log = logging.getLogger(__name__)
 RENEW_JOB = "jobs.google.renew_channel"
 TWO_WAY_LOCK_WAIT_SECONDS = 60
 MAX_TWO_WAY_ATTEMPTS = 12
-CHANGED = ("created", "cancelled", "rescheduled")
-
-
-class AppointmentBusy(Exception):
-    """A push of a linked appointment held its lock for too long: the sync runs again shortly."""
 
 
 def _two_way_lock(integration_id: uuid.UUID) -> Lease:
@@ -157,7 +146,7 @@ def _open_channel(iid: uuid.UUID, calendar_id: str, *, baseline: bool) -> str:
     db.session.commit()  # both channels are accepted from here until the old one is stopped
     _stop_replaced(iid, to_stop)
     if baseline:
-        _refresh_busy(iid, calendar_id)  # from now on notifications keep it fresh
+        refresh_busy(iid, busy.PROVIDER, calendar_id)  # from now on notifications keep it fresh
     return "started" if baseline else "renewed"
 
 
@@ -219,34 +208,14 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
         integration.sync_error = pages.errors[-1][:two_way.ERROR_MAX] if pages.errors else None
     db.session.commit()
     if pages.foreign:
-        _refresh_busy(iid, calendar_id)
+        refresh_busy(iid, busy.PROVIDER, calendar_id)
     return f"applied {pages.applied}" if sync_token else f"re-baselined, applied {pages.applied}"
-
-
-@dataclass
-class Pages:
-    """What one sync did: appointments changed and created, events skipped by reason, errors to show."""
-
-    cap: int
-    foreign: int = 0  # events that are not Callnfy's mirrors: they may change the owner's busy time
-    applied: int = 0
-    created: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    last: dict[str, Any] = field(default_factory=dict)
-
-    def count(self, outcome: str) -> None:
-        if outcome in CHANGED:
-            self.applied += 1
-            self.created += outcome == "created"
-        elif outcome.startswith("skipped: "):
-            self.skipped[outcome.removeprefix("skipped: ")] += 1
 
 
 def _apply_pages(iid: uuid.UUID, list_page: Callable[[str, str | None], dict]) -> Pages:
     """Apply every page; each event in its own savepoint, each page in its own transaction. At most
     GOOGLE_IMPORT_MAX_PER_SYNC appointments are created per sync; what is skipped is logged."""
-    pages = Pages(cap=current_app.config["GOOGLE_IMPORT_MAX_PER_SYNC"])
+    pages = Pages(cap=current_app.config["GOOGLE_IMPORT_MAX_PER_SYNC"], label="Google")
     page_token = None
     while True:
         page = two_way.call(iid, lambda token, page_token=page_token: list_page(token, page_token))
@@ -254,61 +223,16 @@ def _apply_pages(iid: uuid.UUID, list_page: Callable[[str, str | None], dict]) -
         if integration is None:
             raise LookupError("switched off or disconnected during the sync")
         for item in page.get("items") or []:
-            _apply_event(iid, integration, item, pages)
+            if item.get("id"):
+                apply_event(iid, integration, events.normalize(item, integration.email), pages, log,
+                            "a Google event could not be applied")
             pages.foreign += not busy.is_mirror(item)
         db.session.commit()
         page_token = page.get("nextPageToken")
         if not page_token:
             pages.last = page
-            _report_skipped(iid, pages)
+            report_skipped(iid, pages, log)
             return pages
-
-
-def _apply_event(iid: uuid.UUID, integration: Integration, item: dict[str, Any], pages: Pages) -> None:
-    """One event, in its own savepoint. A linked event is applied under its appointment's push lock and
-    committed before the lock goes, so a push then reads what was applied. Bad data is recorded and
-    skipped, never blocks the rest."""
-    linked = two_way.linked_appointment_id(integration, item) if item.get("id") else None
-    lease = push_lease(linked) if linked is not None else None
-    if lease is not None and not lease.acquire():
-        raise AppointmentBusy(str(linked))
-    try:
-        with db.session.begin_nested():
-            outcome = two_way.apply_change(integration, item, may_create=pages.created < pages.cap)
-        if lease is not None:
-            db.session.commit()
-        pages.count(outcome)
-    except Exception as exc:
-        log.warning("a Google event could not be applied", exc_info=not isinstance(exc, two_way.Skipped),
-                    extra={"integration_id": str(iid), "event_id": str(item.get("id"))[:100],
-                           "error": type(exc).__name__})
-        pages.errors.append(sync_errors.unapplied_event(item.get("id"), exc))
-    finally:
-        if lease is not None:
-            lease.release()
-
-
-def _report_skipped(iid: uuid.UUID, pages: Pages) -> None:
-    if pages.skipped:
-        log.info("two-way sync skipped Google events", extra={
-            "integration_id": str(iid), "skipped": dict(pages.skipped), "imported": pages.created})
-    capped = pages.skipped[two_way.IMPORT_CAPPED.removeprefix("skipped: ")]
-    if capped:
-        pages.errors.append(f"{capped} new Google events were not imported: one sync imports at most {pages.cap}")
-
-
-def _refresh_busy(iid: uuid.UUID, calendar_id: str) -> None:
-    """The calendar changed (or two-way began): read its busy copy again, when it counts as busy."""
-    integration = db.session.get(Integration, iid)
-    user_id = integration and integration.user_id
-    if user_id is None:
-        db.session.commit()
-        return
-    owner, sources = availability.resolved(user_id)
-    db.session.commit()
-    source = Source(busy.PROVIDER, calendar_id)
-    if source in sources:
-        refresh.refresh_source(user_id, source, owner.zone)
 
 
 # -- sweeps ----------------------------------------------------------------------------------------

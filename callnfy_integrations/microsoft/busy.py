@@ -12,7 +12,7 @@ blocks its dates from local midnight to midnight in that zone (as Google's do). 
 Google calendar the availability zone defaults to Europe/London until the owner sets `timeZone`.
 
 A two-way connection's calendar is pushed: its subscription's notifications make two-way sync read
-the copy again after each change (`two_way_runs._refresh_busy`). Other calendars are read again when
+the copy again after each change (`calendar_sync.apply_runs.refresh_busy`). Other calendars are read again when
 the copy is older than AVAILABILITY_MAX_AGE_SECONDS, as for one-way Google.
 """
 

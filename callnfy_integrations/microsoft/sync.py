@@ -26,7 +26,7 @@ from ..calendar_sync.adapter import RECONNECT, REJECTED, RETRY, STOPPED, Adapter
 from ..extensions import db
 from ..google.event_body import DEFAULT_TIME_ZONE
 from ..integrations.models import MICROSOFT_CALENDAR, Integration
-from . import events, graph_api, oauth
+from . import events, graph_api, oauth, sync_errors
 from .event_body import TAG_PROPERTY, build_event, times, transaction_id
 from .tokens import ReauthorizationRequired, call
 
@@ -34,10 +34,6 @@ SYNC_JOB = "jobs.calendar.sync_microsoft_appointments"
 BACKFILL_JOB = "jobs.calendar.backfill_microsoft_calendar"
 RECONNECT_NEEDED = "Outlook needs to be reconnected"
 
-UNAVAILABLE = "MICROSOFT_UNAVAILABLE"
-RATE_LIMITED = "MICROSOFT_RATE_LIMITED"
-REJECTED_CODE = "MICROSOFT_REJECTED"
-TOKEN_REFUSED = "MICROSOFT_TOKEN_REFUSED"
 
 
 def request_backfill(user_id: uuid.UUID) -> int:
@@ -100,20 +96,7 @@ class MicrosoftAdapter(Adapter):
         return None
 
     def describe(self, error: Exception) -> str:
-        if isinstance(error, graph_api.GraphError):
-            answer = " ".join(part for part in (f"HTTP {error.status}", error.code) if part)
-            if error.status == 429:
-                return f"{RATE_LIMITED}: Outlook is limiting requests for this mailbox ({answer})"
-            if error.retryable:
-                return f"{UNAVAILABLE}: Outlook is having trouble ({answer})"
-            if isinstance(error, graph_api.Unauthorized):
-                return f"{TOKEN_REFUSED}: Microsoft refused the access token, even after a refresh"
-            return f"{REJECTED_CODE}: Outlook refused the request ({answer})"
-        if isinstance(error, oauth.MicrosoftUnavailable):
-            return f"{UNAVAILABLE}: Microsoft did not answer"
-        if isinstance(error, LookupError):
-            return "SYNC_STOPPED: Outlook was disconnected during the sync"
-        return "SYNC_FAILED: something went wrong on our side; the details are in the service's logs"
+        return sync_errors.describe(error)
 
     def prepare_backfill(self, integration_id: uuid.UUID, calendar_id: str | None) -> str | None:
         """The zone events are written in: the owner's availability zone (a database read, no Graph call)."""

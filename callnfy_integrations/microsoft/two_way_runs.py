@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
 
-from ..availability import refresh
-from ..availability import service as availability
-from ..availability.busy import Source
-from ..calendar_sync import apply as engine_apply
-from ..calendar_sync.push_runs import push_lease
-from ..calendar_sync.remote import RemoteEvent, Skipped
+from ..calendar_sync.apply_runs import AppointmentBusy, Pages, apply_event, refresh_busy, report_skipped
+from ..calendar_sync.push import backoff_seconds
 from ..crypto import secret_box
 from ..extensions import db
-from ..google.sync import backoff_seconds
-from ..integrations.models import CONNECTED, MICROSOFT_CALENDAR, Integration
+from ..integrations.models import CONNECTED, Integration
 from ..locking import Lease
 from ..queues import CALENDAR, enqueue_in, redis_connection
 from ..timestamps import utcnow
@@ -40,11 +33,6 @@ log = logging.getLogger(__name__)
 
 TWO_WAY_LOCK_WAIT_SECONDS = 60
 MAX_TWO_WAY_ATTEMPTS = 12
-CHANGED = ("created", "cancelled", "rescheduled")
-
-
-class AppointmentBusy(Exception):
-    """A push of a linked appointment held its lock for too long: the sync runs again shortly."""
 
 
 def _two_way_lock(integration_id: uuid.UUID) -> Lease:
@@ -166,7 +154,7 @@ def _begin(iid: uuid.UUID, calendar_id: str) -> str:
     integration.sync_error = None
     db.session.commit()
     _delete_replaced(iid, replaced)
-    _refresh_busy(iid, calendar_id)  # from now on notifications keep it fresh
+    refresh_busy(iid, busy.PROVIDER, calendar_id)  # from now on notifications keep it fresh
     return "started"
 
 
@@ -250,26 +238,6 @@ def stop_subscription(integration_id: str, subscription_id: str, user_id: str | 
 
 # -- applying changes ------------------------------------------------------------------------------
 
-@dataclass
-class Pages:
-    """What one sync did: appointments changed and created, events skipped by reason, errors to show."""
-
-    cap: int
-    seen: int = 0
-    foreign: int = 0  # events that are not Callnfy's mirrors: they may change the owner's busy time
-    applied: int = 0
-    created: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-
-    def count(self, outcome: str) -> None:
-        if outcome in CHANGED:
-            self.applied += 1
-            self.created += outcome == "created"
-        elif outcome.startswith("skipped: "):
-            self.skipped[outcome.removeprefix("skipped: ")] += 1
-
-
 def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
     integration = two_way.two_way_integration(iid)
     link = integration.sync_token
@@ -277,7 +245,7 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
     db.session.commit()
     if not link:  # no baseline yet (a lost start): take one
         return _begin(iid, calendar_id)
-    pages = Pages(cap=current_app.config["MICROSOFT_IMPORT_MAX_PER_SYNC"])
+    pages = Pages(cap=current_app.config["MICROSOFT_IMPORT_MAX_PER_SYNC"], label="Outlook")
     on_page = lambda items: _apply_page(iid, items, pages)  # noqa: E731
     window = None
     try:
@@ -291,7 +259,7 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
         window = two_way.delta_window(utcnow())
         new_link = two_way.walk_delta(iid, calendar_id, window=window, on_page=on_page)
     rebaselined = window is not None
-    _report_skipped(iid, pages)
+    report_skipped(iid, pages, log)
     integration = two_way.two_way_integration(iid, for_update=True)
     if integration is not None and (rebaselined or integration.sync_token == link):
         if window is not None:
@@ -301,7 +269,7 @@ def _incremental(iid: uuid.UUID, calendar_id: str) -> str:
         integration.sync_error = pages.errors[-1][:two_way.ERROR_MAX] if pages.errors else None
     db.session.commit()
     if pages.foreign:
-        _refresh_busy(iid, calendar_id)
+        refresh_busy(iid, busy.PROVIDER, calendar_id)
     return f"re-baselined, applied {pages.applied}" if rebaselined else f"applied {pages.applied}"
 
 
@@ -316,7 +284,7 @@ def _apply_page(iid: uuid.UUID, items: list[dict[str, Any]], pages: Pages) -> No
         if not event.id:
             continue
         pages.seen += 1
-        _apply_event(iid, integration, event, pages)
+        apply_event(iid, integration, event, pages, log, "an Outlook event could not be applied")
         # Not our own copy of an appointment (the delta cannot $expand our tag; transactionId tells).
         pages.foreign += event.tagged_appointment_id is None
     db.session.commit()
@@ -333,50 +301,3 @@ def _confirm_removals(iid: uuid.UUID, items: list[dict[str, Any]]) -> list[dict[
     db.session.commit()
     found = {event_id: call(iid, lambda token, e=event_id: graph_api.event_or_none(token, e)) for event_id in linked}
     return [found.get(str(item.get("id"))) or item for item in items]
-
-
-def _apply_event(iid: uuid.UUID, integration: Integration, event: RemoteEvent, pages: Pages) -> None:
-    """One event, in its own savepoint. A linked event is applied under its appointment's push lock and
-    committed before the lock goes, so a push then reads what was applied. Bad data is recorded and
-    skipped, never blocks the rest."""
-    linked = engine_apply.linked_appointment_id(integration, event)
-    lease = push_lease(linked, MICROSOFT_CALENDAR) if linked is not None else None
-    if lease is not None and not lease.acquire():
-        raise AppointmentBusy(str(linked))
-    try:
-        with db.session.begin_nested():
-            outcome = engine_apply.apply_change(integration, event, may_create=pages.created < pages.cap)
-        if lease is not None:
-            db.session.commit()
-        pages.count(outcome)
-    except Exception as exc:
-        log.warning("an Outlook event could not be applied", exc_info=not isinstance(exc, Skipped),
-                    extra={"integration_id": str(iid), "event_id": event.id[:100], "error": type(exc).__name__})
-        pages.errors.append(sync_errors.unapplied_event(event.id, exc))
-    finally:
-        if lease is not None:
-            lease.release()
-
-
-def _report_skipped(iid: uuid.UUID, pages: Pages) -> None:
-    """Logged; the import cap also shown to the owner (`syncError`), as Google's is."""
-    if pages.skipped:
-        log.info("two-way sync skipped Outlook events", extra={
-            "integration_id": str(iid), "skipped": dict(pages.skipped), "imported": pages.created})
-    capped = pages.skipped[engine_apply.IMPORT_CAPPED.removeprefix("skipped: ")]
-    if capped:
-        pages.errors.append(f"{capped} new Outlook events were not imported: one sync imports at most {pages.cap}")
-
-
-def _refresh_busy(iid: uuid.UUID, calendar_id: str) -> None:
-    """The calendar changed (or two-way began): read its busy copy again, when it counts as busy."""
-    integration = db.session.get(Integration, iid)
-    user_id = integration and integration.user_id
-    if user_id is None:
-        db.session.commit()
-        return
-    owner, sources = availability.resolved(user_id)
-    db.session.commit()
-    source = Source(busy.PROVIDER, calendar_id)
-    if source in sources:
-        refresh.refresh_source(user_id, source, owner.zone)
