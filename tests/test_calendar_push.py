@@ -25,8 +25,7 @@ OWNER = "owner@example.com"
 
 class Google:
     name, provider, key, left_key = "google", GOOGLE_CALENDAR, "googleSync", "leftInGoogle"
-    create_call, update_call, delete_call, patch_call = "events.insert", "events.update", "events.delete", \
-        "events.patch"
+    create_call, update_call = "events.insert", "events.update"
 
     def __init__(self, sandbox):
         self.sandbox = sandbox
@@ -61,8 +60,7 @@ class Google:
 
 class Microsoft:
     name, provider, key, left_key = "microsoft", MICROSOFT_CALENDAR, "microsoftSync", "leftInOutlook"
-    create_call, update_call, delete_call, patch_call = "events.create", "events.update", "events.delete", \
-        "events.update"
+    create_call, update_call = "events.create", "events.update"
 
     def __init__(self, sandbox):
         self.sandbox = sandbox

@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 25  # appointments per job: a backfill is many small jobs, so other work interleaves
 MAX_ATTEMPTS = 12  # retryable failures; with the backoff cap that is many hours of trying
 ERROR_MAX = 500
-CALENDAR_PROVIDERS = ("google_calendar", "microsoft_calendar")
 
 
 def _grace() -> float:
@@ -227,7 +226,7 @@ def plan_push(provider: str, appointment_id: uuid.UUID) -> Push | None:
 # sync) goes back to pending at once, due now: the calendar holds what this push wrote, no longer current.
 _RECORD_SUCCESS = text("""
     UPDATE calendar_links l SET
-        event_id = CASE WHEN :deleted THEN l.event_id ELSE coalesce(:event_id, l.event_id) END,
+        event_id = coalesce(:event_id, l.event_id),
         event_left = :left,
         -- what the calendar holds: the event written, nothing after a delete, unchanged when nothing was sent
         etag = CASE WHEN :untouched THEN l.etag ELSE :etag END,
@@ -251,7 +250,7 @@ def record_success(push: Push, sent: Sent) -> bool:
     moved = db.session.scalar(_RECORD_SUCCESS, {
         "appointment_id": push.appointment_id, "provider": push.provider, "version": push.version,
         "event_id": sent.event_id, "etag": sent.etag, "left": sent.left_in_calendar or None,
-        "updated_at": sent.updated_at, "deleted": push.delete and push.ours,
+        "updated_at": sent.updated_at,
         "untouched": not push.ours and not sent.written,
         "start_at": push.fields["scheduled_at"] if sent.written else None,
         "duration": push.fields["duration"] if sent.written else None})
